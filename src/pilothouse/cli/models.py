@@ -1,0 +1,115 @@
+"""`pilothouse models` and `pilothouse doctor`: the model catalog and deprecation debt."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from pilothouse.cli.client import ApiClient
+from pilothouse.cli.output import print_json, print_table
+from pilothouse.yamlfile import FileError
+
+
+@click.group()
+def models() -> None:
+    """The model catalog: aliases, providers, prices, lifecycle."""
+
+
+@models.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+def ls(as_json: bool) -> None:
+    """Every model alias with its lifecycle and retirement date."""
+    data = ApiClient().get("/api/models")["data"]
+    if as_json:
+        print_json(data)
+        return
+    for row in data:
+        row["price_in_out"] = (
+            f"{row['pricing']['input_per_mtok']}/{row['pricing']['output_per_mtok']}"
+        )
+    print_table(
+        data,
+        ["alias", "provider", "model", "lifecycle", "retirement_date", "successor", "price_in_out"],
+    )
+
+
+@click.command()
+@click.option(
+    "--within-days",
+    default=90,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Warn about retirements this close.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+def doctor(within_days: int, as_json: bool) -> None:
+    """Routes pinned to models that are retired, retiring soon, deprecated or not GA.
+
+    Exits 1 when a route serves a retired model, so it can gate a pipeline.
+    """
+    result = ApiClient().get("/api/doctor", within_days=within_days)
+    if as_json:
+        print_json(result)
+    elif not result["warnings"]:
+        click.echo(
+            f"no route pins a model retiring within {within_days} days, deprecated or in preview"
+        )
+    else:
+        print_table(result["warnings"], ["route", "side", "owner", "problem", "message"])
+    if any(w["problem"] == "retired" for w in result["warnings"]):
+        raise SystemExit(1)
+
+
+@models.command()
+@click.argument("route")
+@click.option("--to", "candidate", required=True, help="The model alias to requalify the route on.")
+@click.option(
+    "--suites",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=Path("evals"),
+    show_default=True,
+    help="Where the suite files are.",
+)
+def requalify(route: str, candidate: str, suites: Path) -> None:
+    """Run ROUTE's suites against its active release and against the same release on --to.
+
+    Reports each suite's gate and the per-scorer differences. Exits 1 when the candidate
+    fails a gate the current model passes, 2 when there is nothing to run.
+    """
+    from pilothouse.cli import evals
+    from pilothouse.evals import report as reports
+    from pilothouse.evals import suite as suite_module
+
+    found = []
+    for path in sorted(suites.glob("*.y*ml")):
+        try:
+            if suite_module.load(path).spec.target.route == route:
+                found.append(path)
+        except FileError as exc:
+            click.echo(f"skipping {path}: {exc.problems[0]}", err=True)
+    if not found:
+        raise evals.ConfigProblem(f"no suite in {suites} targets route {route!r}")
+    regressions = 0
+    for path in found:
+        baseline = evals.execute(path)
+        trial = evals.execute(path, model=candidate)
+        click.echo(
+            f"\n{path.name}: current {'passes' if baseline['passed'] else 'FAILS'}, "
+            f"on {candidate} {'passes' if trial['passed'] else 'FAILS'}"
+        )
+        diff = reports.compare(baseline, trial)
+        rows = [
+            {
+                "scorer": k,
+                "current": f"{s['pass_rate_a'] * 100:.1f}%",
+                candidate: f"{s['pass_rate_b'] * 100:.1f}%",
+                "p_value": f"{s['p_value']:.3g}",
+                "broken": len(s["broken"]),
+                "fixed": len(s["fixed"]),
+            }
+            for k, s in diff["scorers"].items()
+        ]
+        print_table(rows, ["scorer", "current", candidate, "p_value", "broken", "fixed"])
+        regressions += baseline["passed"] and not trial["passed"]
+    raise SystemExit(1 if regressions else 0)

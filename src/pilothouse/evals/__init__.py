@@ -1,0 +1,1 @@
+"""Eval-as-code: suites in files, hashed datasets, scorers, a reproducible runner, gates."""

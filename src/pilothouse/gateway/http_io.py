@@ -1,0 +1,130 @@
+"""Reading requests and writing responses on the raw ASGI interface, in OpenAI's shapes."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+
+from pilothouse import errors
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+JSON_HEADERS = [(b"content-type", b"application/json")]
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+
+
+class ClientGone(Exception):
+    """The client disconnected before the request was complete."""
+
+
+async def read_body(receive: Receive, *, limit: int, content_length: int | None) -> bytes:
+    """The whole request body; refuses one larger than `limit` bytes without buffering it."""
+    if content_length is not None and content_length > limit:
+        raise too_large(content_length, limit)
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        raise ClientGone
+    body: bytes = message.get("body", b"")
+    if not message.get("more_body"):
+        if len(body) > limit:
+            raise too_large(len(body), limit)
+        return body
+    parts = [body]
+    size = len(body)
+    while message.get("more_body"):
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        part = message.get("body", b"")
+        size += len(part)
+        if size > limit:
+            raise too_large(size, limit)
+        parts.append(part)
+    return b"".join(parts)
+
+
+def too_large(size: int, limit: int) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(
+        f"request body is {size} bytes; the limit is {limit} bytes",
+        hint="send a smaller request, or raise gateway.max_body_bytes in the config file",
+    )
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    """Parse a JSON object body; the error says where the JSON broke."""
+    if not body:
+        raise errors.InvalidRequest(
+            "the request body is empty; send a JSON object",
+            hint='e.g. {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}',
+        )
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise errors.InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise errors.InvalidRequest(
+            f"the request body must be a JSON object, got {type(payload).__name__}"
+        )
+    return payload
+
+
+def openai_error_body(
+    message: str,
+    type_: str,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+    **extra: Any,
+) -> bytes:
+    error: dict[str, Any] = {"message": message, "type": type_, "param": param, "code": code}
+    error.update({k: v for k, v in extra.items() if v is not None})
+    return orjson.dumps({"error": error})
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                *JSON_HEADERS,
+                (b"content-length", str(len(body)).encode()),
+                *(headers or ()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+async def send_error(
+    send: Send, exc: errors.PilothouseError, headers: list[tuple[bytes, bytes]]
+) -> None:
+    message = f"{exc.message}. {exc.hint}" if exc.hint else exc.message
+    body = openai_error_body(message, exc.type, param=exc.param, code=_CODES.get(exc.type))
+    await send_json(send, exc.status, body, headers)
+
+
+_CODES = {
+    "authentication_error": "invalid_api_key",
+    "not_found_error": "model_not_found",
+    "request_too_large": "request_too_large",
+}
+
+
+async def wait_for_disconnect(receive: Receive) -> None:
+    """Returns when the client goes away (after the body was read, receive() only says that)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return

@@ -1,0 +1,83 @@
+"""Checks on OpenAI-shaped request bodies that name the field at fault.
+
+Only what the gateway relies on is checked; every other field passes through to the
+provider untouched, so new OpenAI parameters work without a gateway release.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pilothouse.errors import InvalidRequest
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+
+
+def _type_error(field: str, expected: str, value: Any) -> InvalidRequest:
+    return InvalidRequest(
+        f"`{field}` must be {expected}, got {type(value).__name__} {value!r:.60}", param=field
+    )
+
+
+def model_of(payload: dict[str, Any]) -> str:
+    model = payload.get("model")
+    if model is None:
+        raise InvalidRequest(
+            "`model` is required: a model alias such as the ones GET /v1/models lists",
+            param="model",
+        )
+    if not isinstance(model, str) or not model:
+        raise _type_error("model", "a non-empty string", model)
+    return model
+
+
+def check_chat(payload: dict[str, Any]) -> None:
+    """Refuse a chat request the gateway cannot serve, naming the field."""
+    messages = payload.get("messages")
+    if messages is None:
+        raise InvalidRequest("`messages` is required: a non-empty list", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise _type_error("messages", "a non-empty list", messages)
+    for index, message in enumerate(messages):
+        field = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise _type_error(field, "an object with `role` and `content`", message)
+        role = message.get("role")
+        if role not in _ROLES:
+            raise InvalidRequest(
+                f"`{field}.role` must be one of {', '.join(sorted(_ROLES))}, got {role!r}",
+                param=f"{field}.role",
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, str | list):
+            raise _type_error(f"{field}.content", "a string or a list of content parts", content)
+    _optional(payload, "stream", bool, "true or false")
+    _optional(payload, "stream_options", dict, "an object")
+    _optional(payload, "tools", list, "a list of tool objects")
+    _optional(payload, "user", str, "a string")
+    for name in ("n", "max_tokens", "max_completion_tokens"):
+        value = payload.get(name)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise _type_error(name, "a positive integer", value)
+    for name in ("temperature", "top_p"):
+        value = payload.get(name)
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+            raise _type_error(name, "a number", value)
+
+
+def check_embeddings(payload: dict[str, Any]) -> None:
+    value = payload.get("input")
+    if value is None:
+        raise InvalidRequest("`input` is required: a string or a list of strings", param="input")
+    if isinstance(value, str):
+        return
+    if not isinstance(value, list) or not value:
+        raise _type_error("input", "a string or a non-empty list", value)
+
+
+def _optional(payload: dict[str, Any], name: str, kind: type, expected: str) -> None:
+    value = payload.get(name)
+    if value is not None and not isinstance(value, kind):
+        raise _type_error(name, expected, value)

@@ -1,0 +1,127 @@
+"""Prompts as files: `prompts/<name>.yaml` next to the code that uses them.
+
+```yaml
+description: Sorts support tickets
+owner: support
+tags: [support]
+variables:
+  ticket: {required: true}
+  tone: {default: friendly}
+messages:
+  - role: system
+    content: "You triage tickets. {{> house-style}}"
+  - role: user
+    content: "{{ticket}}"
+```
+
+A fragment file has `text:` instead of `messages:`. Loading refuses a bad file with the
+file, line and field at fault, before anything is sent anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field
+
+from pilothouse import yamlfile
+from pilothouse.registry.prompt_content import PromptContent, template_problems
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
+
+
+class PromptFileModel(PromptContent):
+    name: str | None = None
+    description: str | None = None
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PromptFile:
+    path: Path
+    name: str
+    content: PromptContent
+    description: str | None
+    owner: str | None
+    tags: list[str]
+
+    def api_body(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.content.model_dump(exclude_none=True, exclude_unset=True)
+        body.update(description=self.description, owner=self.owner, tags=self.tags)
+        return body
+
+
+def load_file(path: Path) -> PromptFile:
+    """One prompt file; raises yamlfile.FileError naming file, line and field."""
+    located = yamlfile.load(path)
+    if not isinstance(located.data, dict):
+        raise yamlfile.FileError(
+            [located.problem((), "expected a mapping with `messages:` or `text:`")]
+        )
+    model = located.validate(PromptFileModel)
+    name = model.name or path.stem
+    problems = []
+    if model.name is not None and model.name != path.stem:
+        problems.append(
+            located.problem(
+                ("name",), f"is {model.name!r} but the file is {path.name}: they must match"
+            )
+        )
+    if not _NAME.match(name):
+        problems.append(
+            located.problem(
+                ("name",), f"{name!r} is not a valid prompt name (letters, digits, . _ -)"
+            )
+        )
+    problems += [located.problem(loc, message) for loc, message in template_problems(model)]
+    if problems:
+        raise yamlfile.FileError(problems)
+    content = PromptContent.model_validate(
+        model.model_dump(exclude_unset=True, exclude={"name", "description", "owner", "tags"})
+    )
+    return PromptFile(path, name, content, model.description, model.owner, model.tags)
+
+
+def load_dir(directory: Path) -> list[PromptFile]:
+    """Every `*.yaml` / `*.yml` file in `directory`; all faults of all files at once."""
+    if not directory.is_dir():
+        raise yamlfile.FileError([f"{directory}: not a directory"])
+    files, problems = [], []
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        try:
+            files.append(load_file(path))
+        except yamlfile.FileError as exc:
+            problems += exc.problems
+    if problems:
+        raise yamlfile.FileError(problems)
+    return files
+
+
+def to_yaml(prompt: dict[str, Any], meta: dict[str, Any] | None = None) -> str:
+    """A prompt version (API shape) as a file that `load_file` reads back to the same hash."""
+    meta = meta or {}
+    out: dict[str, Any] = {}
+    for key in ("description", "owner", "tags"):
+        if meta.get(key):
+            out[key] = meta[key]
+    variables = {}
+    for name, spec in (prompt.get("variables") or {}).items():
+        variables[name] = (
+            {"required": True} if spec.get("required") else {"default": spec.get("default")}
+        )
+    if variables:
+        out["variables"] = variables
+    if prompt.get("messages") is not None:
+        out["messages"] = prompt["messages"]
+    else:
+        out["text"] = prompt.get("text")
+    for key in ("tools", "response_format"):
+        if prompt.get(key) is not None:
+            out[key] = prompt[key]
+    header = f"# {prompt['name']} version {prompt['version']} ({prompt['hash'][:12]})\n"
+    return header + yaml.safe_dump(out, sort_keys=False, allow_unicode=True, width=100)

@@ -1,0 +1,1 @@
+"""Promotion, canaries and rollback of releases."""

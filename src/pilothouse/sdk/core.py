@@ -1,0 +1,522 @@
+"""The SDK's engine, shared by `Client` and `AsyncClient`: the in-memory cache, the disk
+copy, the SSE listener and the poll backstop, each in a background daemon thread."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from pilothouse.sdk.disk import DEFAULT_CACHE_DIR, DiskCache
+from pilothouse.sdk.prompt import Prompt, PromptUnavailable
+from pilothouse.sdk.sse import SSEParser
+
+log = logging.getLogger("pilothouse.sdk")
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+STREAM_PATH = "/api/prompts/stream"
+STREAM_READ_TIMEOUT = 45.0  # the server sends `: ping` every ~15 s
+BACKOFF_MIN = 0.2
+BACKOFF_MAX = 5.0
+STABLE_CONNECTION = 5.0  # a stream that stayed up this long resets the backoff
+SKIP_AFTER_FAILURE = 5.0  # first loads skip the registry this long after it failed
+
+Key = tuple[str, str | None, int | None]  # (name, label, version): one of label/version set
+Fallback = str | Sequence[Mapping[str, Any]]
+OnChange = Callable[[str, str | None, int, int], None]
+
+STAT_NAMES = (
+    "fetches",  # first loads that reached the server
+    "disk_serves",  # first loads answered from the disk cache
+    "fallback_serves",  # first loads answered with the code fallback
+    "refreshes",  # conditional GETs made by the background thread
+    "not_modified",  # ... answered 304
+    "updates",  # entries that changed (a new version, or new fragments)
+    "events",  # SSE events received
+    "stream_connects",
+    "stream_errors",
+    "polls",  # backstop polls (each revalidates every cached entry)
+    "refresh_errors",  # failed refreshes and first loads (network or server error)
+    "stale_serves",  # calls served from cache while the registry is failing
+    "labels_missing",  # cached labels that the registry no longer has
+)
+
+
+class _Entry:
+    __slots__ = ("confirmed", "etag", "payload", "prompt")
+
+    def __init__(
+        self, prompt: Prompt, payload: dict[str, Any] | None, etag: str | None, confirmed: bool
+    ):
+        self.prompt = prompt  # the copy served from memory
+        self.payload = payload  # the last good server payload (None for a fallback)
+        self.etag = etag
+        self.confirmed = confirmed  # the server gave or validated this copy in this process
+
+
+class _Skipped(Exception):
+    """The registry failed moments ago: a first load goes straight to disk or fallback."""
+
+
+class _ServerError(Exception):
+    """The registry answered, but not usefully (5xx, 401, unparseable...)."""
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        error = response.json()["error"]
+        return f"{error.get('type', 'error')}: {error.get('message', '')}"
+    except Exception:
+        return response.text[:200]
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _ref(label: str | None, version: int | None) -> str:
+    return f"version {version}" if version is not None else f"label {label}"
+
+
+class _Core:
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str | None,
+        cache_dir: str | os.PathLike[str] | None,
+        strict: bool,
+        poll_interval_seconds: float,
+        timeout_seconds: float,
+        on_change: OnChange | None,
+    ):
+        self.base_url = (base_url or os.environ.get("PILOTHOUSE_URL") or DEFAULT_URL).rstrip("/")
+        api_key = api_key if api_key is not None else os.environ.get("PILOTHOUSE_API_KEY")
+        cache_root = cache_dir or os.environ.get("PILOTHOUSE_PROMPT_CACHE") or DEFAULT_CACHE_DIR
+        self.disk = DiskCache(Path(cache_root), self.base_url)
+        self.strict = strict
+        self.poll_interval = float(poll_interval_seconds)
+        self.on_change = on_change
+        headers = {"User-Agent": "pilothouse-sdk"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        tls = _tls_context(self.base_url)
+        self.http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout_seconds, verify=tls
+        )
+        self.stream_http = httpx.Client(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_seconds, read=STREAM_READ_TIMEOUT),
+            verify=tls,
+        )
+
+        # The fast path reads `prompts` without the lock (a dict lookup is atomic); every
+        # write to `prompts` or `entries` happens under the lock.
+        self.prompts: dict[Key, Prompt] = {}
+        self.entries: dict[Key, _Entry] = {}
+        self.lock = threading.Lock()
+        self._load_locks: dict[Key, threading.Lock] = {}
+        self._refresh_lock = threading.Lock()
+        self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
+        self.missing_labels: set[tuple[str, str]] = set()
+        self.outage = False
+        self._failed_at = 0.0
+        self._failure = ""
+        self.stream_connected = False
+        self.last_event_id: str | None = None
+        self.closed = False
+
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._stream_socket: socket.socket | None = None
+
+    # ---- the call path -------------------------------------------------------------
+
+    def load(self, key: Key, fallback: Fallback | None) -> Prompt:
+        """Slow path: the first call for `key` (or a concurrent one waiting for it)."""
+        _, label, version = key
+        if label is not None and version is not None:
+            raise ValueError("get_prompt: give label or version, not both")
+        if self.closed:
+            raise RuntimeError("this Pilothouse client is closed")
+        with self.lock:
+            load_lock = self._load_locks.setdefault(key, threading.Lock())
+        with load_lock:
+            cached = self.prompts.get(key)
+            if cached is not None:
+                return cached
+            try:
+                return self._load(key, fallback)
+            finally:
+                self._ensure_thread()
+
+    def _load(self, key: Key, fallback: Fallback | None) -> Prompt:
+        name, label, version = key
+        tried: list[str] = []
+        not_found = False
+        try:
+            since_failure = time.monotonic() - self._failed_at
+            if self.outage and since_failure < SKIP_AFTER_FAILURE:
+                # Do not make every first call wait for a registry that just failed (a
+                # black-holed host costs `timeout_seconds` per call); the background thread
+                # revalidates whatever this serves as soon as the registry answers.
+                raise _Skipped(f"skipped, it failed {since_failure:.1f} s ago ({self._failure})")
+            response = self._get(key, etag=None)
+            if response.status_code == 200:
+                payload, etag = self._payload(response)
+                prompt = Prompt.from_payload(payload, label=label, source="server")
+                self._server_ok()
+                self.stats["fetches"] += 1
+                self._store(key, _Entry(prompt.with_source("memory"), payload, etag, True))
+                self.disk.save(name, label, version, payload, etag)
+                return prompt
+            if response.status_code == 404:
+                self._server_ok()
+                not_found = True
+                tried.append(f"registry {self.base_url}: not found ({_error_text(response)})")
+            else:
+                raise _ServerError(f"HTTP {response.status_code} ({_error_text(response)})")
+        except _Skipped as exc:
+            tried.append(f"registry {self.base_url}: {exc}")
+        except (httpx.HTTPError, _ServerError, ValueError, KeyError, TypeError) as exc:
+            self.stats["refresh_errors"] += 1
+            self._server_failed(_describe(exc))
+            tried.append(f"registry {self.base_url}: {_describe(exc)}")
+
+        record = self.disk.load(name, label, version)
+        path = self.disk.path(name, label, version)
+        if record is not None:
+            try:
+                prompt = Prompt.from_payload(record["payload"], label=label, source="disk")
+            except (KeyError, TypeError, ValueError) as exc:
+                tried.append(f"disk cache {path}: unusable ({_describe(exc)})")
+            else:
+                self.stats["disk_serves"] += 1
+                etag = record.get("etag") if isinstance(record.get("etag"), str) else None
+                self._store(key, _Entry(prompt, record["payload"], etag, False))
+                log.warning(
+                    "pilothouse: serving prompt %s from the disk cache (%s); the registry "
+                    "could not supply it: %s",
+                    prompt.ref,
+                    path,
+                    "; ".join(tried),
+                )
+                if not_found and label is not None:
+                    self._label_missing(name, label)
+                return prompt
+        else:
+            tried.append(f"disk cache {path}: no copy")
+
+        if fallback is not None and not self.strict:
+            prompt = Prompt.from_fallback(name, label, fallback)
+            self.stats["fallback_serves"] += 1
+            self._store(key, _Entry(prompt, None, None, False))
+            log.warning(
+                "pilothouse: serving the code fallback for prompt %s@%s; tried: %s",
+                name,
+                label if label is not None else version,
+                "; ".join(tried),
+            )
+            return prompt
+        tried.append(
+            "code fallback: none given" if fallback is None else "code fallback: refused (strict)"
+        )
+        raise PromptUnavailable(name, _ref(label, version), tried)
+
+    # ---- HTTP ----------------------------------------------------------------------
+
+    def _get(self, key: Key, etag: str | None) -> httpx.Response:
+        name, label, version = key
+        params = {"version": str(version)} if version is not None else {"label": str(label)}
+        headers = {"If-None-Match": etag} if etag else {}
+        return self.http.get(f"/api/prompts/{quote(name, safe='')}", params=params, headers=headers)
+
+    @staticmethod
+    def _payload(response: httpx.Response) -> tuple[dict[str, Any], str | None]:
+        payload = response.json()
+        if not isinstance(payload, dict):
+            raise ValueError("the registry answered with something other than a JSON object")
+        return payload, response.headers.get("etag")
+
+    # ---- cache -------------------------------------------------------------------------
+
+    def _store(self, key: Key, entry: _Entry) -> _Entry | None:
+        """Put an entry in place; returns the one it replaced."""
+        with self.lock:
+            old = self.entries.get(key)
+            self.entries[key] = entry
+            self.prompts[key] = entry.prompt
+        return old
+
+    def _install(self, key: Key, payload: dict[str, Any], etag: str | None) -> None:
+        """A good copy from a refresh: swap it in, save it, report a change."""
+        name, label, version = key
+        prompt = Prompt.from_payload(payload, label=label, source="memory")
+        old = self._store(key, _Entry(prompt, payload, etag, True))
+        self.disk.save(name, label, version, payload, etag)
+        if old is None or not _changed(old.prompt, prompt):
+            return
+        self.stats["updates"] += 1
+        log.info(
+            "pilothouse: prompt %s changed: version %s -> %s",
+            prompt.ref,
+            old.prompt.version,
+            prompt.version,
+        )
+        if self.on_change is not None:
+            try:
+                self.on_change(name, label, old.prompt.version, prompt.version)
+            except Exception:
+                log.exception("pilothouse: the on_change callback failed")
+
+    def refresh(self, key: Key) -> bool:
+        """Revalidate one cached entry; on any failure keep the copy we have. False when the
+        registry could not be reached at all."""
+        # One refresh at a time (stream and poll threads): an older answer must never be
+        # installed over a newer one.
+        with self._refresh_lock:
+            return self._refresh(key)
+
+    def _refresh(self, key: Key) -> bool:
+        entry = self.entries.get(key)
+        if entry is None or (key[2] is not None and entry.confirmed):
+            return True  # a version fetched from the registry never changes
+        self.stats["refreshes"] += 1
+        etag = entry.etag if entry.payload is not None else None
+        try:
+            response = self._get(key, etag)
+            status = response.status_code
+            if status == 304 and entry.payload is not None:
+                self.stats["not_modified"] += 1
+                self._server_ok()
+                self._label_present(key)
+                if not entry.confirmed:  # a disk copy the registry just validated
+                    prompt = Prompt.from_payload(entry.payload, label=key[1], source="memory")
+                    self._store(key, _Entry(prompt, entry.payload, entry.etag, True))
+                return True
+            if status == 200:
+                payload, new_etag = self._payload(response)
+                self._server_ok()
+                self._label_present(key)
+                self._install(key, payload, new_etag)
+                return True
+            if status == 404:
+                self._server_ok()
+                if key[1] is not None and entry.payload is not None:
+                    self._label_missing(key[0], key[1])
+                return True
+            raise _ServerError(f"HTTP {status} ({_error_text(response)})")
+        except (httpx.HTTPError, _ServerError, ValueError, KeyError, TypeError) as exc:
+            self.stats["refresh_errors"] += 1
+            self._server_failed(_describe(exc))
+            return not isinstance(exc, httpx.TransportError)
+
+    def refresh_all(self, *, only_unconfirmed: bool = False) -> None:
+        """Revalidate every entry; stop at the first that cannot reach the registry (a
+        black-holed host would otherwise cost `timeout_seconds` per entry)."""
+        for key, entry in list(self.entries.items()):
+            if self._stop.is_set():
+                return
+            if (not only_unconfirmed or not entry.confirmed) and not self.refresh(key):
+                return
+
+    # ---- health ----------------------------------------------------------------------
+
+    def _server_ok(self) -> None:
+        if self.outage:
+            self.outage = False
+            log.warning("pilothouse: prompt registry %s is answering again", self.base_url)
+
+    def _server_failed(self, why: str) -> None:
+        self._failed_at = time.monotonic()
+        self._failure = why
+        if not self.outage:
+            self.outage = True
+            log.warning(
+                "pilothouse: prompt registry %s is failing (%s); serving the last good copies "
+                "until it answers again",
+                self.base_url,
+                why,
+            )
+
+    def _label_missing(self, name: str, label: str) -> None:
+        with self.lock:
+            if (name, label) in self.missing_labels:
+                return
+            self.missing_labels.add((name, label))
+        self.stats["labels_missing"] += 1
+        log.warning(
+            "pilothouse: label %r of prompt %r no longer exists in the registry; "
+            "still serving the last good copy",
+            label,
+            name,
+        )
+
+    def _label_present(self, key: Key) -> None:
+        name, label, _ = key
+        if label is not None and (name, label) in self.missing_labels:
+            with self.lock:
+                self.missing_labels.discard((name, label))
+            log.warning("pilothouse: label %r of prompt %r exists again", label, name)
+
+    # ---- events ------------------------------------------------------------------------
+
+    def handle_event(self, data: Mapping[str, Any]) -> None:
+        """One `prompt` event: refresh the entries it affects."""
+        self.stats["events"] += 1
+        name = data.get("name")
+        label = data.get("label")
+        if not isinstance(name, str):
+            return
+        direct: list[Key] = []
+        includers: list[Key] = []
+        for key, entry in list(self.entries.items()):
+            if key[0] == name:
+                moved = key[1] is not None and (label is None or key[1] == label)
+                if moved or (key[2] is not None and not entry.confirmed):
+                    direct.append(key)
+            elif key[1] is not None and any(
+                fragment.name == name and (label is None or ref.partition("@")[2] == label)
+                for ref, fragment in entry.prompt.fragments.items()
+            ):
+                includers.append(key)
+        # An includer's own version did not move, but its ETag covers its fragments.
+        for key in direct + includers:
+            self.refresh(key)
+
+    # ---- the background thread -------------------------------------------------------
+
+    def _ensure_thread(self) -> None:
+        if self._threads or self.closed or not self.entries:
+            return
+        with self.lock:
+            if self._threads:
+                return
+            self._threads = [
+                threading.Thread(target=target, name=f"pilothouse-prompts-{what}", daemon=True)
+                for what, target in (("stream", self._run_stream), ("poll", self._run_poll))
+            ]
+            for thread in self._threads:
+                thread.start()
+
+    def _poll(self) -> None:
+        self.stats["polls"] += 1
+        try:
+            self.refresh_all()
+        except Exception:
+            log.exception("pilothouse: prompt poll failed")
+
+    def _run_poll(self) -> None:
+        """The backstop: while the stream is down, revalidate everything every interval. A
+        thread of its own, so that a stream connection that hangs cannot hold it up."""
+        while not self._stop.wait(self.poll_interval):
+            if not self.stream_connected:
+                self._poll()
+
+    def _run_stream(self) -> None:
+        """Follow the event stream; when it drops, poll once at once, then reconnect with
+        jittered exponential backoff and Last-Event-ID."""
+        backoff = BACKOFF_MIN
+        while not self._stop.is_set():
+            started = time.monotonic()
+            connected = False
+            try:
+                connected = self._stream()
+            except Exception as exc:
+                if not self._stop.is_set():
+                    self.stats["stream_errors"] += 1
+                    log.debug("pilothouse: prompt stream: %s", _describe(exc))
+            finally:
+                self.stream_connected = False
+                self._stream_socket = None
+            if self._stop.is_set():
+                break
+            if connected:
+                if time.monotonic() - started >= STABLE_CONNECTION:
+                    backoff = BACKOFF_MIN
+                self._poll()  # whatever the drop was, find out now
+            self._stop.wait(random.uniform(backoff / 2, backoff))
+            backoff = min(backoff * 2, BACKOFF_MAX)
+
+    def _stream(self) -> bool:
+        """Follow the event stream until it ends; True if it connected at all."""
+        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        resume = self.last_event_id
+        if resume is not None:
+            headers["Last-Event-ID"] = resume
+        with self.stream_http.stream("GET", STREAM_PATH, headers=headers) as response:
+            if response.status_code != 200:
+                raise _ServerError(f"stream: HTTP {response.status_code}")
+            network = response.extensions.get("network_stream")
+            if network is not None:
+                self._stream_socket = network.get_extra_info("socket")
+            if self._stop.is_set():
+                return True
+            self.stream_connected = True
+            self.stats["stream_connects"] += 1
+            self._server_ok()
+            # Without a Last-Event-ID, events before this connection are not replayed:
+            # revalidate everything. With one, they are; only copies from disk need checking.
+            self.refresh_all(only_unconfirmed=resume is not None)
+            parser = SSEParser()
+            for line in response.iter_lines():
+                if self._stop.is_set():
+                    break
+                event = parser.feed(line)
+                if event is None:
+                    continue
+                if event.event == "prompt":
+                    try:
+                        data = json.loads(event.data)
+                    except ValueError:
+                        log.debug("pilothouse: ignoring a malformed event: %r", event.data[:200])
+                    else:
+                        if isinstance(data, dict):
+                            self.handle_event(data)
+                if event.id is not None:
+                    self.last_event_id = event.id
+        return True
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._stop.set()
+        sock = self._stream_socket
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=2)
+        self.http.close()
+        with contextlib.suppress(Exception):
+            self.stream_http.close()
+
+
+def _tls_context(base_url: str) -> ssl.SSLContext:
+    """One TLS context for both connections (building one costs ~100 ms). A plain-http
+    registry gets one with no CA loaded: never used, and it could verify nothing."""
+    if base_url.lower().startswith("https:"):
+        return httpx.create_ssl_context()
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+def _changed(old: Prompt, new: Prompt) -> bool:
+    if old.version != new.version or old.hash != new.hash or old.source == "fallback":
+        return True
+    return {r: f.hash for r, f in old.fragments.items()} != {
+        r: f.hash for r, f in new.fragments.items()
+    }

@@ -1,0 +1,128 @@
+"""The composition root: one ASGI app that serves the gateway (/v1) and the web (/api, ...).
+
+`/v1/*` goes straight to the gateway's plain ASGI handler, so no routing framework sits on
+the hot path; everything else goes to a small Starlette app.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from pilothouse.bus import ChangeBus
+from pilothouse.config import Settings
+from pilothouse.gateway.app import GatewayApp
+from pilothouse.gateway.http_io import Receive, Scope, Send
+from pilothouse.gateway.snapshot import SnapshotHolder, build_models
+from pilothouse.store import Store, open_store
+from pilothouse.telemetry.metrics import Metrics
+from pilothouse.telemetry.request_log import RequestLogWriter
+from pilothouse.web import api, evals_api, prompts_api, releases_api
+from pilothouse.web.admin_auth import AdminAuth
+from pilothouse.web.prompt_feed import PromptFeed
+
+log = logging.getLogger("pilothouse.server")
+
+
+class Server:
+    """Everything one Pilothouse process serves. Build with `create_server`."""
+
+    def __init__(self, settings: Settings, store: Store, admin_auth: AdminAuth):
+        self.settings = settings
+        self.store = store
+        self.admin_auth = admin_auth
+        self.metrics = Metrics()
+        self.bus = ChangeBus(
+            redis_url=settings.redis_url,
+            postgres_url=settings.database_url if store.dialect == "postgresql" else None,
+        )
+        self.holder: SnapshotHolder | None = None
+        self.writer: RequestLogWriter | None = None
+        self.gateway: GatewayApp | None = None
+        self.prompt_feed: PromptFeed | None = None
+        self.web = Starlette(
+            routes=api.routes + prompts_api.routes + releases_api.routes + evals_api.routes,
+            lifespan=self._lifespan,
+        )
+        self.web.state.server = self
+        self.web.add_exception_handler(404, _not_found)
+
+    def known_models(self) -> list[str]:
+        return list(self.settings.config.models)
+
+    async def changed(self) -> None:
+        """A write happened here: load it now and tell the other processes."""
+        if self.holder is not None:
+            await self.refresh()
+            await self.bus.publish(self.holder.current.version)
+
+    async def refresh(self) -> None:
+        assert self.holder is not None
+        await self.holder.refresh()
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        gateway_settings = self.settings.config.gateway
+        self.holder = SnapshotHolder(self.store, build_models(self.settings.config))
+        holder = self.holder
+        self.metrics.config_version.set_function(lambda: holder.current.version)
+        self.writer = RequestLogWriter(
+            self.store, self.settings.data_dir / "spool" / "request_log.jsonl", self.metrics
+        )
+        self.gateway = GatewayApp(
+            self.holder,
+            self.writer,
+            self.metrics,
+            max_body_bytes=gateway_settings.max_body_bytes,
+            keepalive_seconds=gateway_settings.keepalive_interval_seconds,
+        )
+        self.prompt_feed = PromptFeed(self.store, self.holder)
+        await self.prompt_feed.start()
+        self.writer.start()
+        self.holder.start(gateway_settings.config_poll_interval_seconds)
+        self.bus.start(self.refresh)
+        log.info("pilothouse ready", extra={"models": sorted(self.settings.config.models)})
+        try:
+            yield
+        finally:
+            # In-flight requests have finished by now (the server drains them first).
+            await self.begin_shutdown()
+            await self.bus.close()
+            await self.holder.close()
+            await self.writer.close()
+            self.store.close()
+            log.info("pilothouse stopped; request log flushed")
+
+    async def begin_shutdown(self) -> None:
+        """The server stopped accepting: end long-lived streams so in-flight work drains."""
+        if self.prompt_feed is not None:
+            await self.prompt_feed.close()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/") and self.gateway:
+            await self.gateway(scope, receive, send)
+        else:
+            await self.web(scope, receive, send)
+
+
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {
+            "error": {
+                "type": "not_found_error",
+                "message": f"no such endpoint: {request.method} {request.url.path}",
+                "hint": "the gateway is under /v1, the admin API under /api; see docs/",
+            }
+        },
+        status_code=404,
+    )
+
+
+def create_server(settings: Settings, admin_auth: AdminAuth, store: Store | None = None) -> Server:
+    """A server over an already-migrated store."""
+    return Server(settings, store or open_store(settings.effective_database_url), admin_auth)

@@ -1,0 +1,112 @@
+"""Dataset versions and eval runs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from pilothouse.store.tables import datasets, eval_runs, request_log
+
+
+def dataset_by_hash(conn: Connection, name: str, digest: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(datasets).where(datasets.c.name == name, datasets.c.hash == digest)
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def dataset(conn: Connection, name: str, version: int | None) -> dict[str, Any] | None:
+    query = select(datasets).where(datasets.c.name == name)
+    query = (
+        query.where(datasets.c.version == version)
+        if version
+        else query.order_by(datasets.c.version.desc())
+    )
+    row = conn.execute(query.limit(1)).first()
+    return dict(row._mapping) if row else None
+
+
+def insert_dataset(
+    conn: Connection,
+    name: str,
+    digest: str,
+    rows: list[dict[str, Any]],
+    source: str | None,
+    actor: str,
+) -> int:
+    latest = (
+        conn.execute(select(func.max(datasets.c.version)).where(datasets.c.name == name)).scalar()
+        or 0
+    )
+    version = int(latest) + 1
+    conn.execute(
+        datasets.insert().values(
+            name=name,
+            version=version,
+            hash=digest,
+            rows=rows,
+            source=source,
+            created_by=actor,
+            created_at=datetime.now(UTC),
+        )
+    )
+    return version
+
+
+def all_datasets(conn: Connection) -> list[dict[str, Any]]:
+    query = select(
+        datasets.c.name,
+        datasets.c.version,
+        datasets.c.hash,
+        datasets.c.source,
+        datasets.c.created_at,
+        datasets.c.created_by,
+    ).order_by(datasets.c.name, datasets.c.version)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def logged_variables(
+    conn: Connection, route: str, since: datetime, limit: int
+) -> list[dict[str, Any]]:
+    """Recent successful calls of a route that carried template variables."""
+    query = (
+        select(request_log.c.id, request_log.c.variables, request_log.c.release_id)
+        .where(
+            request_log.c.route == route,
+            request_log.c.started_at >= since,
+            request_log.c.status_code == 200,
+            request_log.c.variables.is_not(None),
+        )
+        .order_by(request_log.c.started_at.desc())
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def insert_run(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(eval_runs.insert().values(**row))
+
+
+def run(conn: Connection, run_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(eval_runs).where(eval_runs.c.id == run_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def runs(conn: Connection, suite: str | None, limit: int) -> list[dict[str, Any]]:
+    query = select(
+        eval_runs.c.id,
+        eval_runs.c.suite,
+        eval_runs.c.owner,
+        eval_runs.c.passed,
+        eval_runs.c.replay_of,
+        eval_runs.c.summary,
+        eval_runs.c.created_at,
+    )
+    if suite:
+        query = query.where(eval_runs.c.suite == suite)
+    return [
+        dict(r._mapping)
+        for r in conn.execute(query.order_by(eval_runs.c.created_at.desc()).limit(limit))
+    ]

@@ -1,0 +1,32 @@
+"""API key rows. Only the SHA-256 of a secret is ever stored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from pilothouse.store.tables import api_keys
+
+
+def insert(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(api_keys.insert().values(**row))
+
+
+def get(conn: Connection, key_id: str) -> dict[str, Any] | None:
+    found = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+    return dict(found._mapping) if found else None
+
+
+def find_by_name(conn: Connection, name: str) -> list[dict[str, Any]]:
+    rows = conn.execute(select(api_keys).where(api_keys.c.name == name))
+    return [dict(row._mapping) for row in rows]
+
+
+def all_keys(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at))
+    return [dict(row._mapping) for row in rows]
+
+
+def set_disabled(conn: Connection, key_id: str, disabled: bool) -> None:
+    conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(disabled=disabled))

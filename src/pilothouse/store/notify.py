@@ -1,0 +1,34 @@
+"""PostgreSQL LISTEN/NOTIFY for configuration changes (the SQL half of the change bus)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import psycopg
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
+
+CHANNEL = "pilothouse_changes"
+
+
+def notify(conn: Connection, version: int) -> None:
+    """Queue a notification; PostgreSQL delivers it when the caller's transaction commits."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_notify(:channel, :payload)"),
+            {"channel": CHANNEL, "payload": str(version)},
+        )
+
+
+def libpq_dsn(url: str) -> str:
+    """The libpq connection string for a SQLAlchemy PostgreSQL URL."""
+    parsed = make_url(url).set(drivername="postgresql")
+    return parsed.render_as_string(hide_password=False)
+
+
+async def listen(url: str) -> AsyncIterator[int]:
+    """Yield each announced configuration version until the connection fails."""
+    async with await psycopg.AsyncConnection.connect(libpq_dsn(url), autocommit=True) as conn:
+        await conn.execute(f"LISTEN {CHANNEL}")
+        async for note in conn.notifies():
+            yield int(note.payload or 0)

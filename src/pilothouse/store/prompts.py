@@ -1,0 +1,133 @@
+"""Prompt rows: prompts, immutable versions, labels, and the ordered change events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select, update
+
+from pilothouse.store.tables import prompt_events, prompt_labels, prompt_versions, prompts
+
+
+def get_prompt(conn: Connection, name: str) -> dict[str, Any] | None:
+    row = conn.execute(select(prompts).where(prompts.c.name == name)).first()
+    return dict(row._mapping) if row else None
+
+
+def upsert_prompt(conn: Connection, name: str, fields: dict[str, Any]) -> None:
+    """Create the prompt, or update the given descriptive fields (never versions)."""
+    now = datetime.now(UTC)
+    if get_prompt(conn, name) is None:
+        conn.execute(prompts.insert().values(name=name, created_at=now, updated_at=now, **fields))
+    elif fields:
+        conn.execute(update(prompts).where(prompts.c.name == name).values(updated_at=now, **fields))
+
+
+def all_prompts(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in conn.execute(select(prompts).order_by(prompts.c.name))]
+
+
+def version_by_hash(conn: Connection, name: str, content_hash: str) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(prompt_versions).where(
+            prompt_versions.c.prompt_name == name, prompt_versions.c.hash == content_hash
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def get_version(conn: Connection, name: str, version: int) -> dict[str, Any] | None:
+    row = conn.execute(
+        select(prompt_versions).where(
+            prompt_versions.c.prompt_name == name, prompt_versions.c.version == version
+        )
+    ).first()
+    return dict(row._mapping) if row else None
+
+
+def latest_version_number(conn: Connection, name: str) -> int:
+    value = conn.execute(
+        select(func.max(prompt_versions.c.version)).where(prompt_versions.c.prompt_name == name)
+    ).scalar()
+    return int(value or 0)
+
+
+def insert_version(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(prompt_versions.insert().values(**row))
+
+
+def versions(conn: Connection, name: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(prompt_versions)
+        .where(prompt_versions.c.prompt_name == name)
+        .order_by(prompt_versions.c.version)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def labels(conn: Connection, name: str | None = None) -> list[dict[str, Any]]:
+    query = select(prompt_labels).order_by(prompt_labels.c.prompt_name, prompt_labels.c.label)
+    if name is not None:
+        query = query.where(prompt_labels.c.prompt_name == name)
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def label_version(conn: Connection, name: str, label: str) -> int | None:
+    value = conn.execute(
+        select(prompt_labels.c.version).where(
+            prompt_labels.c.prompt_name == name, prompt_labels.c.label == label
+        )
+    ).scalar()
+    return int(value) if value is not None else None
+
+
+def set_label(conn: Connection, name: str, label: str, version: int, actor: str) -> None:
+    now = datetime.now(UTC)
+    changed = conn.execute(
+        update(prompt_labels)
+        .where(prompt_labels.c.prompt_name == name, prompt_labels.c.label == label)
+        .values(version=version, updated_by=actor, updated_at=now)
+    ).rowcount
+    if not changed:
+        conn.execute(
+            prompt_labels.insert().values(
+                prompt_name=name, label=label, version=version, updated_by=actor, updated_at=now
+            )
+        )
+
+
+def delete_label(conn: Connection, name: str, label: str) -> None:
+    conn.execute(
+        delete(prompt_labels).where(
+            prompt_labels.c.prompt_name == name, prompt_labels.c.label == label
+        )
+    )
+
+
+def add_event(conn: Connection, **fields: Any) -> int:
+    result = conn.execute(prompt_events.insert().values(at=datetime.now(UTC), **fields))
+    return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def label_events(conn: Connection, name: str, label: str) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(prompt_events)
+        .where(prompt_events.c.prompt_name == name, prompt_events.c.label == label)
+        .order_by(prompt_events.c.id)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def events_after(conn: Connection, last_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(prompt_events)
+        .where(prompt_events.c.id > last_id)
+        .order_by(prompt_events.c.id)
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def last_event_id(conn: Connection) -> int:
+    return int(conn.execute(select(func.max(prompt_events.c.id))).scalar() or 0)

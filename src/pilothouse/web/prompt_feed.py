@@ -1,0 +1,91 @@
+"""One feed of prompt-registry events per process, shared by every SSE subscriber.
+
+Each configuration change costs one query, however many SDK clients listen: new events
+go into a bounded in-memory buffer and every stream reads from it. A subscriber resuming
+from an id older than the buffer is served from the store first. On shutdown the feed
+closes, so open streams end and the server can drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pilothouse.gateway.snapshot import SnapshotHolder
+from pilothouse.registry import prompts as registry
+from pilothouse.store import Store
+
+log = logging.getLogger("pilothouse.prompt_feed")
+BUFFER_SIZE = 2000
+
+
+class PromptFeed:
+    def __init__(self, store: Store, holder: SnapshotHolder, *, heartbeat_seconds: float = 15.0):
+        self._store = store
+        self._holder = holder
+        self._heartbeat = heartbeat_seconds
+        self._buffer: deque[dict[str, Any]] = deque(maxlen=BUFFER_SIZE)
+        self._last_id = 0
+        self._arrived = asyncio.Condition()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def last_id(self) -> int:
+        return self._last_id
+
+    async def start(self) -> None:
+        self._last_id = await asyncio.to_thread(registry.last_event_id, self._store)
+        self._task = asyncio.create_task(self._follow(), name="prompt-feed")
+
+    async def _follow(self) -> None:
+        while not self._closing:
+            await self._holder.wait_for_change(self._heartbeat)
+            if self._closing:
+                break
+            try:
+                new = await asyncio.to_thread(registry.events_after, self._store, self._last_id)
+            except Exception as exc:  # the store is away: try again at the next change or tick
+                log.warning("cannot read prompt events: %s", exc)
+                continue
+            if new:
+                self._buffer.extend(new)
+                self._last_id = new[-1]["id"]
+                async with self._arrived:
+                    self._arrived.notify_all()
+
+    async def subscribe(self, after_id: int) -> AsyncIterator[dict[str, Any] | None]:
+        """Events with id > after_id, in order, then each new one; None means "send a ping".
+
+        Ends when the feed closes.
+        """
+        oldest = self._buffer[0]["id"] if self._buffer else self._last_id + 1
+        if after_id < oldest - 1:  # older than the buffer: catch up from the store
+            for event in await asyncio.to_thread(registry.events_after, self._store, after_id):
+                if event["id"] >= oldest:
+                    break
+                after_id = event["id"]
+                yield event
+        while not self._closing:
+            for event in list(self._buffer):
+                if event["id"] > after_id:
+                    after_id = event["id"]
+                    yield event
+            async with self._arrived:
+                if self._closing:
+                    return
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), self._heartbeat)
+                except TimeoutError:
+                    yield None
+
+    async def close(self) -> None:
+        """End every open subscription (called when the server starts draining)."""
+        self._closing = True
+        async with self._arrived:
+            self._arrived.notify_all()
+        if self._task is not None:
+            self._task.cancel()

@@ -1,0 +1,257 @@
+"""The command line as a user meets it: the demo, keys, logs, db, and its error messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import sqlalchemy as sa
+
+from harness import ADMIN_TOKEN, Gateway, Simulator, free_port, gateway_config, start_gateway
+
+
+def pilothouse(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pilothouse", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def start_demo(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pilothouse",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = process.stdout.readline() if process.stdout else ""
+            if not line and process.poll() is not None:
+                break
+            lines.append(line)
+            if "pilothouse logs" in line:
+                break
+    except BaseException:  # a timeout or failure here must not leave a server running
+        process.kill()
+        process.wait()
+        raise
+    return process, lines
+
+
+def test_demo_serves_a_completion_on_a_fresh_data_dir(tmp_path: Path) -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process, lines = start_demo(tmp_path / "data", port)
+    try:
+        text = "".join(lines)
+        admin_token = re.search(r"export PILOTHOUSE_ADMIN_TOKEN=(\S+)", text).group(1)
+        demo_key = re.search(r"Bearer (ph-\S+?)\"", text).group(1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(url + "/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert httpx.get(url + "/readyz").json()["status"] == "ready"
+        sdk = openai.OpenAI(base_url=url + "/v1", api_key=demo_key, max_retries=0)
+        for model in ("fast", "claude"):
+            reply = sdk.chat.completions.create(
+                model=model, messages=[{"role": "user", "content": "Hello!"}]
+            )
+            assert reply.choices[0].message.content
+        env = {"PILOTHOUSE_URL": url, "PILOTHOUSE_ADMIN_TOKEN": admin_token}
+        deadline = time.monotonic() + 10  # the request log is written in batches
+        while True:
+            logs = pilothouse("logs", "--json", env=env)
+            assert logs.returncode == 0, logs.stderr
+            models = {row["model_alias"] for row in json.loads(logs.stdout)}
+            if models == {"fast", "claude"} or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert models == {"fast", "claude"}
+        stored = (tmp_path / "data" / "admin-token.sha256").read_text()
+        assert admin_token not in stored and len(stored.strip()) == 64
+        simulator_port = int(
+            re.search(
+                r"127\.0\.0\.1:(\d+)", (tmp_path / "data" / "demo-config.yaml").read_text()
+            ).group(1)
+        )
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://127.0.0.1:{simulator_port}/healthz", timeout=2)  # the demo cleans up
+
+    again, lines = start_demo(tmp_path / "data", free_port())
+    try:
+        text = "".join(lines)
+        assert "PILOTHOUSE_ADMIN_TOKEN=" not in text, "the admin token is printed once only"
+        assert demo_key in text, "a restarted demo shows the same demo key"
+    finally:
+        again.send_signal(signal.SIGINT)
+        assert again.wait(timeout=30) == 0
+
+
+@pytest.fixture(scope="module")
+def cli_gateway(
+    simulator: Simulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    data_dir = tmp_path_factory.mktemp("cli")
+    gw = start_gateway(gateway_config(simulator), f"sqlite:///{data_dir / 'p.db'}", data_dir)
+    yield gw
+    gw.stop()
+
+
+def test_keys_and_logs_commands(cli_gateway: Gateway) -> None:
+    env = {"PILOTHOUSE_URL": cli_gateway.url, "PILOTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN}
+    created = pilothouse(
+        "keys",
+        "create",
+        "--name",
+        "checkout",
+        "--team",
+        "payments",
+        "--models",
+        "fast,smart",
+        "--expires",
+        "2099-01-31",
+        "--json",
+        env=env,
+    )
+    assert created.returncode == 0, created.stderr
+    key = json.loads(created.stdout)
+    assert key["secret"].startswith("ph-") and key["models"] == ["fast", "smart"]
+    assert key["expires_at"].startswith("2099-01-31")
+
+    human = pilothouse("keys", "create", "--name", "other", env=env)
+    assert "store it now: it is not shown again." in human.stdout
+
+    listing = pilothouse("keys", "list", env=env)
+    assert "checkout" in listing.stdout and "payments" in listing.stdout
+    assert key["secret"] not in listing.stdout
+
+    sdk = openai.OpenAI(base_url=cli_gateway.url + "/v1", api_key=key["secret"], max_retries=0)
+    sdk.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+    with pytest.raises(openai.NotFoundError):
+        sdk.chat.completions.create(model="claude", messages=[{"role": "user", "content": "hi"}])
+
+    cli_gateway.log_rows(expected=2, key=key["id"])  # the writer batches every 250 ms
+    rows = json.loads(pilothouse("logs", "--key", key["id"], "--json", env=env).stdout)
+    assert [r["status_code"] for r in rows] == [404, 200]
+    failed = json.loads(
+        pilothouse("logs", "--key", key["id"], "--errors", "--json", env=env).stdout
+    )
+    assert [r["status_code"] for r in failed] == [404]
+    table = pilothouse("logs", "--model", "fast", "--since", "10m", env=env).stdout
+    assert table.splitlines()[0].startswith("STARTED_AT") and "fast" in table
+
+    assert (
+        "disabled"
+        in pilothouse("keys", "disable", "checkout", "--reason", "rotated", env=env).stdout
+    )
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:
+        try:
+            sdk.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
+        except openai.AuthenticationError:
+            break
+    else:
+        pytest.fail("the disabled key was still accepted after a second")
+    assert "enabled" in pilothouse("keys", "enable", key["id"], env=env).stdout
+
+
+def test_cli_errors_say_what_to_do(cli_gateway: Gateway) -> None:
+    no_token = pilothouse(
+        "keys", "list", env={"PILOTHOUSE_URL": cli_gateway.url, "PILOTHOUSE_ADMIN_TOKEN": ""}
+    )
+    assert no_token.returncode == 1 and "PILOTHOUSE_ADMIN_TOKEN is not set" in no_token.stderr
+    wrong = pilothouse(
+        "keys", "list", env={"PILOTHOUSE_URL": cli_gateway.url, "PILOTHOUSE_ADMIN_TOKEN": "nope"}
+    )
+    assert "401: admin token missing or wrong" in wrong.stderr
+    down = pilothouse(
+        "keys",
+        "list",
+        env={"PILOTHOUSE_URL": f"http://127.0.0.1:{free_port()}", "PILOTHOUSE_ADMIN_TOKEN": "x"},
+    )
+    assert (
+        "cannot reach Pilothouse" in down.stderr and "is `pilothouse serve` running?" in down.stderr
+    )
+    env = {"PILOTHOUSE_URL": cli_gateway.url, "PILOTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN}
+    missing = pilothouse("keys", "disable", "no-such-key", env=env)
+    assert (
+        missing.returncode == 1
+        and "404: no API key with id or name 'no-such-key'" in missing.stderr
+    )
+    bad_models = pilothouse("keys", "create", "--name", "x", "--models", "gpt-9", env=env)
+    assert "unknown model aliases gpt-9" in bad_models.stderr
+
+
+def test_db_commands(database_url: str, tmp_path: Path) -> None:
+    env = {"PILOTHOUSE_DATABASE_URL": database_url}
+    status = pilothouse("db", "status", "--data-dir", str(tmp_path), env=env)
+    assert "(empty database)" in status.stdout and "behind" in status.stdout
+    upgraded = pilothouse("db", "upgrade", "--data-dir", str(tmp_path), env=env)
+    assert upgraded.returncode == 0 and "(head)" in upgraded.stdout
+    assert "up to date" in pilothouse("db", "status", env=env).stdout
+    engine = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'zz_future'"))
+    engine.dispose()
+    refused = pilothouse(
+        "serve", "--data-dir", str(tmp_path), "--config", str(_config(tmp_path)), env=env
+    )
+    assert (
+        refused.returncode == 1
+        and "'zz_future'" in refused.stderr
+        and "newer version" in refused.stderr
+    )
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "providers:\n  p: {type: openai, base_url: 'http://127.0.0.1:9/v1'}\nmodels: {}\n"
+    )
+    return path
+
+
+def test_serve_says_when_the_database_is_unreachable(tmp_path: Path) -> None:
+    result = pilothouse(
+        "serve",
+        "--config",
+        str(_config(tmp_path)),
+        "--data-dir",
+        str(tmp_path),
+        env={"PILOTHOUSE_DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/none"},
+    )
+    assert result.returncode == 1
+    assert "cannot use the database" in result.stderr and "PILOTHOUSE_DATABASE_URL" in result.stderr

@@ -1,0 +1,134 @@
+"""The config file is refused before start with file, line and field at fault."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pilothouse.config import load_config_file, load_settings
+from pilothouse.yamlfile import FileError
+
+GOOD = """\
+providers:
+  sim:
+    type: openai
+    base_url: http://127.0.0.1:9100/v1
+    api_key_env: SIM_API_KEY
+models:
+  fast:
+    provider: sim
+    model: sim-small
+    pricing: {input_per_mtok: 0.15, output_per_mtok: 0.60}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "pilothouse.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(FileError) as caught:
+        load_config_file(path)
+    return caught.value.problems
+
+
+def test_the_documented_example_loads(tmp_path: Path) -> None:
+    config = load_config_file(write(tmp_path, GOOD))
+    assert config.models["fast"].provider == "sim"
+    assert config.models["fast"].pricing.output_per_mtok == 0.60
+    assert str(config.providers["sim"].base_url).startswith("http://127.0.0.1:9100/v1")
+
+
+def test_unknown_provider_type_names_line_and_field(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("type: openai", "type: opeani"))
+    assert problems(path) == [
+        f"{path}:3: providers.sim.type: Input should be 'openai' or 'anthropic', got 'opeani'"
+    ]
+
+
+def test_model_pointing_at_undeclared_provider(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("provider: sim", "provider: simm"))
+    assert problems(path) == [
+        f"{path}:8: models.fast.provider: unknown provider 'simm'; declared providers: sim"
+    ]
+
+
+def test_misspelt_field_and_negative_price_are_both_reported(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        GOOD.replace(
+            "{input_per_mtok: 0.15, output_per_mtok: 0.60}",
+            "{input_per_mtok: -1, outptu_per_mtok: 0.60}",
+        ),
+    )
+    found = problems(path)
+    assert (
+        f"{path}:10: models.fast.pricing.input_per_mtok: Input should be greater than or equal to 0, got -1"
+        in found
+    )
+    assert any(
+        p.startswith(f"{path}:10: models.fast.pricing.outptu_per_mtok: unknown field")
+        for p in found
+    )
+
+
+def test_a_key_pasted_instead_of_a_variable_name_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("api_key_env: SIM_API_KEY", "api_key_env: sk-live-123"))
+    (problem,) = problems(path)
+    assert problem.startswith(f"{path}:5: providers.sim.api_key_env: must be the NAME")
+
+
+def test_missing_required_field(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("    model: sim-small\n", ""))
+    assert problems(path) == [f"{path}:7: models.fast.model: required field is missing"]
+
+
+def test_broken_yaml_syntax_names_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("  fast:\n", "  fast:\n   - [\n"))
+    (problem,) = problems(path)
+    assert problem.startswith(f"{path}:") and "invalid YAML" in problem
+
+
+def test_wrong_type_for_a_section(tmp_path: Path) -> None:
+    path = write(tmp_path, "providers: [sim]\n")
+    (problem,) = problems(path)
+    assert problem.startswith(f"{path}:1: providers: Input should be a valid dictionary")
+
+
+def test_environment_and_flags_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PILOTHOUSE_DATA_DIR", str(tmp_path / "from-env"))
+    monkeypatch.setenv("PILOTHOUSE_CONFIG", str(write(tmp_path, GOOD)))
+    settings = load_settings()
+    assert settings.data_dir == tmp_path / "from-env"
+    assert "fast" in settings.config.models
+    assert load_settings(data_dir=tmp_path / "flag").data_dir == tmp_path / "flag"
+    assert settings.effective_database_url.endswith("from-env/pilothouse.db")
+
+
+def test_serve_refuses_a_bad_file_before_starting(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("provider: sim", "provider: nowhere"))
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pilothouse",
+            "serve",
+            "--config",
+            str(path),
+            "--data-dir",
+            str(tmp_path / "d"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"{path}:8: models.fast.provider: unknown provider 'nowhere'" in result.stderr
+    assert not (tmp_path / "d" / "pilothouse.db").exists(), (
+        "nothing may be created for a bad config"
+    )

@@ -1,0 +1,135 @@
+"""The store on SQLite and PostgreSQL: migrations, keys with audit, the request log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from pilothouse import errors
+from pilothouse.policy import keys as key_policy
+from pilothouse.store import Store, StoreError, audit, changes, database, open_store
+from pilothouse.store import request_log as request_rows
+
+
+@pytest.fixture
+def store(database_url: str) -> Store:
+    store = open_store(database_url)
+    store.upgrade()
+    yield store
+    store.close()
+
+
+def test_migrations_take_an_empty_database_to_head(database_url: str) -> None:
+    store = open_store(database_url)
+    before = database.revision_state(store.engine)
+    assert before.current is None and not before.at_head
+    store.upgrade()
+    after = database.revision_state(store.engine)
+    assert after.at_head
+    tables = set(sa.inspect(store.engine).get_table_names())
+    assert {"api_keys", "audit_log", "request_log", "config_version"} <= tables
+    store.upgrade()  # a second upgrade is a no-op
+    with store.connect() as conn:
+        assert changes.current(conn) == 1
+    store.close()
+
+
+def test_a_database_from_a_newer_version_is_refused(store: Store) -> None:
+    with store.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '9999_future'"))
+    with pytest.raises(StoreError, match=r"9999_future.*newer version"):
+        store.upgrade()
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'x.db'}")
+    with store.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    store.close()
+
+
+def test_key_lifecycle_is_audited_and_bumps_the_version(store: Store) -> None:
+    with store.connect() as conn:
+        start = changes.current(conn)
+    key, secret = key_policy.create_key(
+        store, name="billing", user="ana", team="payments", models=["fast"]
+    )
+    assert secret.startswith("ph-") and len(secret) > 40
+    stored = key_policy.resolve_key(store, "billing")
+    assert stored.id == key.id and stored.models == ("fast",) and not stored.disabled
+    with store.connect() as conn:
+        row = conn.execute(sa.text("SELECT key_hash FROM api_keys")).scalar()
+    assert row == key_policy.hash_secret(secret) and secret not in str(row)
+
+    key_policy.set_disabled(store, key.id, True, reason="leaked in a log")
+    assert key_policy.resolve_key(store, key.id).disabled
+    with store.connect() as conn:
+        trail = audit.history(conn, key.id)
+        assert changes.current(conn) == start + 2
+    assert [entry["action"] for entry in trail] == ["key.disable", "key.create"]
+    assert trail[0]["reason"] == "leaked in a log"
+    assert trail[0]["before"] == {"disabled": False} and trail[0]["after"] == {"disabled": True}
+
+
+def test_key_errors_say_what_to_do(store: Store) -> None:
+    with pytest.raises(errors.NotFound, match="no API key with id or name 'nope'") as caught:
+        key_policy.resolve_key(store, "nope")
+    assert caught.value.hint and "keys list" in caught.value.hint
+    with pytest.raises(errors.InvalidRequest, match="in the past"):
+        key_policy.create_key(store, name="old", expires_at=datetime.now(UTC) - timedelta(days=1))
+    key_policy.create_key(store, name="twin")
+    key_policy.create_key(store, name="twin")
+    with pytest.raises(errors.Conflict, match="2 keys are named 'twin'"):
+        key_policy.resolve_key(store, "twin")
+
+
+def _row(i: int, started: datetime) -> dict:
+    return {
+        "id": f"req_{i:04d}",
+        "started_at": started,
+        "finished_at": started,
+        "endpoint": "chat",
+        "status_code": 200 if i % 3 else 502,
+        "model_alias": "fast" if i % 2 else "smart",
+        "stream": False,
+        "latency_ms": 1.5,
+        "key_id": None,
+        "user": None,
+        "team": None,
+        "provider": "sim",
+        "provider_model": "m",
+        "error_class": None,
+        "error_message": None,
+        "prompt_tokens": 3,
+        "completion_tokens": 4,
+        "cached_tokens": 0,
+        "cost_usd": 0.001,
+        "ttft_delivered_ms": None,
+        "ttft_upstream_ms": None,
+        "ttft_gateway_ms": None,
+        "chunks_in": None,
+        "chunks_out": None,
+        "finish_reason": "stop",
+    }
+
+
+def test_request_log_insert_is_idempotent_and_filters_and_pages(store: Store) -> None:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = [_row(i, base + timedelta(seconds=i)) for i in range(30)]
+    with store.begin() as conn:
+        request_rows.insert_many(conn, rows[:20])
+    with store.begin() as conn:
+        request_rows.insert_many(conn, rows)  # replaying overlapping rows must not fail
+    with store.connect() as conn:
+        assert request_rows.count(conn) == 30
+        newest = request_rows.query(conn, limit=10)
+        assert [r["id"] for r in newest] == [f"req_{i:04d}" for i in range(29, 19, -1)]
+        page2 = request_rows.query(conn, limit=10, before_id=newest[-1]["id"])
+        assert [r["id"] for r in page2] == [f"req_{i:04d}" for i in range(19, 9, -1)]
+        failed = request_rows.query(conn, errors_only=True, limit=100)
+        assert {r["status_code"] for r in failed} == {502} and len(failed) == 10
+        assert all(r["model_alias"] == "fast" for r in request_rows.query(conn, model="fast"))
+        since = request_rows.query(conn, since=base + timedelta(seconds=25), limit=100)
+        assert len(since) == 5
