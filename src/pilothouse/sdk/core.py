@@ -12,6 +12,7 @@ import socket
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -108,19 +109,12 @@ class _Core:
         self.strict = strict
         self.poll_interval = float(poll_interval_seconds)
         self.on_change = on_change
-        headers = {"User-Agent": "pilothouse-sdk"}
+        self._headers = {"User-Agent": "pilothouse-sdk"}
         if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        tls = _tls_context(self.base_url)
-        self.http = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout_seconds, verify=tls
-        )
-        self.stream_http = httpx.Client(
-            base_url=self.base_url,
-            headers=headers,
-            timeout=httpx.Timeout(timeout_seconds, read=STREAM_READ_TIMEOUT),
-            verify=tls,
-        )
+            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._timeout_seconds = timeout_seconds
+        self._tls = _tls_context(self.base_url)
+        self.http, self.stream_http = self._connections()
 
         # The fast path reads `prompts` without the lock (a dict lookup is atomic); every
         # write to `prompts` or `entries` happens under the lock.
@@ -141,6 +135,41 @@ class _Core:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._stream_socket: socket.socket | None = None
+        _LIVE.add(self)
+
+    def _connections(self) -> tuple[httpx.Client, httpx.Client]:
+        """One pool for fetches, one for the long-lived event stream."""
+        http = httpx.Client(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=self._timeout_seconds,
+            verify=self._tls,
+        )
+        stream_http = httpx.Client(
+            base_url=self.base_url,
+            headers=self._headers,
+            timeout=httpx.Timeout(self._timeout_seconds, read=STREAM_READ_TIMEOUT),
+            verify=self._tls,
+        )
+        return http, stream_http
+
+    def after_fork_in_child(self) -> None:
+        """A client made before a fork (gunicorn --preload, multiprocessing) keeps working
+        in the child: the parent's threads did not come along, its locks may be held by
+        them, and its pooled connections are the parent's. Keep the cache (the same dict,
+        which the fast path holds), start over with everything else."""
+        if self.closed:
+            return
+        self.lock = threading.Lock()
+        self._load_locks = {}
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads = []
+        self._stream_socket = None
+        self.stream_connected = False
+        # Dropped, not closed: closing would shut sockets the parent is still using.
+        self.http, self.stream_http = self._connections()
+        self._ensure_thread()
 
     # ---- the call path -------------------------------------------------------------
 
@@ -504,6 +533,17 @@ class _Core:
         self.http.close()
         with contextlib.suppress(Exception):
             self.stream_http.close()
+
+
+_LIVE: weakref.WeakSet[_Core] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for core in list(_LIVE):
+        core.after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _tls_context(base_url: str) -> ssl.SSLContext:
