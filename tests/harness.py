@@ -146,6 +146,11 @@ providers:
     base_url: {sim.openai_url}
     api_key_env: SIM_API_KEY
     timeout_seconds: {timeout}
+  sim-patient:  # the slow models, with ample slack over their 1.5 s first token
+    type: openai
+    base_url: {sim.openai_url}
+    api_key_env: SIM_API_KEY
+    timeout_seconds: 10
   sim-anthropic:
     type: anthropic
     base_url: {sim.url}
@@ -168,8 +173,8 @@ models:
     provider: sim
     model: sim-embed
     pricing: {{input_per_mtok: 0.02}}
-  slow-first-token: {{provider: sim, model: slow-first-token}}
-  slow-stream: {{provider: sim, model: slow-stream}}
+  slow-first-token: {{provider: sim-patient, model: slow-first-token}}
+  slow-stream: {{provider: sim-patient, model: slow-stream}}
   retiring: {{provider: sim, model: sim-old, retirement_date: {date.today() + timedelta(days=30)}, successor: fast}}
   legacy: {{provider: sim, model: sim-legacy, lifecycle: retired, successor: fast}}
   beta: {{provider: sim, model: sim-beta, lifecycle: preview}}

@@ -324,9 +324,13 @@ def test_datasets_push_and_from_logs_then_a_route_suite_and_requalify(
         "/api/routes/triage-route/promote", json={"prompt": "triage@1", "model": "fast"}
     )
     assert promoted.status_code == 201
+    t0 = datetime.now(UTC).isoformat()
     for row in ROWS:
         gw.admin.post("/v1/chat/completions", json={})  # noise without a key: never sampled
         pilothouse_call(gw, env["PILOTHOUSE_API_KEY"], row["variables"])
+    # The log writer batches: from-logs must see all 8 calls.
+    logged = gw.log_rows(expected=8, since=t0, status=200)
+    assert len(logged) >= 8, f"only {len(logged)} of the 8 calls were logged"
     sampled = pilothouse(
         env,
         "datasets",

@@ -32,10 +32,10 @@ def test_disable_on_one_instance_is_obeyed_by_both_within_a_second(
             time.sleep(0.02)
         assert call(first.url, secret) == 200 and call(second.url, secret) == 200
 
-        disabled_at = time.monotonic()
         assert (
             first.admin.post("/api/keys/shared/disable", json={"reason": "test"}).status_code == 200
         )
+        disabled_at = time.monotonic()
         assert call(first.url, secret) == 401  # the instance that took the write: at once
         while call(second.url, secret) != 401:
             assert time.monotonic() - disabled_at < 1.0, "second instance still accepts the key"
@@ -60,10 +60,10 @@ def test_disable_on_one_instance_is_obeyed_by_both_within_a_second(
 def test_expired_keys_and_bad_admin_input(simulator: Simulator, tmp_path: Path) -> None:
     gw = start_gateway(gateway_config(simulator), f"sqlite:///{tmp_path / 'k.db'}", tmp_path / "k")
     try:
-        soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
-        secret = gw.create_key(name="brief", expires_at=soon)
+        expires = datetime.now(UTC) + timedelta(seconds=3)
+        secret = gw.create_key(name="brief", expires_at=expires.isoformat())
         assert call(gw.url, secret) == 200
-        time.sleep(1.1)
+        time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 0.1)
         assert call(gw.url, secret) == 401
 
         bad = gw.admin.post("/api/keys", json={"name": "x", "models": ["nope"]})
@@ -97,18 +97,23 @@ def test_graceful_shutdown_finishes_in_flight_streams_and_flushes_the_log(
     gw = start_gateway(gateway_config(simulator), f"sqlite:///{tmp_path / 's.db'}", tmp_path / "s")
     secret = gw.create_key(name="drain")
     body: dict[str, str] = {}
+    started = threading.Event()
 
     def slow_request() -> None:
-        body["text"] = httpx.post(
+        with httpx.stream(
+            "POST",
             gw.url + "/v1/chat/completions",
             json={**HELLO, "model": "slow-first-token", "stream": True},
             headers={"Authorization": f"Bearer {secret}", "x-request-id": "in-flight"},
             timeout=20,
-        ).text
+        ) as r:
+            started.set()  # headers are sent once the upstream stream is open
+            body["text"] = r.read().decode()
 
     worker = threading.Thread(target=slow_request)
     worker.start()
-    time.sleep(0.5)  # the request is in flight, waiting for its first token
+    # The request is in flight, waiting for its first token.
+    assert started.wait(10), "the streaming request never reached the upstream"
     assert gw.stop(getattr(signal, signal_name)) == 0
     worker.join(timeout=20)
     assert body["text"].rstrip().endswith("data: [DONE]")
@@ -136,7 +141,18 @@ def test_the_change_bus_propagates_without_waiting_for_the_poll(
     first = start_gateway(config, database_url, tmp_path / "a", env)
     second = start_gateway(config, database_url, tmp_path / "b", env)
     try:
-        time.sleep(0.5)  # both subscribed
+        # Warm-up: a change on the first must reach the second before the timed checks,
+        # which proves both are subscribed. A message sent before the second subscribed is
+        # lost, so each try makes a fresh change.
+        seen = False
+        for attempt in range(20):
+            warm = first.create_key(name=f"warm-up-{attempt}")
+            tried_at = time.monotonic()
+            while not (seen := call(second.url, warm) == 200) and time.monotonic() - tried_at < 0.5:
+                time.sleep(0.01)
+            if seen:
+                break
+        assert seen, f"{bus}: the second gateway never saw a change made on the first"
         secret = first.create_key(name="bus")
         created_at = time.monotonic()
         while call(second.url, secret) != 200:
@@ -163,6 +179,7 @@ def test_shutdown_ends_open_prompt_streams_instead_of_waiting_for_them(
     )
     key = gw.create_key(name="listener")
     ended: list[float] = []
+    connected = threading.Semaphore(0)
 
     def listen() -> None:
         try:
@@ -172,6 +189,8 @@ def test_shutdown_ends_open_prompt_streams_instead_of_waiting_for_them(
                 headers={"Authorization": f"Bearer {key}"},
                 timeout=60,
             ) as response:
+                assert response.status_code == 200
+                connected.release()
                 for _ in response.iter_lines():
                     pass
         except httpx.HTTPError:
@@ -181,7 +200,8 @@ def test_shutdown_ends_open_prompt_streams_instead_of_waiting_for_them(
     listeners = [threading.Thread(target=listen) for _ in range(5)]
     for thread in listeners:
         thread.start()
-    time.sleep(0.5)
+    for _ in listeners:
+        assert connected.acquire(timeout=10), "a listener never connected"
     stopping = time.monotonic()
     assert gw.stop(signal.SIGTERM) == 0
     took = time.monotonic() - stopping

@@ -138,8 +138,15 @@ def test_store_outage_mid_traffic_loses_no_row(
             rows = gw.log_rows(served, timeout=20)
             assert len(rows) == served
             assert all(r["status_code"] == 200 for r in rows)
-            metrics = httpx.get(gw.url + "/metrics").text
-            assert "pilothouse_request_log_rows_replayed_total 0.0" not in metrics
+            # The counter goes up just after the replay commits: poll it briefly.
+            zero = "pilothouse_request_log_rows_replayed_total 0.0"
+            deadline = time.monotonic() + 2
+            while zero in (metrics := httpx.get(gw.url + "/metrics").text):
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert "pilothouse_request_log_rows_replayed_total " in metrics
+            assert zero not in metrics
         finally:
             gw.stop()
             proxy.cut()

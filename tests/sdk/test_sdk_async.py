@@ -63,6 +63,15 @@ def test_async_server_error_keeps_last_good_copy(
         )
         try:
             good = await client.get_prompt(name)
+            # The stream's connect-time revalidation (a 304) must be done first: sent late,
+            # it could pass the proxy before the switch and fetch v2 after the move. Each
+            # poll before the stream connects revalidates too.
+            await until(
+                lambda: (
+                    client.stream_connected and client.stats["not_modified"] > client.stats["polls"]
+                ),
+                what="the event stream and its revalidation",
+            )
             proxy.set_mode("error")
             await asyncio.to_thread(registry.move, name, "production", v2)
             await until(lambda: client.stats["refresh_errors"] >= 2, what="failed polls")

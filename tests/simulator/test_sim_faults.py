@@ -91,7 +91,7 @@ def test_timeout_does_not_block_other_requests(sim: RunningSimulator) -> None:
             return elapsed, None
 
     elapsed, held_error = asyncio.run(main())
-    assert elapsed < 0.5
+    assert elapsed < 1.0  # well under the 1.5 s the held request waits
     assert isinstance(held_error, openai.APITimeoutError)
 
 

@@ -114,11 +114,14 @@ def test_ttft_profile_delays_the_first_chunk(scenario_sim: Start) -> None:
         )
         next(iter(stream))
         first_chunk = time.monotonic() - started
+        assert float(stream.response.headers["x-simulator-ttft-ms"]) == 300
         stream.close()
         assert 0.3 <= first_chunk < 1.5
-        started = time.monotonic()
-        ask(client, "hi", model="fast-model")
-        assert time.monotonic() - started < 0.25
+        # Models without a profile get no delay; the simulator reports the TTFT it planned.
+        fast = client.chat.completions.with_raw_response.create(
+            model="fast-model", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert float(fast.headers["x-simulator-ttft-ms"]) == 0
 
 
 def test_ttft_header_overrides_the_profile(sim: RunningSimulator) -> None:
@@ -231,11 +234,13 @@ def test_drift_lengthens_answers_and_slows_ttft(scenario_sim: Start) -> None:
 
 
 def test_drift_after_seconds_and_reset(scenario_sim: Start) -> None:
-    running = scenario_sim('drift:\n  - {after_seconds: 0.3, faults: {"503": 1.0}}\n')
+    running = scenario_sim('drift:\n  - {after_seconds: 1.0, faults: {"503": 1.0}}\n')
     body = {"model": "m", "messages": [{"role": "user", "content": "x"}]}
     url = f"{running.openai_url}/chat/completions"
+    # The drift clock starts when the app is created; restart it just before the first request.
+    assert httpx.post(f"{running.url}/simulator/reset").status_code == 200
     assert httpx.post(url, json=body).status_code == 200
-    time.sleep(0.35)
+    time.sleep(1.05)
     assert httpx.post(url, json=body).status_code == 503
     # The X-Simulator-Fault header wins over drift rates.
     assert httpx.post(url, json=body, headers={"X-Simulator-Fault": "none"}).status_code == 200
