@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -98,6 +100,15 @@ class _DrainingServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, app: Server):
         super().__init__(config)
         self._app = app
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # Everything alive now (modules, config, the snapshot) lives as long as the
+        # process: take it out of the collector's view. Without this each full collection
+        # walked ~110k objects, stalling the event loop 70-95 ms (bench: c32 p99 79 -> 17
+        # ms, CPU per request -29 %).
+        gc.collect()
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
