@@ -11,7 +11,10 @@ import asyncio
 import contextlib
 import logging
 import os
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -96,6 +99,11 @@ class RequestLogWriter:
         self._interval = flush_interval_seconds
         self._retry_interval = retry_interval_seconds
         self._pending: list[RequestRecord] = []
+        self._encoded: list[rows.Parameters] = []  # the same rows, as driver parameters
+        self._encoder = rows.row_encoder(store.engine.dialect)
+        self._thread = ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="request-log", initializer=_yield_the_cpu
+        )
         self._wake = asyncio.Event()
         self._stopping = False
         self._store_ok = True
@@ -103,8 +111,13 @@ class RequestLogWriter:
         self._task: asyncio.Task[None] | None = None
 
     def submit(self, record: RequestRecord) -> None:
-        """Queue a record (never blocks, never touches the database)."""
+        """Queue a record (never blocks, never touches the database).
+
+        The record is encoded for the driver here, a few µs per request on the event loop,
+        so that the writer thread has almost no Python left to run while it holds the GIL:
+        encoding whole batches there stalled the loop (c1 p99 ~4 ms instead of ~0.8)."""
         self._pending.append(record)
+        self._encoded.append(self._encoder.parameters(record.to_row()))
         if len(self._pending) >= self._batch_size:
             self._wake.set()
 
@@ -127,10 +140,13 @@ class RequestLogWriter:
         if self._task is not None:
             await self._task
         await self.flush()
+        self._thread.shutdown(wait=True)
 
     async def flush(self) -> None:
         batch, self._pending = self._pending, []
-        await asyncio.to_thread(self._write, batch)
+        encoded, self._encoded = self._encoded, []
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._write, batch, encoded)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -142,20 +158,19 @@ class RequestLogWriter:
             except Exception:  # the writer must outlive any single bad batch
                 log.exception("request log writer failed; will retry")
 
-    def _write(self, batch: list[RequestRecord]) -> None:
+    def _write(self, batch: list[RequestRecord], encoded: list[rows.Parameters]) -> None:
         """Runs in a worker thread, one call at a time."""
         loop_time = time.monotonic()
         if self.spooled and (self._store_ok or loop_time >= self._next_retry):
             self._replay_spool()
         if not batch:
             return
-        data = [record.to_row() for record in batch]
         if self._store_ok or loop_time >= self._next_retry:
             try:
                 with self._store.begin() as conn:
-                    rows.insert_many(conn, data)
+                    rows.insert_encoded(conn, encoded)
                 self._mark_store(ok=True)
-                self._metrics.log_rows_written.inc(len(data))
+                self._metrics.log_rows_written.inc(len(encoded))
                 return
             except Exception as exc:
                 self._mark_store(ok=False, error=exc)
@@ -205,3 +220,18 @@ class RequestLogWriter:
                 log.error("request log store unavailable, spooling to %s: %s", self._spool, error)
         self._store_ok = ok
         self._metrics.log_store_up.set(1 if ok else 0)
+
+
+WRITER_NICENESS = 10
+
+
+def _yield_the_cpu() -> None:
+    """Run the writer thread at a lower priority than the event loop (Linux: niceness is
+    per thread). The two share a core when the gateway is pinned to one: at equal priority
+    the scheduler let a batch insert hold the core for milliseconds while requests waited
+    (c1 p99 ~4 ms with the writer on, ~0.8 ms with it off). At niceness 10 the loop
+    preempts it on every wake-up, and it still gets ~10 % of a saturated core, more than it
+    needs (about 3 % at 5,000 rows/s)."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICENESS)
