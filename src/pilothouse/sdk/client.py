@@ -65,12 +65,12 @@ class _ClientBase:
     @property
     def stream_connected(self) -> bool:
         """Whether the push stream is up right now (otherwise the poll is the backstop)."""
-        return self._core.stream_connected
+        return self._core.listener.connected
 
     @property
     def last_event_id(self) -> str | None:
         """The id of the last registry event handled; sent as Last-Event-ID on reconnect."""
-        return self._core.last_event_id
+        return self._core.listener.last_event_id
 
     @property
     def healthy(self) -> bool:

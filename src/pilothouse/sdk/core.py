@@ -1,14 +1,12 @@
-"""The SDK's engine, shared by `Client` and `AsyncClient`: the in-memory cache, the disk
-copy, the SSE listener and the poll backstop, each in a background daemon thread."""
+"""The SDK's engine, shared by `Client` and `AsyncClient`: the in-memory cache, first
+loads (registry, then disk copy, then code fallback), revalidation and registry health.
+The threads that keep it fresh are in `listener.py`."""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
-import random
-import socket
 import ssl
 import threading
 import time
@@ -21,17 +19,13 @@ from urllib.parse import quote
 import httpx
 
 from pilothouse.sdk.disk import DEFAULT_CACHE_DIR, DiskCache
+from pilothouse.sdk.listener import Listener
 from pilothouse.sdk.prompt import Prompt, PromptUnavailable
-from pilothouse.sdk.sse import SSEParser
 
 log = logging.getLogger("pilothouse.sdk")
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-STREAM_PATH = "/api/prompts/stream"
 STREAM_READ_TIMEOUT = 45.0  # the server sends `: ping` every ~15 s
-BACKOFF_MIN = 0.2
-BACKOFF_MAX = 5.0
-STABLE_CONNECTION = 5.0  # a stream that stayed up this long resets the backoff
 SKIP_AFTER_FAILURE = 5.0  # first loads skip the registry this long after it failed
 
 Key = tuple[str, str | None, int | None]  # (name, label, version): one of label/version set
@@ -128,13 +122,8 @@ class _Core:
         self.outage = False
         self._failed_at = 0.0
         self._failure = ""
-        self.stream_connected = False
-        self.last_event_id: str | None = None
         self.closed = False
-
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
-        self._stream_socket: socket.socket | None = None
+        self.listener = Listener(self, self.poll_interval)
         _LIVE.add(self)
 
     def _connections(self) -> tuple[httpx.Client, httpx.Client]:
@@ -163,13 +152,10 @@ class _Core:
         self.lock = threading.Lock()
         self._load_locks = {}
         self._refresh_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = []
-        self._stream_socket = None
-        self.stream_connected = False
         # Dropped, not closed: closing would shut sockets the parent is still using.
         self.http, self.stream_http = self._connections()
-        self._ensure_thread()
+        self.listener = Listener(self, self.poll_interval)
+        self.listener.start()
 
     # ---- the call path -------------------------------------------------------------
 
@@ -189,7 +175,7 @@ class _Core:
             try:
                 return self._load(key, fallback)
             finally:
-                self._ensure_thread()
+                self.listener.start()
 
     def _load(self, key: Key, fallback: Fallback | None) -> Prompt:
         name, label, version = key
@@ -206,13 +192,13 @@ class _Core:
             if response.status_code == 200:
                 payload, etag = self._payload(response)
                 prompt = Prompt.from_payload(payload, label=label, source="server")
-                self._server_ok()
+                self.server_ok()
                 self.stats["fetches"] += 1
                 self._store(key, _Entry(prompt.with_source("memory"), payload, etag, True))
                 self.disk.save(name, label, version, payload, etag)
                 return prompt
             if response.status_code == 404:
-                self._server_ok()
+                self.server_ok()
                 not_found = True
                 tried.append(f"registry {self.base_url}: not found ({_error_text(response)})")
             else:
@@ -329,7 +315,7 @@ class _Core:
             status = response.status_code
             if status == 304 and entry.payload is not None:
                 self.stats["not_modified"] += 1
-                self._server_ok()
+                self.server_ok()
                 self._label_present(key)
                 if not entry.confirmed:  # a disk copy the registry just validated
                     prompt = Prompt.from_payload(entry.payload, label=key[1], source="memory")
@@ -337,12 +323,12 @@ class _Core:
                 return True
             if status == 200:
                 payload, new_etag = self._payload(response)
-                self._server_ok()
+                self.server_ok()
                 self._label_present(key)
                 self._install(key, payload, new_etag)
                 return True
             if status == 404:
-                self._server_ok()
+                self.server_ok()
                 if key[1] is not None and entry.payload is not None:
                     self._label_missing(key[0], key[1])
                 return True
@@ -356,14 +342,14 @@ class _Core:
         """Revalidate every entry; stop at the first that cannot reach the registry (a
         black-holed host would otherwise cost `timeout_seconds` per entry)."""
         for key, entry in list(self.entries.items()):
-            if self._stop.is_set():
+            if self.closed:
                 return
             if (not only_unconfirmed or not entry.confirmed) and not self.refresh(key):
                 return
 
     # ---- health ----------------------------------------------------------------------
 
-    def _server_ok(self) -> None:
+    def server_ok(self) -> None:
         if self.outage:
             self.outage = False
             log.warning("pilothouse: prompt registry %s is answering again", self.base_url)
@@ -425,111 +411,11 @@ class _Core:
         for key in direct + includers:
             self.refresh(key)
 
-    # ---- the background thread -------------------------------------------------------
-
-    def _ensure_thread(self) -> None:
-        if self._threads or self.closed or not self.entries:
-            return
-        with self.lock:
-            if self._threads:
-                return
-            self._threads = [
-                threading.Thread(target=target, name=f"pilothouse-prompts-{what}", daemon=True)
-                for what, target in (("stream", self._run_stream), ("poll", self._run_poll))
-            ]
-            for thread in self._threads:
-                thread.start()
-
-    def _poll(self) -> None:
-        self.stats["polls"] += 1
-        try:
-            self.refresh_all()
-        except Exception:
-            log.exception("pilothouse: prompt poll failed")
-
-    def _run_poll(self) -> None:
-        """The backstop: while the stream is down, revalidate everything every interval. A
-        thread of its own, so that a stream connection that hangs cannot hold it up."""
-        while not self._stop.wait(self.poll_interval):
-            if not self.stream_connected:
-                self._poll()
-
-    def _run_stream(self) -> None:
-        """Follow the event stream; when it drops, poll once at once, then reconnect with
-        jittered exponential backoff and Last-Event-ID."""
-        backoff = BACKOFF_MIN
-        while not self._stop.is_set():
-            started = time.monotonic()
-            connected = False
-            try:
-                connected = self._stream()
-            except Exception as exc:
-                if not self._stop.is_set():
-                    self.stats["stream_errors"] += 1
-                    log.debug("pilothouse: prompt stream: %s", _describe(exc))
-            finally:
-                self.stream_connected = False
-                self._stream_socket = None
-            if self._stop.is_set():
-                break
-            if connected:
-                if time.monotonic() - started >= STABLE_CONNECTION:
-                    backoff = BACKOFF_MIN
-                self._poll()  # whatever the drop was, find out now
-            self._stop.wait(random.uniform(backoff / 2, backoff))
-            backoff = min(backoff * 2, BACKOFF_MAX)
-
-    def _stream(self) -> bool:
-        """Follow the event stream until it ends; True if it connected at all."""
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
-        resume = self.last_event_id
-        if resume is not None:
-            headers["Last-Event-ID"] = resume
-        with self.stream_http.stream("GET", STREAM_PATH, headers=headers) as response:
-            if response.status_code != 200:
-                raise _ServerError(f"stream: HTTP {response.status_code}")
-            network = response.extensions.get("network_stream")
-            if network is not None:
-                self._stream_socket = network.get_extra_info("socket")
-            if self._stop.is_set():
-                return True
-            self.stream_connected = True
-            self.stats["stream_connects"] += 1
-            self._server_ok()
-            # Without a Last-Event-ID, events before this connection are not replayed:
-            # revalidate everything. With one, they are; only copies from disk need checking.
-            self.refresh_all(only_unconfirmed=resume is not None)
-            parser = SSEParser()
-            for line in response.iter_lines():
-                if self._stop.is_set():
-                    break
-                event = parser.feed(line)
-                if event is None:
-                    continue
-                if event.event == "prompt":
-                    try:
-                        data = json.loads(event.data)
-                    except ValueError:
-                        log.debug("pilothouse: ignoring a malformed event: %r", event.data[:200])
-                    else:
-                        if isinstance(data, dict):
-                            self.handle_event(data)
-                if event.id is not None:
-                    self.last_event_id = event.id
-        return True
-
     def close(self) -> None:
         if self.closed:
             return
         self.closed = True
-        self._stop.set()
-        sock = self._stream_socket
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(timeout=2)
+        self.listener.close()
         self.http.close()
         with contextlib.suppress(Exception):
             self.stream_http.close()
