@@ -996,7 +996,8 @@ def main() -> None:
         f"Pinning: targets on cpu {TARGET_CPU}; wrk, stream client and upstream nginx on cpu "
         f"{LOADGEN_CPU}. wrk -t1 -c{CONC} {DUR_S} s after {WARMUP_S} s warm-up, -c1 {C1_S} s; "
         f"{STREAM_SEQ_N} sequential streams; streams at c{CONC} (<= {STREAM_CONC_N} / "
-        f"{STREAM_CONC_S:.0f} s); sustained load {SOAK_S} s for {', '.join(SOAK_TARGETS)}. "
+        f"{STREAM_CONC_S:.0f} s); sustained load {SOAK_S} s for "
+        f"{', '.join(t for t in SOAK_TARGETS if t in SELECTED) or 'none'}. "
         f"Upstream: 1 nginx worker, {len(payloads.completion())} B JSON, SSE of "
         f"{len(payloads.sse_events())} events ({len(payloads.sse_body())} B) in one burst.",
         ""
