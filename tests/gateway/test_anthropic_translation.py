@@ -18,15 +18,17 @@ from pydantic import TypeAdapter
 
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.providers.anthropic import AnthropicProvider
-from pilothouse.gateway.providers.anthropic_stream import StreamTranslator
-from pilothouse.gateway.providers.anthropic_translate import (
+from pilothouse.gateway.providers.anthropic_request import (
     DEFAULT_MAX_TOKENS,
     JSON_ONLY_INSTRUCTION,
+    to_anthropic_request,
+)
+from pilothouse.gateway.providers.anthropic_response import (
     MalformedAnswer,
     StreamErrorEvent,
-    to_anthropic_request,
     to_openai_completion,
 )
+from pilothouse.gateway.providers.anthropic_stream import StreamTranslator
 from pilothouse.gateway.providers.base import ErrorClass, EventKind, UpstreamError
 
 MODEL = "claude-sonnet-4-5"

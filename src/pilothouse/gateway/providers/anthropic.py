@@ -3,7 +3,8 @@
 Clients speak only OpenAI: each chat.completions body is translated to a Messages request,
 and each answer (whole or streamed) back to OpenAI's `chat.completion` /
 `chat.completion.chunk` shape. What is translated, approximated and dropped is documented
-in `anthropic_translate`, which holds the pure translation; this module does the I/O.
+in `anthropic_request` (requests) and `anthropic_response` / `anthropic_stream`
+(answers), which hold the pure translation; this module does the I/O.
 Anthropic has no embeddings API, so `embeddings` always refuses.
 """
 
@@ -16,14 +17,14 @@ import aiohttp
 import orjson
 
 from pilothouse.gateway import sse
-from pilothouse.gateway.providers.anthropic_stream import StreamTranslator
-from pilothouse.gateway.providers.anthropic_translate import (
+from pilothouse.gateway.providers.anthropic_request import to_anthropic_request
+from pilothouse.gateway.providers.anthropic_response import (
     MalformedAnswer,
     StreamErrorEvent,
-    to_anthropic_request,
     to_openai_completion,
     usage_of,
 )
+from pilothouse.gateway.providers.anthropic_stream import StreamTranslator
 from pilothouse.gateway.providers.base import (
     ChatResult,
     EmbeddingResult,

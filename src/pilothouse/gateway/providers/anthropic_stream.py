@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from pilothouse.gateway.providers.anthropic_translate import (
+from pilothouse.gateway.providers.anthropic_response import (
     DONE_FRAME,
     MalformedAnswer,
     StreamErrorEvent,
