@@ -7,17 +7,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import ssl
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 
+from pilothouse.sdk.connection import RegistryConnection, error_text, payload_of
 from pilothouse.sdk.disk import DEFAULT_CACHE_DIR, DiskCache
 from pilothouse.sdk.listener import Listener
 from pilothouse.sdk.prompt import Prompt, PromptUnavailable
@@ -25,7 +24,6 @@ from pilothouse.sdk.prompt import Prompt, PromptUnavailable
 log = logging.getLogger("pilothouse.sdk")
 
 DEFAULT_URL = "http://127.0.0.1:8080"
-STREAM_READ_TIMEOUT = 45.0  # the server sends `: ping` every ~15 s
 SKIP_AFTER_FAILURE = 5.0  # first loads skip the registry this long after it failed
 
 Key = tuple[str, str | None, int | None]  # (name, label, version): one of label/version set
@@ -69,14 +67,6 @@ class _ServerError(Exception):
     """The registry answered, but not usefully (5xx, 401, unparseable...)."""
 
 
-def _error_text(response: httpx.Response) -> str:
-    try:
-        error = response.json()["error"]
-        return f"{error.get('type', 'error')}: {error.get('message', '')}"
-    except Exception:
-        return response.text[:200]
-
-
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
@@ -103,12 +93,7 @@ class _Core:
         self.strict = strict
         self.poll_interval = float(poll_interval_seconds)
         self.on_change = on_change
-        self._headers = {"User-Agent": "pilothouse-sdk"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
-        self._timeout_seconds = timeout_seconds
-        self._tls = _tls_context(self.base_url)
-        self.http, self.stream_http = self._connections()
+        self.registry = RegistryConnection(self.base_url, api_key, timeout_seconds)
 
         # The fast path reads `prompts` without the lock (a dict lookup is atomic); every
         # write to `prompts` or `entries` happens under the lock.
@@ -126,22 +111,6 @@ class _Core:
         self.listener = Listener(self, self.poll_interval)
         _LIVE.add(self)
 
-    def _connections(self) -> tuple[httpx.Client, httpx.Client]:
-        """One pool for fetches, one for the long-lived event stream."""
-        http = httpx.Client(
-            base_url=self.base_url,
-            headers=self._headers,
-            timeout=self._timeout_seconds,
-            verify=self._tls,
-        )
-        stream_http = httpx.Client(
-            base_url=self.base_url,
-            headers=self._headers,
-            timeout=httpx.Timeout(self._timeout_seconds, read=STREAM_READ_TIMEOUT),
-            verify=self._tls,
-        )
-        return http, stream_http
-
     def after_fork_in_child(self) -> None:
         """A client made before a fork (gunicorn --preload, multiprocessing) keeps working
         in the child: the parent's threads did not come along, its locks may be held by
@@ -152,8 +121,7 @@ class _Core:
         self.lock = threading.Lock()
         self._load_locks = {}
         self._refresh_lock = threading.Lock()
-        # Dropped, not closed: closing would shut sockets the parent is still using.
-        self.http, self.stream_http = self._connections()
+        self.registry = self.registry.reopened()
         self.listener = Listener(self, self.poll_interval)
         self.listener.start()
 
@@ -188,9 +156,9 @@ class _Core:
                 # black-holed host costs `timeout_seconds` per call); the background thread
                 # revalidates whatever this serves as soon as the registry answers.
                 raise _Skipped(f"skipped, it failed {since_failure:.1f} s ago ({self._failure})")
-            response = self._get(key, etag=None)
+            response = self.registry.get_prompt(name, label, version, etag=None)
             if response.status_code == 200:
-                payload, etag = self._payload(response)
+                payload, etag = payload_of(response)
                 prompt = Prompt.from_payload(payload, label=label, source="server")
                 self.server_ok()
                 self.stats["fetches"] += 1
@@ -200,9 +168,9 @@ class _Core:
             if response.status_code == 404:
                 self.server_ok()
                 not_found = True
-                tried.append(f"registry {self.base_url}: not found ({_error_text(response)})")
+                tried.append(f"registry {self.base_url}: not found ({error_text(response)})")
             else:
-                raise _ServerError(f"HTTP {response.status_code} ({_error_text(response)})")
+                raise _ServerError(f"HTTP {response.status_code} ({error_text(response)})")
         except _Skipped as exc:
             tried.append(f"registry {self.base_url}: {exc}")
         except (httpx.HTTPError, _ServerError, ValueError, KeyError, TypeError) as exc:
@@ -250,21 +218,6 @@ class _Core:
         )
         raise PromptUnavailable(name, _ref(label, version), tried)
 
-    # ---- HTTP ----------------------------------------------------------------------
-
-    def _get(self, key: Key, etag: str | None) -> httpx.Response:
-        name, label, version = key
-        params = {"version": str(version)} if version is not None else {"label": str(label)}
-        headers = {"If-None-Match": etag} if etag else {}
-        return self.http.get(f"/api/prompts/{quote(name, safe='')}", params=params, headers=headers)
-
-    @staticmethod
-    def _payload(response: httpx.Response) -> tuple[dict[str, Any], str | None]:
-        payload = response.json()
-        if not isinstance(payload, dict):
-            raise ValueError("the registry answered with something other than a JSON object")
-        return payload, response.headers.get("etag")
-
     # ---- cache -------------------------------------------------------------------------
 
     def _store(self, key: Key, entry: _Entry) -> _Entry | None:
@@ -311,7 +264,7 @@ class _Core:
         self.stats["refreshes"] += 1
         etag = entry.etag if entry.payload is not None else None
         try:
-            response = self._get(key, etag)
+            response = self.registry.get_prompt(*key, etag)
             status = response.status_code
             if status == 304 and entry.payload is not None:
                 self.stats["not_modified"] += 1
@@ -322,7 +275,7 @@ class _Core:
                     self._store(key, _Entry(prompt, entry.payload, entry.etag, True))
                 return True
             if status == 200:
-                payload, new_etag = self._payload(response)
+                payload, new_etag = payload_of(response)
                 self.server_ok()
                 self._label_present(key)
                 self._install(key, payload, new_etag)
@@ -332,7 +285,7 @@ class _Core:
                 if key[1] is not None and entry.payload is not None:
                     self._label_missing(key[0], key[1])
                 return True
-            raise _ServerError(f"HTTP {status} ({_error_text(response)})")
+            raise _ServerError(f"HTTP {status} ({error_text(response)})")
         except (httpx.HTTPError, _ServerError, ValueError, KeyError, TypeError) as exc:
             self.stats["refresh_errors"] += 1
             self._server_failed(_describe(exc))
@@ -416,9 +369,8 @@ class _Core:
             return
         self.closed = True
         self.listener.close()
-        self.http.close()
         with contextlib.suppress(Exception):
-            self.stream_http.close()
+            self.registry.close()
 
 
 _LIVE: weakref.WeakSet[_Core] = weakref.WeakSet()
@@ -430,14 +382,6 @@ def _after_fork_in_child() -> None:
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _tls_context(base_url: str) -> ssl.SSLContext:
-    """One TLS context for both connections (building one costs ~100 ms). A plain-http
-    registry gets one with no CA loaded: never used, and it could verify nothing."""
-    if base_url.lower().startswith("https:"):
-        return httpx.create_ssl_context()
-    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _changed(old: Prompt, new: Prompt) -> bool:

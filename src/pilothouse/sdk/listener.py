@@ -26,14 +26,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pilothouse.sdk")
 
-STREAM_PATH = "/api/prompts/stream"
 BACKOFF_MIN = 0.2
 BACKOFF_MAX = 5.0
 STABLE_CONNECTION = 5.0  # a stream that stayed up this long resets the backoff
 
 
 class StreamRefused(Exception):
-    pass
+    """The registry answered the stream request with something other than 200."""
 
 
 class Listener:
@@ -109,11 +108,8 @@ class Listener:
     def _stream(self) -> bool:
         """Follow the event stream until it ends; True if it connected at all."""
         core = self._core
-        headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         resume = self.last_event_id
-        if resume is not None:
-            headers["Last-Event-ID"] = resume
-        with core.stream_http.stream("GET", STREAM_PATH, headers=headers) as response:
+        with core.registry.event_stream(resume) as response:
             if response.status_code != 200:
                 raise StreamRefused(f"stream: HTTP {response.status_code}")
             network = response.extensions.get("network_stream")
