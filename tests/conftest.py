@@ -1,8 +1,8 @@
 """Shared fixtures: real databases, a real simulator process, real gateway processes.
 
 PostgreSQL and Redis are found through PILOTHOUSE_TEST_DATABASE_URL and
-PILOTHOUSE_TEST_REDIS_URL. In CI (CI=true) they default to the local services and a
-missing service fails the run; elsewhere, without the variables, those tests skip.
+PILOTHOUSE_TEST_REDIS_URL, defaulting to the local services. In CI (CI=true) a service
+that cannot be reached fails the run; elsewhere those tests skip.
 """
 
 from __future__ import annotations

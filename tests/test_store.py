@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from pilothouse import errors
 from pilothouse.policy import keys as key_policy
+from pilothouse.policy.credentials import secret_hash
 from pilothouse.store import Store, StoreError, audit, changes, database, open_store
 from pilothouse.store import request_log as request_rows
 
@@ -61,7 +62,7 @@ def test_key_lifecycle_is_audited_and_bumps_the_version(store: Store) -> None:
     assert stored.id == key.id and stored.models == ("fast",) and not stored.disabled
     with store.connect() as conn:
         row = conn.execute(sa.text("SELECT key_hash FROM api_keys")).scalar()
-    assert row == key_policy.hash_secret(secret) and secret not in str(row)
+    assert row == secret_hash(secret) and secret not in str(row)
 
     key_policy.set_disabled(store, key.id, True, reason="leaked in a log")
     assert key_policy.resolve_key(store, key.id).disabled

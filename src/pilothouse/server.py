@@ -1,7 +1,8 @@
 """The composition root: one ASGI app that serves the gateway (/v1) and the web (/api, ...).
 
 `/v1/*` goes straight to the gateway's plain ASGI handler, so no routing framework sits on
-the hot path; everything else goes to a small Starlette app.
+the hot path; everything else goes to a small Starlette app that is handed the process's
+`Services` at start-up.
 """
 
 from __future__ import annotations
@@ -11,28 +12,37 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 
 from pilothouse.bus import ChangeBus
 from pilothouse.config import Settings
+from pilothouse.fleet.deployments import TransportFor, build_aliases
 from pilothouse.gateway.app import GatewayApp
 from pilothouse.gateway.http_io import Receive, Scope, Send
-from pilothouse.gateway.snapshot import SnapshotHolder, build_models
+from pilothouse.policy.admin_token import AdminAuth
+from pilothouse.registry.feed import PromptFeed
+from pilothouse.services import Services
+from pilothouse.snapshot import SnapshotHolder
 from pilothouse.store import Store, open_store
 from pilothouse.telemetry.metrics import Metrics
 from pilothouse.telemetry.request_log import RequestLogWriter
-from pilothouse.web import api, evals_api, prompts_api, releases_api
-from pilothouse.web.admin_auth import AdminAuth
-from pilothouse.web.prompt_feed import PromptFeed
+from pilothouse.web.app import create_web
 
 log = logging.getLogger("pilothouse.server")
 
 
 class Server:
-    """Everything one Pilothouse process serves. Build with `create_server`."""
+    """Everything one Pilothouse process serves. Build with `create_server`; run it as an
+    ASGI app (its lifespan starts everything) or, in tests, with `async with server.running()`.
+    """
 
-    def __init__(self, settings: Settings, store: Store, admin_auth: AdminAuth):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        admin_auth: AdminAuth,
+        *,
+        transport_for: TransportFor | None = None,
+    ):
         self.settings = settings
         self.store = store
         self.admin_auth = admin_auth
@@ -41,21 +51,14 @@ class Server:
             redis_url=settings.redis_url,
             postgres_url=settings.database_url if store.dialect == "postgresql" else None,
         )
+        self._transport_for = transport_for
         self.holder: SnapshotHolder | None = None
         self.writer: RequestLogWriter | None = None
         self.gateway: GatewayApp | None = None
         self.prompt_feed: PromptFeed | None = None
-        self.web = Starlette(
-            routes=api.routes + prompts_api.routes + releases_api.routes + evals_api.routes,
-            lifespan=self._lifespan,
-        )
-        self.web.state.server = self
-        self.web.add_exception_handler(404, _not_found)
+        self.web = create_web(self._lifespan)
 
-    def known_models(self) -> list[str]:
-        return list(self.settings.config.models)
-
-    async def changed(self) -> None:
+    async def announce(self) -> None:
         """A write happened here: load it now and tell the other processes."""
         if self.holder is not None:
             await self.refresh()
@@ -66,9 +69,12 @@ class Server:
         await self.holder.refresh()
 
     @asynccontextmanager
-    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+    async def running(self) -> AsyncIterator[Server]:
+        """Start everything this process serves; stop it (flushing the log) on exit."""
         gateway_settings = self.settings.config.gateway
-        self.holder = SnapshotHolder(self.store, build_models(self.settings.config))
+        self.holder = SnapshotHolder(
+            self.store, build_aliases(self.settings.config, self._transport_for)
+        )
         holder = self.holder
         self.metrics.config_version.set_function(lambda: holder.current.version)
         self.writer = RequestLogWriter(
@@ -83,20 +89,34 @@ class Server:
         )
         self.prompt_feed = PromptFeed(self.store, self.holder)
         await self.prompt_feed.start()
+        self.web.state.services = Services(
+            store=self.store,
+            config=self.settings.config,
+            metrics=self.metrics,
+            admin_auth=self.admin_auth,
+            holder=self.holder,
+            prompt_feed=self.prompt_feed,
+            announce=self.announce,
+        )
         self.writer.start()
         self.holder.start(gateway_settings.config_poll_interval_seconds)
         self.bus.start(self.refresh)
         log.info("pilothouse ready", extra={"models": sorted(self.settings.config.models)})
         try:
-            yield
+            yield self
         finally:
             # In-flight requests have finished by now (the server drains them first).
             await self.begin_shutdown()
             await self.bus.close()
             await self.holder.close()
             await self.writer.close()
-            self.store.close()
             log.info("pilothouse stopped; request log flushed")
+
+    @asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        async with self.running():
+            yield
+        self.store.close()
 
     async def begin_shutdown(self) -> None:
         """The server stopped accepting: end long-lived streams so in-flight work drains."""
@@ -110,19 +130,17 @@ class Server:
             await self.web(scope, receive, send)
 
 
-async def _not_found(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse(
-        {
-            "error": {
-                "type": "not_found_error",
-                "message": f"no such endpoint: {request.method} {request.url.path}",
-                "hint": "the gateway is under /v1, the admin API under /api; see docs/",
-            }
-        },
-        status_code=404,
-    )
-
-
-def create_server(settings: Settings, admin_auth: AdminAuth, store: Store | None = None) -> Server:
+def create_server(
+    settings: Settings,
+    admin_auth: AdminAuth,
+    store: Store | None = None,
+    *,
+    transport_for: TransportFor | None = None,
+) -> Server:
     """A server over an already-migrated store."""
-    return Server(settings, store or open_store(settings.effective_database_url), admin_auth)
+    return Server(
+        settings,
+        store or open_store(settings.effective_database_url),
+        admin_auth,
+        transport_for=transport_for,
+    )

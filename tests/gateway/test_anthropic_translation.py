@@ -16,20 +16,23 @@ from anthropic.types import message_create_params as anthropic_params
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import TypeAdapter
 
+from pilothouse.config import ProviderSpec
 from pilothouse.errors import InvalidRequest
-from pilothouse.gateway.providers.anthropic import AnthropicProvider
-from pilothouse.gateway.providers.anthropic_request import (
+from pilothouse.providers import build_provider
+from pilothouse.providers.anthropic_request import (
     DEFAULT_MAX_TOKENS,
     JSON_ONLY_INSTRUCTION,
     to_anthropic_request,
 )
-from pilothouse.gateway.providers.anthropic_response import (
+from pilothouse.providers.anthropic_response import to_openai_completion
+from pilothouse.providers.anthropic_stream import StreamTranslator
+from pilothouse.providers.types import (
+    ErrorClass,
+    EventKind,
     MalformedAnswer,
     StreamErrorEvent,
-    to_openai_completion,
+    UpstreamError,
 )
-from pilothouse.gateway.providers.anthropic_stream import StreamTranslator
-from pilothouse.gateway.providers.base import ErrorClass, EventKind, UpstreamError
 
 MODEL = "claude-sonnet-4-5"
 CREATE_PARAMS = TypeAdapter(anthropic_params.MessageCreateParamsNonStreaming)
@@ -740,11 +743,17 @@ async def _with_server(check: Any) -> None:
         await runner.cleanup()
 
 
-def test_adapter_against_a_real_http_server() -> None:
+def anthropic_provider(base_url: str, key_env: str | None) -> Any:
+    spec = ProviderSpec(type="anthropic", base_url=base_url, api_key_env=key_env)
+    return build_provider("claude", spec)
+
+
+def test_adapter_against_a_real_http_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_ANTHROPIC_KEY", "sk-ant-test")
     body = {"messages": [{"role": "user", "content": "weather in Paris?"}], "stream": True}
 
     async def check(base_url: str, seen: list[web.Request]) -> None:
-        provider = AnthropicProvider("claude", base_url, api_key="sk-ant-test")
+        provider = anthropic_provider(base_url, "TEST_ANTHROPIC_KEY")
         try:
             # (a) a canned message
             result = await provider.chat(body, "canned")
@@ -812,7 +821,7 @@ def test_adapter_against_a_real_http_server() -> None:
             await provider.close()
 
         # A base URL that already ends in /v1 posts to the same endpoint.
-        provider = AnthropicProvider("claude", base_url + "/v1/", api_key=None)
+        provider = anthropic_provider(base_url + "/v1/", None)
         try:
             result = await provider.chat(body, "canned")
             assert result.finish_reason == "stop"

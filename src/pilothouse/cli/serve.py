@@ -18,9 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from pilothouse import logs
 from pilothouse.cli import demo
 from pilothouse.cli.settings import settings_or_exit, store_options
+from pilothouse.policy import admin_token
 from pilothouse.server import Server, create_server
 from pilothouse.store import StoreError, open_store
-from pilothouse.web import admin_auth
 
 
 @click.command()
@@ -56,7 +56,7 @@ def serve(
                 f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}. Check "
                 "PILOTHOUSE_DATABASE_URL and that the server is running."
             ) from None
-        auth, new_token = admin_auth.load_or_create(settings.data_dir, settings.admin_token)
+        auth, new_token = admin_token.load_or_create(settings.data_dir, settings.admin_token)
         url = f"http://{settings.host}:{settings.port}"
         if new_token:
             click.echo(

@@ -196,3 +196,9 @@ def from_logs(
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+def list_datasets(store: Store) -> list[dict[str, Any]]:
+    """Every version of every dataset, without its rows."""
+    with store.connect() as conn:
+        return rows_sql.all_datasets(conn)

@@ -1,8 +1,10 @@
 """The gateway: `/v1/chat/completions`, `/v1/embeddings` and `/v1/models` as plain ASGI.
 
-A request is served entirely from the in-memory snapshot (key, model alias, provider),
-then the provider is called over a pooled connection, and one `RequestRecord` goes to the
-batch writer. Nothing here waits on the database.
+A request is served entirely from the in-memory snapshot, in named stages that read top
+to bottom in `_serve`: authenticate → read → resolve → call → account. Each later feature
+(quotas, fleet choice, session budgets) is one call between them into its own package.
+One `RequestRecord` goes to the batch writer at the end; nothing here waits on the
+database.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import re
 import secrets
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from pilothouse import errors
-from pilothouse.gateway import resolve, validation
+from pilothouse.fleet.deployments import Deployment
+from pilothouse.gateway import validation
+from pilothouse.gateway.headers import RequestHeaders
 from pilothouse.gateway.http_io import (
     SSE_HEADERS,
     ClientGone,
@@ -32,12 +36,13 @@ from pilothouse.gateway.http_io import (
     send_json,
     wait_for_disconnect,
 )
-from pilothouse.gateway.providers.base import UpstreamError, Usage
 from pilothouse.gateway.relay import relay
-from pilothouse.gateway.snapshot import ModelTarget, Snapshot, SnapshotHolder
+from pilothouse.gateway.resolve import Resolution, resolve
 from pilothouse.logs import request_id_var
-from pilothouse.policy.keys import ApiKey
+from pilothouse.policy.keys import ApiKey, authenticate
+from pilothouse.providers.types import UpstreamError, Usage
 from pilothouse.registry.catalog import cost_usd
+from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.telemetry.metrics import Metrics
 from pilothouse.telemetry.request_log import RequestLogWriter, RequestRecord
 
@@ -46,8 +51,8 @@ log = logging.getLogger("pilothouse.gateway")
 # and increasing, so the log's primary-key inserts append.
 _ID_PREFIX = "req_" + secrets.token_hex(6)
 _ID_COUNTER = itertools.count(1)
-_REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,64}$")
 CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answer
+Headers = list[tuple[bytes, bytes]]
 
 
 class GatewayApp:
@@ -93,94 +98,32 @@ class GatewayApp:
 
     async def _serve(self, endpoint: str, scope: Scope, receive: Receive, send: Send) -> None:
         t0 = time.perf_counter()
-        authorization = content_length = request_id = session = arm = None
-        for header, value in scope["headers"]:
-            if header == b"authorization":
-                authorization = value
-            elif header == b"content-length":
-                content_length = value
-            elif header == b"x-request-id" and _REQUEST_ID.match(value):
-                request_id = value.decode()
-            elif header == b"x-pilothouse-session":
-                session = value.decode("latin-1")
-            elif header == b"x-pilothouse-release":
-                arm = value.decode("latin-1")
+        request = RequestHeaders.of(scope)
         record = RequestRecord(
-            id=request_id or f"{_ID_PREFIX}{next(_ID_COUNTER):012x}",
+            id=request.client_request_id or f"{_ID_PREFIX}{next(_ID_COUNTER):012x}",
             started_at=time.time(),
             endpoint=endpoint,
         )
         request_id_var.set(record.id)
-        headers = [(b"x-request-id", record.id.encode())]
+        headers: Headers = [(b"x-request-id", record.id.encode())]
         snapshot = self.holder.current
         try:
-            key = resolve.authenticate(snapshot, authorization)
-            record.key_id, record.user, record.team = key.id, key.user, key.team
+            key = self._authenticate(snapshot, request, record)
             if endpoint == "models":
                 await send_json(send, 200, _models_body(snapshot, key), headers)
                 return
-            body = await read_body(
-                receive,
-                limit=self.max_body_bytes,
-                content_length=int(content_length) if content_length else None,
-            )
-            payload = parse_json_object(body)
-            model = validation.model_of(payload)
-            extras = payload.pop("pilothouse", None)  # ours: never sent to a provider
-            if model.startswith(resolve.ROUTE_PREFIX) and endpoint == "chat":
-                sticky = (
-                    session
-                    or (payload.get("user") if isinstance(payload.get("user"), str) else None)
-                    or key.id
-                )
-                target = resolve.apply_route(
-                    snapshot,
-                    key,
-                    model[len(resolve.ROUTE_PREFIX) :],
-                    payload,
-                    extras,
-                    sticky,
-                    arm,
-                    record,
-                )
-                headers += [
-                    (b"x-pilothouse-release", (record.release_id or "").encode()),
-                    (
-                        b"x-pilothouse-prompt",
-                        f"{record.prompt_name}@{record.prompt_version}".encode(),
-                    ),
-                    (b"x-pilothouse-prompt-hash", (record.prompt_hash or "").encode()),
-                ]
-            else:
-                target = resolve.alias_target(snapshot, key, model)
-            resolve.refuse_retired(target)
-            record.model_alias = target.alias
-            record.provider = target.provider_name
-            record.provider_model = target.provider_model
-            if endpoint == "embeddings":
-                validation.check_embeddings(payload)
-                await self._embeddings(target, payload, record, send, headers)
-                return
-            validation.check_chat(payload)
-            if isinstance(payload.get("user"), str):
-                record.user = payload["user"]
-            if payload.get("stream"):
-                record.stream = True
-                await self._stream(target, payload, record, t0, receive, send, headers)
-            else:
-                await self._complete(target, payload, record, send, headers)
+            payload = await self._read(receive, request)
+            resolution = self._resolve(snapshot, key, payload, request, endpoint, record)
+            headers += _route_headers(record)
+            await self._call(endpoint, resolution, record, t0, receive, send, headers)
+        except UpstreamError as exc:
+            self._fail(record, exc)
+            await send_error(send, exc, headers)
         except errors.PilothouseError as exc:
             record.status_code = exc.status
             record.error_class = exc.type
             record.error_message = exc.message
             await send_error(send, exc, headers)
-        except UpstreamError as exc:
-            self._fail(record, exc)
-            extra = [(b"retry-after", exc.retry_after.encode())] if exc.retry_after else []
-            body = openai_error_body(
-                exc.message, exc.error_class, code=exc.error_class, provider=exc.provider
-            )
-            await send_json(send, exc.status, body, headers + extra)
         except ClientGone:
             record.status_code = CLIENT_CLOSED
             record.error_class = "client_disconnected"
@@ -190,43 +133,120 @@ class GatewayApp:
             self.writer.submit(record)
             self._observe(record)
 
+    # ------------------------------------------------------------------ the stages
+
+    def _authenticate(
+        self, snapshot: Snapshot, request: RequestHeaders, record: RequestRecord
+    ) -> ApiKey:
+        key = authenticate(snapshot.keys_by_hash, request.authorization, datetime.now(UTC))
+        record.key_id, record.user, record.team = key.id, key.user, key.team
+        return key
+
+    async def _read(self, receive: Receive, request: RequestHeaders) -> dict[str, Any]:
+        body = await read_body(
+            receive, limit=self.max_body_bytes, content_length=request.content_length
+        )
+        return parse_json_object(body)
+
+    def _resolve(
+        self,
+        snapshot: Snapshot,
+        key: ApiKey,
+        payload: dict[str, Any],
+        request: RequestHeaders,
+        endpoint: str,
+        record: RequestRecord,
+    ) -> Resolution:
+        model = validation.model_of(payload)
+        user = payload.get("user") if isinstance(payload.get("user"), str) else None
+        resolution = resolve(
+            snapshot,
+            key,
+            payload,
+            model,
+            endpoint=endpoint,
+            sticky=request.session or user or key.id,
+            arm=request.arm,
+        )
+        record.model_alias = resolution.alias.alias
+        if user is not None:
+            record.user = user
+        if resolution.route is not None:
+            choice = resolution.route
+            release = choice.release
+            record.route = choice.route
+            record.release_id = release.id
+            record.release_arm = choice.arm
+            record.prompt_name = release.prompt.name
+            record.prompt_version = release.prompt.version
+            record.prompt_hash = release.prompt.hash
+            record.variables = choice.variables or None
+        if endpoint == "embeddings":
+            validation.check_embeddings(resolution.body)
+        else:
+            validation.check_chat(resolution.body)
+        return resolution
+
+    async def _call(
+        self,
+        endpoint: str,
+        resolution: Resolution,
+        record: RequestRecord,
+        t0: float,
+        receive: Receive,
+        send: Send,
+        headers: Headers,
+    ) -> None:
+        deployment = resolution.alias.primary
+        record.provider = deployment.provider_name
+        record.provider_model = deployment.provider_model
+        if endpoint == "embeddings":
+            await self._embeddings(deployment, resolution.body, record, send, headers)
+        elif resolution.body.get("stream"):
+            record.stream = True
+            await self._stream(deployment, resolution.body, record, t0, receive, send, headers)
+        else:
+            await self._complete(deployment, resolution.body, record, send, headers)
+
+    # ------------------------------------------------------------------ the calls
+
     async def _complete(
         self,
-        target: ModelTarget,
-        payload: dict[str, Any],
+        deployment: Deployment,
+        body: dict[str, Any],
         record: RequestRecord,
         send: Send,
-        headers: list[tuple[bytes, bytes]],
+        headers: Headers,
     ) -> None:
-        result = await target.provider.chat(payload, target.provider_model)
-        self._account(target, record, result.usage)
+        result = await deployment.provider.chat(body, deployment.provider_model)
+        self._account(deployment, record, result.usage)
         record.finish_reason = result.finish_reason
         cost = (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())
         await send_json(send, 200, result.body, [*headers, cost])
 
     async def _embeddings(
         self,
-        target: ModelTarget,
-        payload: dict[str, Any],
+        deployment: Deployment,
+        body: dict[str, Any],
         record: RequestRecord,
         send: Send,
-        headers: list[tuple[bytes, bytes]],
+        headers: Headers,
     ) -> None:
-        result = await target.provider.embeddings(payload, target.provider_model)
-        self._account(target, record, result.usage)
+        result = await deployment.provider.embeddings(body, deployment.provider_model)
+        self._account(deployment, record, result.usage)
         await send_json(send, 200, result.body, headers)
 
     async def _stream(
         self,
-        target: ModelTarget,
-        payload: dict[str, Any],
+        deployment: Deployment,
+        body: dict[str, Any],
         record: RequestRecord,
         t0: float,
         receive: Receive,
         send: Send,
-        headers: list[tuple[bytes, bytes]],
+        headers: Headers,
     ) -> None:
-        options = payload.get("stream_options")
+        options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
         # The client may leave at any time; when it does, cancel the upstream call.
         this_task = asyncio.current_task()
@@ -243,7 +263,7 @@ class GatewayApp:
         watcher.add_done_callback(client_left)
         upstream_start = time.perf_counter()
         try:
-            stream = await target.provider.chat_stream(payload, target.provider_model)
+            stream = await deployment.provider.chat_stream(body, deployment.provider_model)
             await send(
                 {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers}
             )
@@ -269,16 +289,18 @@ class GatewayApp:
             record.ttft_upstream_ms = (result.first_content_upstream - upstream_start) * 1000
             record.ttft_gateway_ms = record.ttft_delivered_ms - record.ttft_upstream_ms
         if stream.usage is not None:
-            self._account(target, record, stream.usage)
+            self._account(deployment, record, stream.usage)
         if result.error is not None:
             self._fail(record, result.error, status=200)
 
-    def _account(self, target: ModelTarget, record: RequestRecord, usage: Usage) -> None:
+    # ------------------------------------------------------------------ accounting
+
+    def _account(self, deployment: Deployment, record: RequestRecord, usage: Usage) -> None:
         record.prompt_tokens = usage.prompt_tokens
         record.completion_tokens = usage.completion_tokens
         record.cached_tokens = usage.cached_tokens
         record.cost_usd = cost_usd(
-            target.pricing,
+            deployment.pricing,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,
@@ -322,9 +344,20 @@ _ENDPOINTS = {
 }
 
 
+def _route_headers(record: RequestRecord) -> Headers:
+    """Which release answered a route call (the eval runner and tests read these)."""
+    if record.route is None:
+        return []
+    return [
+        (b"x-pilothouse-release", (record.release_id or "").encode()),
+        (b"x-pilothouse-prompt", f"{record.prompt_name}@{record.prompt_version}".encode()),
+        (b"x-pilothouse-prompt-hash", (record.prompt_hash or "").encode()),
+    ]
+
+
 def _models_body(snapshot: Snapshot, key: ApiKey) -> bytes:
     data = [
-        {"id": alias, "object": "model", "created": 0, "owned_by": target.provider_name}
+        {"id": alias, "object": "model", "created": 0, "owned_by": target.primary.provider_name}
         for alias, target in sorted(snapshot.models.items())
         if key.allows(alias)
     ]

@@ -107,19 +107,38 @@ async def send_json(
     await send({"type": "http.response.body", "body": body})
 
 
+def error_body(exc: errors.PilothouseError) -> bytes:
+    """OpenAI's error shape for any of our errors, so the official SDKs raise the matching
+    exception. A provider's own `type`, `code` and `param` pass through as they were, and
+    our message (which names the provider and quotes its message) goes beside them, with
+    our classification under `pilothouse`."""
+    message = f"{exc.message}. {exc.hint}" if exc.hint else exc.message
+    extra: dict[str, Any] = dict(exc.details)
+    provider = getattr(exc, "provider", None)
+    if provider:
+        extra["provider"] = provider
+    upstream = getattr(exc, "upstream_error", None)
+    if not upstream:
+        return openai_error_body(message, exc.type, param=exc.param, code=exc.code, **extra)
+    error: dict[str, Any] = {"message": message, "type": exc.type, "param": None, "code": None}
+    error.update((k, v) for k, v in upstream.items() if k != "message")
+    error.update(extra)
+    error["pilothouse"] = {
+        "error_class": exc.type,
+        "upstream_status": getattr(exc, "upstream_status", None),
+        "upstream_message": upstream.get("message"),
+    }
+    return orjson.dumps({"error": error})
+
+
+def error_headers(exc: errors.PilothouseError) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in exc.headers.items()]
+
+
 async def send_error(
     send: Send, exc: errors.PilothouseError, headers: list[tuple[bytes, bytes]]
 ) -> None:
-    message = f"{exc.message}. {exc.hint}" if exc.hint else exc.message
-    body = openai_error_body(message, exc.type, param=exc.param, code=_CODES.get(exc.type))
-    await send_json(send, exc.status, body, headers)
-
-
-_CODES = {
-    "authentication_error": "invalid_api_key",
-    "not_found_error": "model_not_found",
-    "request_too_large": "request_too_large",
-}
+    await send_json(send, exc.status, error_body(exc), [*headers, *error_headers(exc)])
 
 
 async def wait_for_disconnect(receive: Receive) -> None:

@@ -11,10 +11,8 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import orjson
-
-from pilothouse.gateway.http_io import Send
-from pilothouse.gateway.providers.base import ChatStream, EventKind, StreamEvent, UpstreamError
+from pilothouse.gateway.http_io import Send, error_body
+from pilothouse.providers.types import ChatStream, EventKind, StreamEvent, UpstreamError
 
 KEEPALIVE = b": keep-alive\n\n"
 
@@ -83,11 +81,4 @@ async def _forward(
 
 def error_frame(exc: UpstreamError) -> bytes:
     """An SSE event carrying an OpenAI-shaped error; the OpenAI SDK raises it as APIError."""
-    error = {
-        "message": exc.message,
-        "type": exc.error_class,
-        "code": exc.error_class,
-        "param": None,
-        "provider": exc.provider,
-    }
-    return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+    return b"data: " + error_body(exc) + b"\n\n"

@@ -1,73 +1,99 @@
-"""Resolving what a request asks for, from the snapshot alone: the caller's key, a model
-alias, or a route with its active or canary release (whose prompt is rendered here)."""
+"""Resolving what a request asks for, from the snapshot alone: a model alias, or a route
+with its active or canary release (whose prompt is rendered here). Returns a value; the
+client's payload is never changed."""
 
 from __future__ import annotations
 
-import hashlib
-from datetime import UTC, date, datetime
+from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from pilothouse import errors
-from pilothouse.gateway.snapshot import ModelTarget, Snapshot
+from pilothouse.fleet.deployments import ModelAlias
 from pilothouse.policy.keys import ApiKey
 from pilothouse.registry import catalog, templates
-from pilothouse.telemetry.request_log import RequestRecord
+from pilothouse.releases.requests import release_request
+from pilothouse.releases.serving import ReleaseTarget
+from pilothouse.snapshot import Snapshot
 
 ROUTE_PREFIX = "route:"
 
 
-def authenticate(snapshot: Snapshot, authorization: bytes | None) -> ApiKey:
-    if not authorization or not authorization[:7].lower() == b"bearer ":
-        raise errors.AuthenticationFailed(
-            "missing API key: send `Authorization: Bearer <key>`",
-            hint="create a key with `pilothouse keys create --name NAME`",
-        )
-    secret = authorization[7:].strip()
-    key = snapshot.keys_by_hash.get(hashlib.sha256(secret).hexdigest())
-    if key is None:
-        raise errors.AuthenticationFailed("invalid API key")
-    if key.disabled:
-        raise errors.AuthenticationFailed(
-            f"API key {key.prefix}… ({key.id}) is disabled", hint="ask an admin to enable it"
-        )
-    if key.expired(datetime.now(UTC)):
-        raise errors.AuthenticationFailed(f"API key {key.prefix}… ({key.id}) has expired")
-    return key
+@dataclass(frozen=True, slots=True)
+class RouteChoice:
+    """Which route and release served a request, and with which template variables."""
+
+    route: str
+    release: ReleaseTarget
+    arm: str  # "active" or "canary"
+    variables: dict[str, Any]
 
 
-def alias_target(snapshot: Snapshot, key: ApiKey, model: str) -> ModelTarget:
-    target = snapshot.models.get(model)
-    if target is None or not key.allows(model):
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What to call: the alias, the body to send it, and the route choice if any."""
+
+    alias: ModelAlias
+    body: dict[str, Any]
+    route: RouteChoice | None = None
+
+
+def resolve(
+    snapshot: Snapshot,
+    key: ApiKey,
+    payload: dict[str, Any],
+    model: str,
+    *,
+    endpoint: str,
+    sticky: str,
+    arm: str | None,
+) -> Resolution:
+    """The alias (or route) `model` names, for this key. Our `pilothouse` extras never
+    reach a provider."""
+    body = (
+        {k: v for k, v in payload.items() if k != "pilothouse"}
+        if "pilothouse" in payload
+        else payload
+    )
+    if model.startswith(ROUTE_PREFIX) and endpoint == "chat":
+        return _route(snapshot, key, model[len(ROUTE_PREFIX) :], body, payload, sticky, arm)
+    alias = alias_target(snapshot, key, model)
+    refuse_retired(alias)
+    return Resolution(alias, body)
+
+
+def alias_target(snapshot: Snapshot, key: ApiKey, model: str) -> ModelAlias:
+    alias = snapshot.models.get(model)
+    if alias is None or not key.allows(model):
         allowed = sorted(a for a in snapshot.models if key.allows(a))
         raise errors.NotFound(
             f"the model {model!r} does not exist or this key may not use it; "
             f"models available to this key: {', '.join(allowed) or '(none)'}",
             param="model",
+            code="model_not_found",
         )
-    return target
+    return alias
 
 
-def refuse_retired(target: ModelTarget) -> None:
-    if catalog.is_retired(target.spec, date.today()):
-        successor = target.spec.successor
+def refuse_retired(alias: ModelAlias) -> None:
+    if catalog.is_retired(alias.spec, date.today()):
+        successor = alias.spec.successor
         raise errors.Gone(
-            f"model {target.alias!r} ({target.provider_model}) is retired"
+            f"model {alias.alias!r} ({alias.primary.provider_model}) is retired"
             + (f"; use its successor {successor!r}" if successor else ""),
             param="model",
         )
 
 
-def apply_route(
+def _route(
     snapshot: Snapshot,
     key: ApiKey,
     name: str,
+    body: dict[str, Any],
     payload: dict[str, Any],
-    extras: Any,
     sticky: str,
     arm: str | None,
-    record: RequestRecord,
-) -> ModelTarget:
-    """Resolve a route to one of its releases and build the request that release makes."""
+) -> Resolution:
     route = snapshot.routes.get(name)
     if route is None or not key.allows(ROUTE_PREFIX + name):
         allowed = sorted(r for r in snapshot.routes if key.allows(ROUTE_PREFIX + r))
@@ -75,6 +101,7 @@ def apply_route(
             f"the route {name!r} does not exist or this key may not use it; routes available "
             f"to this key: {', '.join(allowed) or '(none)'}",
             param="model",
+            code="model_not_found",
         )
     if arm is None:
         release, arm = route.choose(sticky)
@@ -87,8 +114,7 @@ def apply_route(
             f"X-Pilothouse-Release must be `active` or `canary` (route {name!r} "
             f"{'has no canary' if route.canary is None else 'has both'}), got {arm!r}"
         )
-    variables = _route_variables(extras)
-    record.variables = variables or None
+    variables = _route_variables(payload.get("pilothouse"))
     try:
         rendered = release.prompt.render(variables)
     except (templates.RenderError, templates.TemplateError) as exc:
@@ -96,27 +122,20 @@ def apply_route(
             f"route {name!r} (prompt {release.prompt.name}@{release.prompt.version}): {exc}",
             param="pilothouse.variables",
         ) from None
-    messages = payload.get("messages", [])
-    if not isinstance(messages, list):
+    if not isinstance(body.get("messages", []), list):
         raise errors.InvalidRequest("`messages` must be a list", param="messages")
-    payload["messages"] = rendered.messages + messages
-    for field in ("tools", "response_format"):
-        if release.prompt.content.get(field) is not None and field not in payload:
-            payload[field] = release.prompt.content[field]
-    payload.update(release.params)  # the release decides; that is what it is for
-    record.route = name
-    record.release_id = release.id
-    record.release_arm = arm
-    record.prompt_name = release.prompt.name
-    record.prompt_version = release.prompt.version
-    record.prompt_hash = release.prompt.hash
-    target = snapshot.models.get(release.model_alias)
-    if target is None:
+    alias = snapshot.models.get(release.model_alias)
+    if alias is None:
         raise errors.ServiceUnavailable(
             f"release {release.id} of route {name!r} uses model alias {release.model_alias!r}, "
             "which this gateway's config does not declare"
         )
-    return target
+    refuse_retired(alias)
+    return Resolution(
+        alias,
+        release_request(body, rendered.messages, release.prompt.content, release.params),
+        RouteChoice(name, release, arm, variables),
+    )
 
 
 def _route_variables(extras: Any) -> dict[str, Any]:

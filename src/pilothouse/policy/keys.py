@@ -1,26 +1,22 @@
-"""API keys: creation (the secret is shown once), enable/disable, and authentication.
-
-Secrets are 32 random bytes, so a single SHA-256 is a safe hash to store and a fast one to
-check on every request against the in-memory key set.
-"""
+"""API keys: creation (the secret is shown once), enable/disable, authentication against
+the in-memory key set, and loading that set for the configuration snapshot."""
 
 from __future__ import annotations
 
-import hashlib
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import Connection
+
 from pilothouse import errors
+from pilothouse.policy.credentials import bearer_secret, secret_hash
 from pilothouse.store import Store, audit, changes
 from pilothouse.store import keys as key_rows
 
 SECRET_PREFIX = "ph-"
-
-
-def hash_secret(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +42,9 @@ class ApiKey:
             user=row["user"],
             team=row["team"],
             models=tuple(row["models"]) if row["models"] is not None else None,
-            expires_at=_aware(row["expires_at"]),
+            expires_at=row["expires_at"],
             disabled=bool(row["disabled"]),
-            created_at=_aware(row["created_at"]) or datetime.now(UTC),
+            created_at=row["created_at"],
         )
 
     def allows(self, model: str) -> bool:
@@ -71,11 +67,31 @@ class ApiKey:
         }
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; everything we store is UTC.
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+def load_keys(conn: Connection) -> dict[str, ApiKey]:
+    """Every key by the hash of its secret: the snapshot's key set."""
+    return {row["key_hash"]: ApiKey.from_row(row) for row in key_rows.all_keys(conn)}
+
+
+def authenticate(
+    keys_by_hash: Mapping[str, ApiKey], authorization: bytes | str | None, now: datetime
+) -> ApiKey:
+    """The enabled, unexpired key a Bearer header names; AuthenticationFailed otherwise."""
+    secret = bearer_secret(authorization)
+    if secret is None:
+        raise errors.AuthenticationFailed(
+            "missing API key: send `Authorization: Bearer <key>`",
+            hint="create a key with `pilothouse keys create --name NAME`",
+        )
+    key = keys_by_hash.get(secret_hash(secret))
+    if key is None:
+        raise errors.AuthenticationFailed("invalid API key")
+    if key.disabled:
+        raise errors.AuthenticationFailed(
+            f"API key {key.prefix}… ({key.id}) is disabled", hint="ask an admin to enable it"
+        )
+    if key.expired(now):
+        raise errors.AuthenticationFailed(f"API key {key.prefix}… ({key.id}) has expired")
+    return key
 
 
 def create_key(
@@ -92,8 +108,9 @@ def create_key(
     if not name.strip():
         raise errors.InvalidRequest("a key needs a non-empty name", param="name")
     if expires_at is not None:
-        expires_at = _aware(expires_at)
-        if expires_at is not None and expires_at <= datetime.now(UTC):
+        if expires_at.tzinfo is None:
+            expires_at = expires_at.replace(tzinfo=UTC)  # a time with no zone is UTC
+        if expires_at <= datetime.now(UTC):
             raise errors.InvalidRequest(
                 f"expires_at {expires_at.isoformat()} is in the past", param="expires_at"
             )
@@ -101,7 +118,7 @@ def create_key(
     row = {
         "id": "key_" + secrets.token_hex(8),
         "name": name.strip(),
-        "key_hash": hash_secret(secret),
+        "key_hash": secret_hash(secret),
         "prefix": secret[: len(SECRET_PREFIX) + 6],
         "user": user,
         "team": team,

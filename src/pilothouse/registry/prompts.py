@@ -63,7 +63,7 @@ class ResolvedPrompt:
             "labels": self.labels,
             "note": self.note,
             "created_by": self.created_by,
-            "created_at": _aware(self.created_at).isoformat(),
+            "created_at": self.created_at.isoformat(),
         }
 
     def render(self, values: dict[str, Any]) -> templates.Rendered:
@@ -75,10 +75,6 @@ class ResolvedPrompt:
         return templates.render(
             self.name, self.content["messages"], variables, values, self.fragments
         )
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _not_found(name: str, detail: str = "") -> errors.NotFound:
@@ -378,7 +374,7 @@ def list_versions(store: Store, name: str) -> list[dict[str, Any]]:
                 "hash": v["hash"],
                 "note": v["note"],
                 "created_by": v["created_by"],
-                "created_at": _aware(v["created_at"]).isoformat(),
+                "created_at": v["created_at"].isoformat(),
                 "labels": [label["label"] for label in labels if label["version"] == v["version"]],
             }
             for v in rows.versions(conn, name)

@@ -88,10 +88,7 @@ class Release:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Release:
-        created = row["created_at"]
-        return cls(
-            **{**row, "created_at": created if created.tzinfo else created.replace(tzinfo=UTC)}
-        )
+        return cls(**row)
 
     def public(self) -> dict[str, Any]:
         return {
@@ -361,7 +358,7 @@ def history(store: Store, route: str) -> list[dict[str, Any]]:
         known = {i: Release.from_row(r).public() for i, r in rows.releases_by_id(conn, ids).items()}
     return [
         {
-            "at": (e["at"] if e["at"].tzinfo else e["at"].replace(tzinfo=UTC)).isoformat(),
+            "at": e["at"].isoformat(),
             "kind": e["kind"],
             "release": known.get(e["release_id"]),
             "previous_release_id": e["previous_release_id"],

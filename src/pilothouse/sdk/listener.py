@@ -17,12 +17,11 @@ import random
 import socket
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sized
+from typing import Any, Protocol
 
+from pilothouse.sdk.connection import RegistryConnection
 from pilothouse.sdk.sse import SSEParser
-
-if TYPE_CHECKING:
-    from pilothouse.sdk.core import _Core
 
 log = logging.getLogger("pilothouse.sdk")
 
@@ -35,8 +34,24 @@ class StreamRefused(Exception):
     """The registry answered the stream request with something other than 200."""
 
 
+class Cache(Protocol):
+    """What the listener keeps fresh (the SDK's core): its entries, and how to refresh."""
+
+    registry: RegistryConnection
+    stats: dict[str, int]
+
+    @property
+    def entries(self) -> Sized: ...
+
+    def refresh_all(self, *, only_unconfirmed: bool = False) -> None: ...
+
+    def server_ok(self) -> None: ...
+
+    def handle_event(self, data: Mapping[str, Any]) -> None: ...
+
+
 class Listener:
-    def __init__(self, core: _Core, poll_interval: float):
+    def __init__(self, core: Cache, poll_interval: float):
         self._core = core
         self._poll_interval = poll_interval
         self.connected = False

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from pilothouse.simulator.anthropic_request import MessagesRequest, parse_messages_request
+from pilothouse.simulator.choice import Choice
 from pilothouse.simulator.errors import (
     RequestError,
     error_response,
@@ -30,7 +31,7 @@ from pilothouse.simulator.faults import (
     body_response,
     error_fault_response,
 )
-from pilothouse.simulator.generation import Choice, generate
+from pilothouse.simulator.generation import generate
 from pilothouse.simulator.plan import Plan, PlanError, make_plan
 from pilothouse.simulator.sse import StreamEvent, stream_response, token_groups
 from pilothouse.simulator.state import SimulatorState

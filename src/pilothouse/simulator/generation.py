@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pilothouse.simulator.choice import Choice, FinishReason, ToolCallOut
 from pilothouse.simulator.plan import Plan
 from pilothouse.simulator.scenario import ReplyRule
 from pilothouse.simulator.structured import json_object_reply, value_for_schema
@@ -28,7 +29,6 @@ from pilothouse.simulator.text import (
     topic_words,
 )
 
-FinishReason = Literal["stop", "length", "tool_calls", "stop_sequence"]
 _ID_ALPHABET = string.ascii_letters + string.digits
 _CACHE_SIZE = 2048
 
@@ -62,38 +62,6 @@ class Conversation:
     n: int = 1
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
-
-
-@dataclass
-class ToolCallOut:
-    """A tool call in a reply; `arguments` is JSON text (cut short when max_tokens was hit)."""
-
-    call_id: str
-    name: str
-    argument_tokens: list[str]
-
-    @property
-    def arguments(self) -> str:
-        """The argument JSON text, exactly as emitted."""
-        return "".join(self.argument_tokens)
-
-
-@dataclass
-class Choice:
-    """One generated answer: its text tokens or tool call, why it stopped, and its token count."""
-
-    index: int
-    text_tokens: list[str]
-    tool_call: ToolCallOut | None
-    finish: FinishReason
-    completion_tokens: int
-    stop_sequence: str | None = None
-    refusal: bool = False
-
-    @property
-    def text(self) -> str:
-        """The reply text, exactly as emitted ("" for tool calls and the `empty` fault)."""
-        return "".join(self.text_tokens)
 
 
 def generate(

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from pilothouse.simulator.choice import Choice
 from pilothouse.simulator.embeddings import embed, encode_base64
 from pilothouse.simulator.errors import RequestError, error_response, read_json_object
 from pilothouse.simulator.faults import (
@@ -25,7 +26,7 @@ from pilothouse.simulator.faults import (
     body_response,
     error_fault_response,
 )
-from pilothouse.simulator.generation import Choice, generate
+from pilothouse.simulator.generation import generate
 from pilothouse.simulator.openai_request import ChatRequest, parse_chat_request
 from pilothouse.simulator.plan import Plan, PlanError, make_plan
 from pilothouse.simulator.sse import StreamEvent, stream_response, token_groups

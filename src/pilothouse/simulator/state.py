@@ -8,12 +8,10 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from pilothouse.simulator.choice import Choice
 from pilothouse.simulator.scenario import Scenario
-
-if TYPE_CHECKING:  # generation imports this module (through plan) at run time
-    from pilothouse.simulator.generation import Choice
 
 
 @dataclass(frozen=True)

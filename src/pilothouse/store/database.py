@@ -18,6 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from pilothouse.store.tables import config_version
 
@@ -121,6 +122,14 @@ def upgrade(engine: Engine) -> RevisionState:
                 config_version.insert().values(id=1, version=1, changed_at=datetime.now(UTC))
             )
     return revision_state(engine)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True for a failure that means "the database cannot be reached or used right now"
+    (connection refused or lost, a timeout), as opposed to a bad statement."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
 
 
 def ping(engine: Engine) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     Column,
     DateTime,
+    Dialect,
     Float,
     Index,
     Integer,
@@ -15,8 +19,23 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that always comes back aware, in UTC: SQLite hands back naive values,
+    and everything Pilothouse stores is UTC, so the fix is made here, once."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if isinstance(value, datetime) and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
 
 metadata = MetaData(
     naming_convention={
@@ -32,7 +51,7 @@ config_version = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("version", BigInteger, nullable=False),
-    Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("changed_at", UTCDateTime(), nullable=False),
 )
 
 api_keys = Table(
@@ -45,16 +64,16 @@ api_keys = Table(
     Column("user", String(200)),
     Column("team", String(200)),
     Column("models", JSON),
-    Column("expires_at", DateTime(timezone=True)),
+    Column("expires_at", UTCDateTime()),
     Column("disabled", Boolean, nullable=False, default=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 audit_log = Table(
     "audit_log",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
     Column("actor", String(200), nullable=False),
     Column("action", String(100), nullable=False),
     Column("target", String(300), nullable=False),
@@ -68,8 +87,8 @@ request_log = Table(
     "request_log",
     metadata,
     Column("id", String(40), primary_key=True),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("finished_at", DateTime(timezone=True), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("finished_at", UTCDateTime(), nullable=False),
     Column("endpoint", String(40), nullable=False),
     Column("key_id", String(40)),
     Column("user", String(200)),
@@ -112,8 +131,8 @@ prompts = Table(
     Column("description", Text),
     Column("owner", String(200)),
     Column("tags", JSON),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 # Immutable: a version is never updated; identical content maps to the existing version.
@@ -127,7 +146,7 @@ prompt_versions = Table(
     Column("content", JSON, nullable=False),
     Column("note", Text),
     Column("created_by", String(200), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("prompt_name", "version", name="uq_prompt_versions_name_version"),
     UniqueConstraint("prompt_name", "hash", name="uq_prompt_versions_name_hash"),
 )
@@ -139,7 +158,7 @@ prompt_labels = Table(
     Column("label", String(100), primary_key=True),
     Column("version", Integer, nullable=False),
     Column("updated_by", String(200), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 # Every registry change in order: the SSE stream resumes from an id; rollback reads it.
@@ -147,7 +166,7 @@ prompt_events = Table(
     "prompt_events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("prompt_name", String(200), nullable=False),
     Column("label", String(100)),
@@ -167,8 +186,8 @@ routes = Table(
     Column("active_release_id", String(40)),
     Column("canary_release_id", String(40)),
     Column("canary_weight", Integer, nullable=False, default=0),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 # Immutable bundles: what a route serves is always exactly one of these.
@@ -184,7 +203,7 @@ releases = Table(
     Column("params", JSON, nullable=False),
     Column("note", Text),
     Column("created_by", String(200), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_releases_route", "route"),
 )
 
@@ -193,7 +212,7 @@ route_events = Table(
     "route_events",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
     Column("route", String(200), nullable=False),
     Column("kind", String(40), nullable=False),
     Column("release_id", String(40)),
@@ -214,7 +233,7 @@ datasets = Table(
     Column("rows", JSON, nullable=False),
     Column("source", Text),
     Column("created_by", String(200), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     UniqueConstraint("name", "version", name="uq_datasets_name_version"),
     UniqueConstraint("name", "hash", name="uq_datasets_name_hash"),
 )
@@ -231,6 +250,6 @@ eval_runs = Table(
     Column("manifest", JSON, nullable=False),
     Column("summary", JSON, nullable=False),
     Column("results", JSON, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_eval_runs_suite", "suite"),
 )

@@ -3,161 +3,106 @@ recording runs accept one; creating datasets needs the admin token."""
 
 from __future__ import annotations
 
-import asyncio
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from pydantic import ConfigDict
 
 from pilothouse import errors
-from pilothouse.evals import datasets
-from pilothouse.store import evals as rows
-from pilothouse.web.api import admin, json_body, jsonable, parse_since, reader
-from pilothouse.web.prompts_api import actor
+from pilothouse.evals import datasets, runs
+from pilothouse.web.auth import Access
+from pilothouse.web.endpoint import Api, Body, Call, parse_since
+from pilothouse.web.rendering import Result
 
-if TYPE_CHECKING:
-    from pilothouse.server import Server
+api = Api()
 
 
-@admin
-async def push_dataset(request: Request) -> Response:
-    server: Server = request.app.state.server
-    body = await json_body(request)
-    data = body.get("rows")
-    if not isinstance(data, list) or not data:
+class PushDataset(Body):
+    rows: list[Any]
+    source: str | None = None
+
+
+class FromLogs(Body):
+    route: str
+    sample: int = 200
+    since: str | None = None
+    seed: int | None = None
+
+
+class RunArtifact(Body):
+    """What `pilothouse eval run` writes; fields beyond these are kept in the artifact."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    id: str
+    suite: str
+    manifest: dict[str, Any]
+    summary: dict[str, Any]
+    results: dict[str, Any]
+    owner: str | None = None
+    passed: bool = False
+
+
+@api.post("/api/datasets/{name}/versions", Access.ADMIN)
+async def push_dataset(call: Call) -> Result:
+    body = await call.body(PushDataset)
+    if not body.rows:
         raise errors.InvalidRequest(
             "`rows` is required: a non-empty list of dataset rows", param="rows"
         )
-    result = await asyncio.to_thread(
+    result = await call.run(
         datasets.store_version,
-        server.store,
-        request.path_params["name"],
-        data,
-        source=body.get("source") if isinstance(body.get("source"), str) else None,
-        actor=actor(request),
+        call.services.store,
+        call.path["name"],
+        body.rows,
+        source=body.source,
+        actor=call.actor,
     )
-    return JSONResponse(result, status_code=201 if result["created"] else 200)
+    return Result(result, status=201 if result["created"] else 200)
 
 
-@admin
-async def dataset_from_logs(request: Request) -> Response:
-    server: Server = request.app.state.server
-    body = await json_body(request)
-    route = body.get("route")
-    sample = body.get("sample", 200)
-    if not isinstance(route, str):
-        raise errors.InvalidRequest("`route` is required", param="route")
-    if not isinstance(sample, int) or isinstance(sample, bool) or not 1 <= sample <= 100_000:
+@api.post("/api/datasets/{name}/from-logs", Access.ADMIN)
+async def dataset_from_logs(call: Call) -> Result:
+    body = await call.body(FromLogs)
+    if not 1 <= body.sample <= 100_000:
         raise errors.InvalidRequest("`sample` must be an integer from 1 to 100000", param="sample")
-    since = parse_since(body.get("since") or "7d")
+    since = parse_since(body.since or "7d")
     assert since is not None
-    seed = body.get("seed")
-    result = await asyncio.to_thread(
+    result = await call.run(
         datasets.from_logs,
-        server.store,
-        request.path_params["name"],
-        route=route,
+        call.services.store,
+        call.path["name"],
+        route=body.route,
         since=since,
-        sample=sample,
-        actor=actor(request),
-        seed=seed if isinstance(seed, int) else None,
+        sample=body.sample,
+        actor=call.actor,
+        seed=body.seed,
     )
-    return JSONResponse(result, status_code=201 if result["created"] else 200)
+    return Result(result, status=201 if result["created"] else 200)
 
 
-@reader
-async def list_datasets(request: Request) -> Response:
-    server: Server = request.app.state.server
-
-    def fetch() -> list[dict[str, Any]]:
-        with server.store.connect() as conn:
-            return rows.all_datasets(conn)
-
-    data = await asyncio.to_thread(fetch)
-    return JSONResponse({"data": [{k: jsonable(v) for k, v in r.items()} for r in data]})
+@api.get("/api/datasets", Access.READER)
+async def list_datasets(call: Call) -> dict[str, Any]:
+    return {"data": await call.run(datasets.list_datasets, call.services.store)}
 
 
-@reader
-async def get_dataset(request: Request) -> Response:
-    server: Server = request.app.state.server
-    raw = request.query_params.get("version")
-    if raw is not None and not raw.isdigit():
-        raise errors.InvalidRequest(f"`version` must be a number, got {raw!r}", param="version")
-    row = await asyncio.to_thread(
-        datasets.get_version, server.store, request.path_params["name"], int(raw) if raw else None
-    )
-    return JSONResponse({k: jsonable(v) for k, v in row.items()})
+@api.get("/api/datasets/{name}", Access.READER)
+async def get_dataset(call: Call) -> dict[str, Any]:
+    version = call.int_query("version", None, low=1, high=2**31 - 1)
+    return await call.run(datasets.get_version, call.services.store, call.path["name"], version)
 
 
-@reader
-async def record_run(request: Request) -> Response:
-    server: Server = request.app.state.server
-    body = await json_body(request)
-    for field in ("id", "suite", "manifest", "summary", "results"):
-        if field not in body:
-            raise errors.InvalidRequest(
-                f"`{field}` is required: post the artifact `pilothouse eval run` writes",
-                param=field,
-            )
-    row = {
-        "id": str(body["id"]),
-        "suite": str(body["suite"]),
-        "owner": body.get("owner"),
-        "passed": bool(body.get("passed")),
-        "replay_of": (body["manifest"] or {}).get("replay_of"),
-        "manifest": body["manifest"],
-        "summary": body["summary"],
-        "results": body["results"],
-        "created_at": datetime.now(UTC),
-    }
-
-    def insert() -> None:
-        with server.store.begin() as conn:
-            if rows.run(conn, row["id"]) is not None:
-                raise errors.Conflict(f"run {row['id']} is already recorded")
-            rows.insert_run(conn, row)
-
-    await asyncio.to_thread(insert)
-    return JSONResponse({"id": row["id"]}, status_code=201)
+@api.post("/api/evals/runs", Access.READER)
+async def record_run(call: Call) -> Result:
+    artifact = await call.body(RunArtifact)
+    run_id = await call.run(runs.record_run, call.services.store, artifact.model_dump())
+    return Result({"id": run_id}, status=201)
 
 
-@reader
-async def list_runs(request: Request) -> Response:
-    server: Server = request.app.state.server
-
-    def fetch() -> list[dict[str, Any]]:
-        with server.store.connect() as conn:
-            return rows.runs(conn, request.query_params.get("suite"), limit=200)
-
-    data = await asyncio.to_thread(fetch)
-    return JSONResponse({"data": [{k: jsonable(v) for k, v in r.items()} for r in data]})
+@api.get("/api/evals/runs", Access.READER)
+async def list_runs(call: Call) -> dict[str, Any]:
+    suite = call.text_query("suite")
+    return {"data": await call.run(runs.list_runs, call.services.store, suite)}
 
 
-@reader
-async def get_run(request: Request) -> Response:
-    server: Server = request.app.state.server
-
-    def fetch() -> dict[str, Any] | None:
-        with server.store.connect() as conn:
-            return rows.run(conn, request.path_params["run_id"])
-
-    row = await asyncio.to_thread(fetch)
-    if row is None:
-        raise errors.NotFound(
-            f"no eval run {request.path_params['run_id']!r}",
-            hint="`pilothouse eval runs` lists them",
-        )
-    return JSONResponse({k: jsonable(v) for k, v in row.items()})
-
-
-routes = [
-    Route("/api/datasets", list_datasets, methods=["GET"]),
-    Route("/api/datasets/{name}", get_dataset, methods=["GET"]),
-    Route("/api/datasets/{name}/versions", push_dataset, methods=["POST"]),
-    Route("/api/datasets/{name}/from-logs", dataset_from_logs, methods=["POST"]),
-    Route("/api/evals/runs", list_runs, methods=["GET"]),
-    Route("/api/evals/runs", record_run, methods=["POST"]),
-    Route("/api/evals/runs/{run_id}", get_run, methods=["GET"]),
-]
+@api.get("/api/evals/runs/{run_id}", Access.READER)
+async def get_run(call: Call) -> dict[str, Any]:
+    return await call.run(runs.get_run, call.services.store, call.path["run_id"])

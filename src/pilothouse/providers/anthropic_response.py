@@ -13,7 +13,23 @@ from typing import Any
 
 import orjson
 
-from pilothouse.gateway.providers.base import Usage
+from pilothouse.providers.types import (
+    MalformedAnswer,
+    OutputSample,
+    StreamErrorEvent,
+    Usage,
+    token_count,
+)
+
+__all__ = [
+    "DONE_FRAME",
+    "MalformedAnswer",
+    "StreamErrorEvent",
+    "finish_reason_of",
+    "openai_usage",
+    "to_openai_completion",
+    "usage_of",
+]
 
 FINISH_REASONS = {
     "end_turn": "stop",
@@ -28,23 +44,12 @@ FINISH_REASONS = {
 DONE_FRAME = b"data: [DONE]\n\n"
 
 
-class MalformedAnswer(ValueError):
-    """An Anthropic answer that is not what the API promises (the provider says MALFORMED)."""
-
-
-class StreamErrorEvent(Exception):
-    """Anthropic sent an `error` event mid-stream (e.g. `overloaded_error`)."""
-
-    def __init__(self, error_type: str, message: str):
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-
-
 def finish_reason_of(stop_reason: Any) -> str | None:
     """OpenAI's finish_reason for an Anthropic stop_reason (unknown ones read as "stop")."""
     if stop_reason is None:
         return None
+    if not isinstance(stop_reason, str):
+        return "stop"  # an odd value is still an end; the body keeps what was said
     return FINISH_REASONS.get(stop_reason, "stop")
 
 
@@ -52,11 +57,11 @@ def usage_of(usage: Any) -> Usage:
     """Pilothouse usage from an Anthropic `usage` object; cached input counts as prompt."""
     if not isinstance(usage, dict):
         return Usage()
-    cache_read = int(usage.get("cache_read_input_tokens") or 0)
-    cache_write = int(usage.get("cache_creation_input_tokens") or 0)
+    cache_read = token_count(usage.get("cache_read_input_tokens"))
+    cache_write = token_count(usage.get("cache_creation_input_tokens"))
     return Usage(
-        prompt_tokens=int(usage.get("input_tokens") or 0) + cache_read + cache_write,
-        completion_tokens=int(usage.get("output_tokens") or 0),
+        prompt_tokens=token_count(usage.get("input_tokens")) + cache_read + cache_write,
+        completion_tokens=token_count(usage.get("output_tokens")),
         cached_tokens=cache_read,
     )
 
@@ -70,8 +75,12 @@ def openai_usage(usage: Usage) -> dict[str, Any]:
     }
 
 
-def to_openai_completion(message: dict[str, Any], *, created: int | None = None) -> dict[str, Any]:
-    """An OpenAI `chat.completion` for an Anthropic message; MalformedAnswer if it is not one."""
+def to_openai_completion(
+    message: dict[str, Any], *, created: int | None = None, sample: OutputSample | None = None
+) -> dict[str, Any]:
+    """An OpenAI `chat.completion` for an Anthropic message; MalformedAnswer if it is not one.
+
+    With `sample`, what the model said is also kept there (for output signals)."""
     content = message.get("content")
     if not isinstance(content, list):
         raise MalformedAnswer("the message has no `content` list")
@@ -82,6 +91,8 @@ def to_openai_completion(message: dict[str, Any], *, created: int | None = None)
             raise MalformedAnswer("a content block is not an object")
         if block.get("type") == "text":
             texts.append(str(block.get("text") or ""))
+            if sample is not None:
+                sample.add_text(texts[-1])
         elif block.get("type") == "tool_use":
             tool_calls.append(
                 {
@@ -93,6 +104,9 @@ def to_openai_completion(message: dict[str, Any], *, created: int | None = None)
                     },
                 }
             )
+            if sample is not None:
+                function = tool_calls[-1]["function"]
+                sample.add_tool(len(tool_calls) - 1, str(function["name"]), function["arguments"])
         # thinking / redacted_thinking / server-tool blocks have no OpenAI equivalent.
     reply: dict[str, Any] = {
         "role": "assistant",

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import os
 import secrets
 from pathlib import Path
+
+from pilothouse.policy.credentials import bearer_secret, secret_hash
 
 TOKEN_FILE = "admin-token.sha256"
 
@@ -15,17 +16,15 @@ class AdminAuth:
     def __init__(self, token_sha256: str):
         self._hash = token_sha256
 
-    def check(self, authorization: str | None) -> bool:
-        if not authorization or not authorization.lower().startswith("bearer "):
-            return False
-        given = hashlib.sha256(authorization[7:].strip().encode()).hexdigest()
-        return hmac.compare_digest(given, self._hash)
+    def check(self, authorization: bytes | str | None) -> bool:
+        secret = bearer_secret(authorization)
+        return secret is not None and hmac.compare_digest(secret_hash(secret), self._hash)
 
 
 def load_or_create(data_dir: Path, configured: str | None) -> tuple[AdminAuth, str | None]:
     """The admin check, plus the new token when one was generated (to print once)."""
     if configured:
-        return AdminAuth(hashlib.sha256(configured.encode()).hexdigest()), None
+        return AdminAuth(secret_hash(configured)), None
     path = data_dir / TOKEN_FILE
     if path.exists():
         return AdminAuth(path.read_text().strip()), None
@@ -33,5 +32,5 @@ def load_or_create(data_dir: Path, configured: str | None) -> tuple[AdminAuth, s
     data_dir.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as handle:
-        handle.write(hashlib.sha256(token.encode()).hexdigest() + "\n")
-    return AdminAuth(hashlib.sha256(token.encode()).hexdigest()), token
+        handle.write(secret_hash(token) + "\n")
+    return AdminAuth(secret_hash(token)), token

@@ -7,15 +7,19 @@ from typing import Any
 
 import orjson
 
-from pilothouse.gateway.providers.anthropic_response import (
+from pilothouse.providers.anthropic_response import (
     DONE_FRAME,
-    MalformedAnswer,
-    StreamErrorEvent,
     finish_reason_of,
     openai_usage,
     usage_of,
 )
-from pilothouse.gateway.providers.base import EventKind, Usage
+from pilothouse.providers.types import (
+    EventKind,
+    MalformedAnswer,
+    OutputSample,
+    StreamErrorEvent,
+    Usage,
+)
 
 
 class StreamTranslator:
@@ -32,6 +36,7 @@ class StreamTranslator:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.done = False
+        self.sample = OutputSample()
         self._raw_usage: dict[str, Any] = {}
         self._tool_index: dict[int, int] = {}  # Anthropic block index → OpenAI tool index
 
@@ -42,7 +47,7 @@ class StreamTranslator:
             if not isinstance(error, dict):
                 error = {"message": error}
             raise StreamErrorEvent(
-                str(error.get("type") or "error"), str(error.get("message") or data)
+                str(error.get("type") or "error"), str(error.get("message") or data), error
             )
         if kind == "message_start":
             message = data.get("message")
@@ -68,8 +73,10 @@ class StreamTranslator:
                     "type": "function",
                     "function": {"name": block.get("name"), "arguments": ""},
                 }
+                self.sample.add_tool(index, str(block.get("name") or ""), "")
                 return [(self._chunk({"tool_calls": [call]}), EventKind.OTHER)]
             if block.get("type") == "text" and block.get("text"):
+                self.sample.add_text(str(block["text"]))
                 return [(self._chunk({"content": block["text"]}), EventKind.CONTENT)]
             return []
         if kind == "content_block_delta":
@@ -77,13 +84,16 @@ class StreamTranslator:
             if not isinstance(delta, dict):
                 raise MalformedAnswer("content_block_delta has no `delta`")
             if delta.get("type") == "text_delta":
-                return [(self._chunk({"content": delta.get("text") or ""}), EventKind.CONTENT)]
+                text = str(delta.get("text") or "")
+                self.sample.add_text(text)
+                return [(self._chunk({"content": text}), EventKind.CONTENT)]
             if delta.get("type") == "input_json_delta":
                 block_index = self._block_index(data)
                 if block_index not in self._tool_index:
                     raise MalformedAnswer("input_json_delta for a block that is not a tool_use")
                 partial = str(delta.get("partial_json") or "")
                 call = {"index": self._tool_index[block_index], "function": {"arguments": partial}}
+                self.sample.add_tool(self._tool_index[block_index], None, partial)
                 # An empty first fragment carries no text, so it must not count as the first token.
                 chunk_kind = EventKind.CONTENT if partial else EventKind.OTHER
                 return [(self._chunk({"tool_calls": [call]}), chunk_kind)]

@@ -1,4 +1,4 @@
-"""The narrow interface every provider adapter implements.
+"""The narrow interface every provider adapter implements, and what flows through it.
 
 An adapter takes an OpenAI-shaped request (the parsed client body) and returns an
 OpenAI-shaped answer: bytes for a whole completion, or a stream of SSE frames in OpenAI's
@@ -8,10 +8,12 @@ gateway maps the class to the status and body the client sees.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, Protocol
+
+from pilothouse.errors import PilothouseError
 
 
 @dataclass(slots=True)
@@ -19,6 +21,19 @@ class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_tokens: int = 0
+
+
+MAX_TOKENS = 2**31 - 1
+
+
+def token_count(value: Any) -> int:
+    """A usage field as a count: whatever a provider sent (a string, a float, a list, a
+    negative number), never an exception; what is not a count reads as 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if value != value or value <= 0:  # NaN, zero, negative
+        return 0
+    return int(min(value, MAX_TOKENS))
 
 
 class ErrorClass:
@@ -43,8 +58,13 @@ _STATUS = {
 }
 
 
-class UpstreamError(Exception):
-    """A provider call that failed; `status` is what the client should get."""
+class UpstreamError(PilothouseError):
+    """A provider call that failed; `status` is what the client should get.
+
+    `upstream_error` is the provider's own error object (`type`, `code`, `param`,
+    `message`) when it sent one: the client gets those fields as they were, with ours
+    beside them, so SDK users keep codes such as `context_length_exceeded`.
+    """
 
     def __init__(
         self,
@@ -55,14 +75,61 @@ class UpstreamError(Exception):
         status: int | None = None,
         retry_after: str | None = None,
         upstream_status: int | None = None,
+        upstream_error: Mapping[str, Any] | None = None,
     ):
-        super().__init__(message)
+        super().__init__(
+            message, headers={"retry-after": retry_after} if retry_after else None, code=error_class
+        )
+        self.type = error_class
         self.error_class = error_class
-        self.message = message
         self.provider = provider
         self.status = status or _STATUS.get(error_class, 502)
         self.retry_after = retry_after
         self.upstream_status = upstream_status
+        self.upstream_error = upstream_error
+
+
+class MalformedAnswer(ValueError):
+    """An answer that is not what the provider's API promises (→ ErrorClass.MALFORMED)."""
+
+
+class StreamErrorEvent(Exception):
+    """The provider sent an error event mid-stream (e.g. Anthropic's `overloaded_error`)."""
+
+    def __init__(self, error_type: str, message: str, error: Mapping[str, Any] | None = None):
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.error = error
+
+
+@dataclass(slots=True)
+class OutputSample:
+    """A bounded sample of what the model said, for output signals: the first `limit`
+    characters of text, the total length, and the tool calls (name and argument text,
+    each bounded the same way). Filled by the codecs as answers are decoded."""
+
+    limit: int = 8192
+    text_parts: list[str] = field(default_factory=list)
+    chars: int = 0
+    refusal: str | None = None
+    tool_calls: dict[int, list[str]] = field(default_factory=dict)  # index → [name, args]
+
+    def add_text(self, text: str) -> None:
+        if self.chars < self.limit:
+            self.text_parts.append(text[: self.limit - self.chars])
+        self.chars += len(text)
+
+    def add_tool(self, index: int, name: str | None, arguments: str) -> None:
+        call = self.tool_calls.setdefault(index, ["", ""])
+        if name:
+            call[0] = name
+        if len(call[1]) < self.limit:
+            call[1] += arguments[: self.limit - len(call[1])]
+
+    @property
+    def text(self) -> str:
+        return "".join(self.text_parts)
 
 
 @dataclass(slots=True)
@@ -72,6 +139,7 @@ class ChatResult:
     body: bytes
     usage: Usage
     finish_reason: str | None
+    sample: OutputSample = field(default_factory=OutputSample)
 
 
 @dataclass(slots=True)
@@ -100,9 +168,16 @@ class ChatStream(Protocol):
     fails mid-stream. `aclose()` releases the connection and is safe to call twice.
     """
 
-    usage: Usage | None
-    finish_reason: str | None
     chunks_in: int
+
+    @property
+    def usage(self) -> Usage | None: ...
+
+    @property
+    def finish_reason(self) -> str | None: ...
+
+    @property
+    def sample(self) -> OutputSample: ...
 
     def __aiter__(self) -> AsyncIterator[StreamEvent]: ...
 

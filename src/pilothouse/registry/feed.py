@@ -12,20 +12,22 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pilothouse.gateway.snapshot import SnapshotHolder
 from pilothouse.registry import prompts as registry
 from pilothouse.store import Store
+
+if TYPE_CHECKING:
+    from pilothouse.snapshot import ConfigChanges
 
 log = logging.getLogger("pilothouse.prompt_feed")
 BUFFER_SIZE = 2000
 
 
 class PromptFeed:
-    def __init__(self, store: Store, holder: SnapshotHolder, *, heartbeat_seconds: float = 15.0):
+    def __init__(self, store: Store, changes: ConfigChanges, *, heartbeat_seconds: float = 15.0):
         self._store = store
-        self._holder = holder
+        self._changes = changes
         self._heartbeat = heartbeat_seconds
         self._buffer: deque[dict[str, Any]] = deque(maxlen=BUFFER_SIZE)
         self._last_id = 0
@@ -43,7 +45,7 @@ class PromptFeed:
 
     async def _follow(self) -> None:
         while not self._closing:
-            await self._holder.wait_for_change(self._heartbeat)
+            await self._changes.wait_for_change(self._heartbeat)
             if self._closing:
                 break
             try:

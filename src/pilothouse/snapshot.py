@@ -1,0 +1,114 @@
+"""The immutable in-memory configuration a request is served from, and its swapping.
+
+No request reads the database: keys, model aliases and routes come from a `Snapshot`.
+Each part is loaded by the domain that owns it (`policy.keys.load_keys`,
+`releases.serving.load_routes`); this module only knows when to load. A watcher polls the
+store's configuration version a few times a second (the backstop that works on every
+deployment) and, when it moved, builds a new snapshot and swaps one reference. Requests
+that already hold the old snapshot finish on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+from pilothouse.fleet.deployments import ModelAlias, close_providers
+from pilothouse.policy.keys import ApiKey, load_keys
+from pilothouse.releases.serving import RouteTarget, load_routes
+from pilothouse.store import Store, changes
+
+log = logging.getLogger("pilothouse.snapshot")
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    version: int
+    keys_by_hash: Mapping[str, ApiKey]
+    models: Mapping[str, ModelAlias]
+    routes: Mapping[str, RouteTarget] = field(default_factory=dict)
+
+
+class ConfigChanges(Protocol):
+    """What listeners of configuration changes need (the prompt feed, SSE streams)."""
+
+    async def wait_for_change(self, timeout_seconds: float) -> bool: ...
+
+
+class SnapshotHolder:
+    """Holds the current snapshot; `refresh` swaps in a new one when the store moved."""
+
+    def __init__(self, store: Store, models: Mapping[str, ModelAlias]):
+        self._store = store
+        self._models = MappingProxyType(dict(models))
+        self.current = self._build()
+        self._watch_task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    def _build(self) -> Snapshot:
+        with self._store.connect() as conn:
+            version = changes.current(conn)
+            keys = load_keys(conn)
+            routes = load_routes(conn)
+        return Snapshot(
+            version=version,
+            keys_by_hash=MappingProxyType(keys),
+            models=self._models,
+            routes=MappingProxyType(routes),
+        )
+
+    def _version(self) -> int:
+        with self._store.connect() as conn:
+            return changes.current(conn)
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Rebuild if the store's version moved (or `force`); True when swapped."""
+        version = await asyncio.to_thread(self._version)
+        if not force and version == self.current.version:
+            return False
+        snapshot = await asyncio.to_thread(self._build)
+        if snapshot.version >= self.current.version or force:
+            self.current = snapshot
+            log.info("configuration version %d loaded", snapshot.version)
+            # Wake everyone waiting on the old event; later waiters get a fresh one.
+            changed, self._changed = self._changed, asyncio.Event()
+            changed.set()
+            return True
+        return False
+
+    async def wait_for_change(self, timeout_seconds: float) -> bool:
+        """Wait until a new snapshot is swapped in (True) or the timeout passes (False)."""
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout_seconds)
+            return True
+        except TimeoutError:
+            return False
+
+    def start(self, poll_interval_seconds: float = 0.25) -> None:
+        self._watch_task = asyncio.create_task(self._watch(poll_interval_seconds), name="snapshot")
+
+    async def _watch(self, interval: float) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.refresh()
+                if failing:
+                    log.info("configuration store reachable again")
+                failing = False
+            except Exception as exc:  # keep serving the last snapshot while the store is away
+                if not failing:
+                    log.error("cannot refresh configuration (serving the last one): %s", exc)
+                failing = True
+
+    async def close(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+        await close_providers(self._models)

@@ -1,0 +1,234 @@
+"""Declaring admin API endpoints: a data function per endpoint, taking a `Call` (the
+request, the services, the caller) and returning data; authentication, body parsing and
+rendering happen here, once.
+
+    api = Api()
+
+    @api.get("/api/prompts", Access.READER)
+    async def list_prompts(call: Call) -> dict[str, Any]:
+        return {"data": await call.run(registry.list_prompts, call.services.store)}
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.datastructures import QueryParams
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from pilothouse import errors
+from pilothouse.services import Services
+from pilothouse.web.auth import Access, Principal, authorize
+from pilothouse.web.rendering import render
+
+M = TypeVar("M", bound=BaseModel)
+DataFunction = Callable[["Call"], Awaitable[Any]]
+
+MAX_BODY_BYTES = 32 * 1024 * 1024  # an admin body (a prompt, a dataset, an eval run)
+BODY_READ_TIMEOUT_SECONDS = 30.0  # a body slower than this (or shorter than announced)
+
+
+class Body(BaseModel):
+    """A request body: unknown fields are refused (a typo would silently do nothing) and
+    values are not coerced (`"5"` is not a number)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    request: Request
+    services: Services
+    principal: Principal | None
+
+    @property
+    def path(self) -> Mapping[str, str]:
+        return self.request.path_params
+
+    @property
+    def query(self) -> QueryParams:
+        return self.request.query_params
+
+    @property
+    def actor(self) -> str:
+        return self.principal.actor if self.principal else "anonymous"
+
+    async def run(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        return await self.services.run(function, *args, **kwargs)
+
+    async def body(self, model: type[M], *, optional: bool = False) -> M:
+        """The JSON body parsed into `model`; InvalidRequest names the field at fault.
+        With `optional`, an empty body reads as `{}`."""
+        return parse(model, await self.json_object(optional=optional))
+
+    async def json_object(self, *, optional: bool = False) -> dict[str, Any]:
+        """The body as a JSON object (size- and time-limited)."""
+        raw = await read_limited(self.request)
+        if not raw.strip():
+            if optional:
+                return {}
+            raise errors.InvalidRequest("the request body is empty; send a JSON object")
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise errors.InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+        if not isinstance(data, dict):
+            raise errors.InvalidRequest(
+                f"the request body must be a JSON object, got {type(data).__name__}"
+            )
+        return data
+
+    def int_query(self, name: str, default: int | None, *, low: int, high: int) -> int | None:
+        """An integer query parameter within [low, high]."""
+        raw = self.query.get(name)
+        if raw is None or raw == "":
+            return default
+        if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 12:
+            raise errors.InvalidRequest(
+                f"`{name}` must be an integer, got {raw[:40]!r}", param=name
+            )
+        value = int(raw)
+        if not low <= value <= high:
+            raise errors.InvalidRequest(
+                f"`{name}` must be between {low} and {high}, got {value}", param=name
+            )
+        return value
+
+    def text_query(self, name: str, *, max_chars: int = 200) -> str | None:
+        """A text query parameter: printable and bounded, or InvalidRequest."""
+        raw = self.query.get(name)
+        if raw is None or raw == "":
+            return None
+        return checked_text(raw, name, max_chars)
+
+    def since_query(self, name: str = "since") -> datetime | None:
+        return parse_since(self.query.get(name), name)
+
+
+def checked_text(value: str, name: str, max_chars: int) -> str:
+    if len(value) > max_chars:
+        raise errors.InvalidRequest(
+            f"`{name}` is {len(value)} characters; the limit is {max_chars}", param=name
+        )
+    if not value.isprintable():
+        raise errors.InvalidRequest(f"`{name}` contains control characters", param=name)
+    return value
+
+
+def parse(model: type[M], data: Any) -> M:
+    """`data` validated as `model`; the one mapping of validation errors to ours."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(body)"
+        message = str(first["msg"]).removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            known = ", ".join(sorted(model.model_fields))
+            message = f"unknown field; this endpoint takes {known}"
+        raise errors.InvalidRequest(f"`{field}`: {message}", param=field) from None
+
+
+async def read_limited(request: Request) -> bytes:
+    """The body, refusing one over MAX_BODY_BYTES and one that takes too long to arrive."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large(int(declared))
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(BODY_READ_TIMEOUT_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise _too_large(size)
+                parts.append(chunk)
+    except TimeoutError:
+        raise errors.RequestTimeout(
+            f"the request body did not arrive within {BODY_READ_TIMEOUT_SECONDS:g} s "
+            f"({size} bytes read)",
+            hint="check Content-Length matches the body",
+        ) from None
+    except ClientDisconnect:
+        raise errors.InvalidRequest("the client disconnected before sending the body") from None
+    return b"".join(parts)
+
+
+def _too_large(size: int) -> errors.PayloadTooLarge:
+    return errors.PayloadTooLarge(
+        f"request body is {size} bytes; the admin API takes at most {MAX_BODY_BYTES} bytes"
+    )
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_LOOKBACK = timedelta(days=3660)
+
+
+def parse_since(value: str | None, name: str = "since") -> datetime | None:
+    """An ISO time, or a duration back from now: 30s, 15m, 2h, 7d (up to ten years)."""
+    if not value:
+        return None
+    amount, unit = value[:-1], value[-1:]
+    if unit in _UNITS and amount.isascii() and amount.isdigit() and len(amount) <= 9:
+        back = timedelta(seconds=int(amount) * _UNITS[unit])
+        return datetime.now(UTC) - min(back, MAX_LOOKBACK)
+    return parse_time(value, name)
+
+
+def parse_time(value: Any, name: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise errors.InvalidRequest(f"`{name}` must be an ISO date or datetime", param=name)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise errors.InvalidRequest(
+            f"`{name}` must be an ISO date or datetime such as 2027-01-31 or a duration "
+            f"such as 15m, 2h, 7d; got {value!r}",
+            param=name,
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class Api:
+    """The endpoints of one API module, as Starlette routes."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def endpoint(
+        self, method: str, path: str, access: Access
+    ) -> Callable[[DataFunction], DataFunction]:
+        def register(function: DataFunction) -> DataFunction:
+            async def handle(request: Request) -> Response:
+                services: Services = request.app.state.services
+                principal = authorize(request, services, access)
+                return render(request, await function(Call(request, services, principal)))
+
+            handle.__name__ = function.__name__
+            handle.__doc__ = function.__doc__
+            self.routes.append(Route(path, handle, methods=[method], name=function.__name__))
+            return function
+
+        return register
+
+    def get(self, path: str, access: Access) -> Callable[[DataFunction], DataFunction]:
+        return self.endpoint("GET", path, access)
+
+    def post(self, path: str, access: Access) -> Callable[[DataFunction], DataFunction]:
+        return self.endpoint("POST", path, access)
+
+    def put(self, path: str, access: Access) -> Callable[[DataFunction], DataFunction]:
+        return self.endpoint("PUT", path, access)
+
+    def delete(self, path: str, access: Access) -> Callable[[DataFunction], DataFunction]:
+        return self.endpoint("DELETE", path, access)
