@@ -98,3 +98,9 @@ def gateway(
         gw = start_gateway(gateway_config(simulator), url, data_dir)
         yield gw
         gw.stop()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """In-process async tests run on asyncio (the server's loop), not trio."""
+    return "asyncio"
