@@ -54,7 +54,8 @@ class Scripted:
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
     fail_after: BaseException | None = None
-    delay_seconds: float = 0.0
+    delay_seconds: float = 0.0  # before the headers
+    chunk_delay_seconds: float = 0.0  # before each piece after the first
 
     @classmethod
     def json(cls, data: Any, status: int = 200, **headers: str) -> Scripted:
@@ -91,10 +92,10 @@ class _Response:
         return self._scripted.body
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        for piece in (
-            self._scripted.chunks if self._scripted.chunks is not None else [self._scripted.body]
-        ):
-            await asyncio.sleep(0)
+        scripted = self._scripted
+        pieces = scripted.chunks if scripted.chunks is not None else [scripted.body]
+        for index, piece in enumerate(pieces):
+            await asyncio.sleep(scripted.chunk_delay_seconds if index else 0)
             yield piece
         if self._scripted.fail_after is not None:
             raise self._scripted.fail_after
@@ -108,7 +109,9 @@ class ScriptedTransport:
 
     def __init__(self, provider: str):
         self.provider = provider
-        self.script: deque[Scripted | Callable[[dict[str, Any]], Scripted]] = deque()
+        self.script: deque[Scripted | BaseException | Callable[[dict[str, Any]], Scripted]] = (
+            deque()
+        )
         self.default: Scripted | None = None
         self.requests: list[tuple[str, dict[str, Any]]] = []
 
@@ -117,6 +120,8 @@ class ScriptedTransport:
         step = self.script.popleft() if self.script else self.default
         if step is None:
             raise AssertionError(f"provider {self.provider!r} was called with nothing scripted")
+        if isinstance(step, BaseException):
+            raise step
         scripted = step(payload) if callable(step) else step
         if scripted.delay_seconds:
             await asyncio.sleep(scripted.delay_seconds)
@@ -141,7 +146,7 @@ class InProcess:
     def admin(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
-    def script(self, provider: str, *answers: Scripted) -> None:
+    def script(self, provider: str, *answers: Scripted | BaseException) -> None:
         self.transports[provider].script.extend(answers)
 
     async def chat(self, model: str = "fast", **body: Any) -> httpx.Response:
@@ -159,6 +164,40 @@ class InProcess:
             if len(rows) >= expected or time.monotonic() > deadline:
                 return rows
             await asyncio.sleep(0.02)
+
+    async def drive(
+        self, body: dict[str, Any], *, leave_after_frames: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Call the ASGI app directly, as a client that disconnects after receiving
+        `leave_after_frames` body messages (httpx cannot leave half-way). Returns what was
+        sent to the client."""
+        sent: list[dict[str, Any]] = []
+        left = asyncio.Event()
+        delivered = False
+
+        async def receive() -> dict[str, Any]:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": orjson.dumps(body), "more_body": False}
+            if leave_after_frames != 0:
+                await left.wait()
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+            frames = sum(m["type"] == "http.response.body" and bool(m.get("body")) for m in sent)
+            if leave_after_frames is not None and frames >= leave_after_frames:
+                left.set()
+
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": "/v1/chat/completions",
+            "headers": [(b"authorization", f"Bearer {self.key}".encode())],
+        }
+        await self.server(scope, receive, send)
+        return sent
 
     @classmethod
     @asynccontextmanager

@@ -93,6 +93,7 @@ def _row(i: int, started: datetime) -> dict:
         "finished_at": started,
         "endpoint": "chat",
         "status_code": 200 if i % 3 else 502,
+        "outcome": "ok" if i % 3 else "upstream_error",
         "model_alias": "fast" if i % 2 else "smart",
         "stream": False,
         "latency_ms": 1.5,

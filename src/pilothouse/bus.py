@@ -57,6 +57,15 @@ class ChangeBus:
         except Exception as exc:  # the poll still carries the change
             log.warning("could not publish change %d on Redis: %s", version, exc)
 
+    async def ping(self) -> bool | None:
+        """Whether Redis answers (None when no Redis is configured)."""
+        if not self._redis_url:
+            return None
+        try:
+            return bool(await self._redis_client().ping())
+        except Exception:
+            return False
+
     def _redis_client(self) -> Redis:
         if self._redis is None:
             from redis.asyncio import Redis

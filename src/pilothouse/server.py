@@ -86,6 +86,7 @@ class Server:
             self.metrics,
             max_body_bytes=gateway_settings.max_body_bytes,
             keepalive_seconds=gateway_settings.keepalive_interval_seconds,
+            body_read_timeout_seconds=gateway_settings.body_read_timeout_seconds,
         )
         self.prompt_feed = PromptFeed(self.store, self.holder)
         await self.prompt_feed.start()
@@ -96,6 +97,8 @@ class Server:
             admin_auth=self.admin_auth,
             holder=self.holder,
             prompt_feed=self.prompt_feed,
+            request_log=self.writer,
+            bus=self.bus,
             announce=self.announce,
         )
         self.writer.start()
@@ -119,7 +122,10 @@ class Server:
         self.store.close()
 
     async def begin_shutdown(self) -> None:
-        """The server stopped accepting: end long-lived streams so in-flight work drains."""
+        """The server stopped accepting: end long-lived streams so in-flight work drains,
+        and from now on count a cancelled call as cut by the shutdown."""
+        if self.gateway is not None:
+            self.gateway.draining = True
         if self.prompt_feed is not None:
             await self.prompt_feed.close()
 

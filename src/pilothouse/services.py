@@ -9,12 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from pilothouse import errors
+from pilothouse.bus import ChangeBus
 from pilothouse.config import ConfigFile
 from pilothouse.policy.admin_token import AdminAuth
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.store import Store, database
 from pilothouse.telemetry.metrics import Metrics
+from pilothouse.telemetry.request_log import RequestLogWriter
+
+CHECK_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass
@@ -25,6 +29,8 @@ class Services:
     admin_auth: AdminAuth
     holder: SnapshotHolder
     prompt_feed: PromptFeed
+    request_log: RequestLogWriter
+    bus: ChangeBus
     # A write happened in this process: load it now and tell the other processes.
     announce: Callable[[], Awaitable[None]]
 
@@ -38,6 +44,27 @@ class Services:
 
     async def schema_state(self) -> database.RevisionState:
         return await asyncio.to_thread(database.revision_state, self.store.engine)
+
+    async def dependencies(self) -> dict[str, dict[str, Any]]:
+        """Each dependency's state, every check bounded in time (a hung database is down)."""
+        checks: dict[str, dict[str, Any]] = {}
+        try:
+            state = await asyncio.wait_for(self.schema_state(), CHECK_TIMEOUT_SECONDS)
+            checks["database"] = {
+                "up": True,
+                "dialect": self.store.dialect,
+                "schema": state.current,
+                "schema_at_head": state.at_head,
+            }
+        except Exception as exc:
+            reason = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)[:300]
+            checks["database"] = {"up": False, "dialect": self.store.dialect, "error": reason}
+        redis = await asyncio.wait_for(self.bus.ping(), CHECK_TIMEOUT_SECONDS + 1)
+        if redis is not None:
+            checks["redis"] = {"up": redis}
+        checks["request_log"] = self.request_log.health()
+        checks["configuration"] = {"version": self.snapshot.version}
+        return checks
 
     def explain(self, exc: Exception) -> errors.PilothouseError | None:
         """Our error for a failure the store raised (the database is away), else None."""

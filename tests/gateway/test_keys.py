@@ -122,7 +122,7 @@ def test_graceful_shutdown_finishes_in_flight_streams_and_flushes_the_log(
     engine = sa.create_engine(f"sqlite:///{tmp_path / 's.db'}")
     with engine.connect() as conn:
         status = conn.execute(
-            sa.text("SELECT status_code FROM request_log WHERE id='in-flight'")
+            sa.text("SELECT status_code FROM request_log WHERE client_request_id='in-flight'")
         ).scalar()
     assert status == 200
 

@@ -35,7 +35,9 @@ def test_n_requests_make_exactly_n_rows_with_tokens_cost_and_ttft(gateway: Gatew
         response = sdk.chat.completions.with_raw_response.create(
             model=model, messages=HELLO, stream=stream, extra_headers={"x-request-id": rid}
         )
-        assert response.headers["x-request-id"] == rid
+        # The caller's id is echoed and kept as a label; the row's id is the gateway's own.
+        assert response.headers["x-client-request-id"] == rid
+        assert response.headers["x-request-id"] != rid
         if stream:
             list(response.parse())
         sent[rid] = f"{model}:{'stream' if stream else 'plain'}"
@@ -47,7 +49,10 @@ def test_n_requests_make_exactly_n_rows_with_tokens_cost_and_ttft(gateway: Gatew
             )
         sent[rid] = fault
 
-    rows = {r["id"]: r for r in gateway.log_rows(len(sent), key=_key_id(gateway, "log-test"))}
+    rows = {
+        r["client_request_id"]: r
+        for r in gateway.log_rows(len(sent), key=_key_id(gateway, "log-test"))
+    }
     assert set(rows) == set(sent)
     for rid, kind in sent.items():
         row = rows[rid]
@@ -86,8 +91,8 @@ def test_cost_reaches_prometheus(gateway: Gateway) -> None:
     ]
     assert cost_lines and float(cost_lines[0].split()[-1]) > 0
     assert (
-        'pilothouse_requests_total{endpoint="chat",model="smart",provider="sim",status="200"}'
-        in text
+        'pilothouse_requests_total{endpoint="chat",model="smart",outcome="ok",'
+        'provider="sim",status="200"}' in text
     )
 
 
@@ -154,13 +159,11 @@ def test_store_outage_mid_traffic_loses_no_row(
 
 def test_server_logs_are_json_lines_carrying_the_request_id(gateway: Gateway) -> None:
     key = gateway.create_key(name="json-logs")
-    rid = f"trace-me-{gateway.database_url[:6]}"
-    with pytest.raises(openai.InternalServerError):
+    with pytest.raises(openai.InternalServerError) as failed:
         openai.OpenAI(
             base_url=gateway.url + "/v1", api_key=key, max_retries=0
-        ).chat.completions.create(
-            model="f-500", messages=HELLO, extra_headers={"x-request-id": rid}
-        )
+        ).chat.completions.create(model="f-500", messages=HELLO)
+    rid = failed.value.response.headers["x-request-id"]
     deadline = time.monotonic() + 5
     while rid not in gateway.output() and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -255,11 +255,17 @@ def test_rollback_issued_to_one_instance_is_obeyed_by_both_within_a_second(
         elapsed = time.monotonic() - rolled_at
         thread.join(timeout=20)
         assert in_flight["text"].rstrip().endswith("data: [DONE]")
-        rows = [r for r in first.log_rows(expected=None) if r["id"] == f"in-flight-{shared[:6]}"]
+        rows = [
+            r
+            for r in first.log_rows(expected=None)
+            if r["client_request_id"] == f"in-flight-{shared[:6]}"
+        ]
         deadline = time.monotonic() + 5
         while not rows and time.monotonic() < deadline:
             time.sleep(0.1)
-            rows = [r for r in first.log_rows() if r["id"] == f"in-flight-{shared[:6]}"]
+            rows = [
+                r for r in first.log_rows() if r["client_request_id"] == f"in-flight-{shared[:6]}"
+            ]
         assert rows[0]["release_id"] == v3["id"], (
             "an in-flight request finishes on the release it started with"
         )

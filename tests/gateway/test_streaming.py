@@ -93,7 +93,7 @@ def test_client_disconnect_cancels_the_upstream_call(gateway: Gateway, key: str)
     rows = []
     deadline = time.monotonic() + 10
     while not rows and time.monotonic() < deadline:
-        rows = [r for r in gateway.log_rows() if r["id"] == rid]
+        rows = [r for r in gateway.log_rows() if r["client_request_id"] == rid]
         time.sleep(0.2)
     assert rows, "the abandoned request must still be logged"
     assert rows[0]["status_code"] == 499 and rows[0]["error_class"] == "client_disconnected"

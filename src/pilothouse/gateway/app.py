@@ -10,18 +10,20 @@ database.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 import orjson
 
 from pilothouse import errors
-from pilothouse.fleet.deployments import Deployment
+from pilothouse.fleet.deployments import Deployment, ModelAlias
 from pilothouse.gateway import validation
+from pilothouse.gateway.accounting import account, account_partial
 from pilothouse.gateway.headers import RequestHeaders
 from pilothouse.gateway.http_io import (
     SSE_HEADERS,
@@ -36,23 +38,43 @@ from pilothouse.gateway.http_io import (
     send_json,
     wait_for_disconnect,
 )
-from pilothouse.gateway.relay import relay
+from pilothouse.gateway.relay import RelayResult, error_frame, relay
 from pilothouse.gateway.resolve import Resolution, resolve
 from pilothouse.logs import request_id_var
 from pilothouse.policy.keys import ApiKey, authenticate
-from pilothouse.providers.types import UpstreamError, Usage
-from pilothouse.registry.catalog import cost_usd
+from pilothouse.providers.types import ChatStream, UpstreamError
 from pilothouse.snapshot import Snapshot, SnapshotHolder
+from pilothouse.telemetry import outcomes
+from pilothouse.telemetry.ids import new_request_id
 from pilothouse.telemetry.metrics import Metrics
 from pilothouse.telemetry.request_log import RequestLogWriter, RequestRecord
 
 log = logging.getLogger("pilothouse.gateway")
-# Request ids: a random per-process prefix and a counter: unique across processes, cheap,
-# and increasing, so the log's primary-key inserts append.
-_ID_PREFIX = "req_" + secrets.token_hex(6)
-_ID_COUNTER = itertools.count(1)
 CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answer
 Headers = list[tuple[bytes, bytes]]
+
+
+class _ClientWatch:
+    """While alive, cancels the task that made it when the client disconnects."""
+
+    __slots__ = ("_task", "_watcher", "gone")
+
+    def __init__(self, receive: Receive):
+        self.gone = False
+        task = asyncio.current_task()
+        assert task is not None
+        self._task = task
+        self._watcher = asyncio.ensure_future(wait_for_disconnect(receive))
+        self._watcher.add_done_callback(self._left)
+
+    def _left(self, watcher: asyncio.Future[None]) -> None:
+        if not watcher.cancelled():
+            self.gone = True
+            self._task.cancel()
+
+    def detach(self) -> None:
+        self._watcher.remove_done_callback(self._left)
+        self._watcher.cancel()
 
 
 class GatewayApp:
@@ -64,16 +86,21 @@ class GatewayApp:
         *,
         max_body_bytes: int,
         keepalive_seconds: float,
+        body_read_timeout_seconds: float = 30.0,
     ):
         self.holder = holder
         self.writer = writer
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.keepalive_seconds = keepalive_seconds
+        self.body_read_timeout_seconds = body_read_timeout_seconds
+        self.draining = False  # set when the server stops accepting: a cancel is then a cut
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
         endpoint = _ENDPOINTS.get(path)
+        if endpoint is None and path.startswith(MODEL_PATH):
+            endpoint = _ENDPOINTS["/v1/models"]
         if endpoint is None:
             await send_json(
                 send,
@@ -100,17 +127,22 @@ class GatewayApp:
         t0 = time.perf_counter()
         request = RequestHeaders.of(scope)
         record = RequestRecord(
-            id=request.client_request_id or f"{_ID_PREFIX}{next(_ID_COUNTER):012x}",
+            id=new_request_id(),
             started_at=time.time(),
             endpoint=endpoint,
+            client_request_id=request.client_request_id,
+            source=request.source,
+            eval_run_id=request.eval_run_id,
         )
         request_id_var.set(record.id)
         headers: Headers = [(b"x-request-id", record.id.encode())]
+        if request.client_request_id:
+            headers.append((b"x-client-request-id", request.client_request_id.encode()))
         snapshot = self.holder.current
         try:
             key = self._authenticate(snapshot, request, record)
             if endpoint == "models":
-                await send_json(send, 200, _models_body(snapshot, key), headers)
+                await self._models(scope, snapshot, key, send, headers)
                 return
             payload = await self._read(receive, request)
             resolution = self._resolve(snapshot, key, payload, request, endpoint, record)
@@ -120,13 +152,21 @@ class GatewayApp:
             self._fail(record, exc)
             await send_error(send, exc, headers)
         except errors.PilothouseError as exc:
-            record.status_code = exc.status
-            record.error_class = exc.type
-            record.error_message = exc.message
+            self._refuse(record, exc)
             await send_error(send, exc, headers)
         except ClientGone:
             record.status_code = CLIENT_CLOSED
             record.error_class = "client_disconnected"
+            record.outcome = outcomes.CLIENT_CANCELLED
+        except Exception as exc:  # a fault of ours: still an OpenAI error, still a row
+            log.exception("gateway fault serving %s", endpoint)
+            fault = errors.PilothouseError(
+                f"the gateway failed to serve this request ({type(exc).__name__}); "
+                f"request id {record.id}"
+            )
+            self._refuse(record, fault)
+            record.outcome = outcomes.GATEWAY_ERROR
+            await send_error(send, fault, headers)
         finally:
             record.finished_at = time.time()
             record.latency_ms = (time.perf_counter() - t0) * 1000
@@ -143,9 +183,16 @@ class GatewayApp:
         return key
 
     async def _read(self, receive: Receive, request: RequestHeaders) -> dict[str, Any]:
-        body = await read_body(
-            receive, limit=self.max_body_bytes, content_length=request.content_length
-        )
+        try:
+            async with asyncio.timeout(self.body_read_timeout_seconds):
+                body = await read_body(
+                    receive, limit=self.max_body_bytes, content_length=request.content_length
+                )
+        except TimeoutError:
+            raise errors.RequestTimeout(
+                f"the request body did not arrive within {self.body_read_timeout_seconds:g} s",
+                hint="check that Content-Length matches the body you send",
+            ) from None
         return parse_json_object(body)
 
     def _resolve(
@@ -200,41 +247,29 @@ class GatewayApp:
         deployment = resolution.alias.primary
         record.provider = deployment.provider_name
         record.provider_model = deployment.provider_model
-        if endpoint == "embeddings":
-            await self._embeddings(deployment, resolution.body, record, send, headers)
-        elif resolution.body.get("stream"):
+        body = resolution.body
+        if body.get("stream") and endpoint == "chat":
             record.stream = True
-            await self._stream(deployment, resolution.body, record, t0, receive, send, headers)
-        else:
-            await self._complete(deployment, resolution.body, record, send, headers)
-
-    # ------------------------------------------------------------------ the calls
-
-    async def _complete(
-        self,
-        deployment: Deployment,
-        body: dict[str, Any],
-        record: RequestRecord,
-        send: Send,
-        headers: Headers,
-    ) -> None:
-        result = await deployment.provider.chat(body, deployment.provider_model)
-        self._account(deployment, record, result.usage)
-        record.finish_reason = result.finish_reason
-        cost = (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())
-        await send_json(send, 200, result.body, [*headers, cost])
-
-    async def _embeddings(
-        self,
-        deployment: Deployment,
-        body: dict[str, Any],
-        record: RequestRecord,
-        send: Send,
-        headers: Headers,
-    ) -> None:
-        result = await deployment.provider.embeddings(body, deployment.provider_model)
-        self._account(deployment, record, result.usage)
-        await send_json(send, 200, result.body, headers)
+            await self._stream(deployment, body, record, t0, receive, send, headers)
+            return
+        with self._cancel_when(receive) as watch:
+            try:
+                if endpoint == "embeddings":
+                    result: Any = await deployment.provider.embeddings(
+                        body, deployment.provider_model
+                    )
+                else:
+                    result = await deployment.provider.chat(body, deployment.provider_model)
+            except asyncio.CancelledError:
+                if self._cut(record, deployment, body, None, None, gone=watch.gone):
+                    raise ClientGone from None
+                raise
+        account(record, deployment, result.usage)
+        extra = headers
+        if endpoint == "chat":
+            record.finish_reason = result.finish_reason
+            extra = [*headers, (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())]
+        await send_json(send, 200, result.body, extra)
 
     async def _stream(
         self,
@@ -248,66 +283,133 @@ class GatewayApp:
     ) -> None:
         options = body.get("stream_options")
         include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        # The client may leave at any time; when it does, cancel the upstream call.
-        this_task = asyncio.current_task()
-        assert this_task is not None
-        gone = False
-
-        def client_left(_: asyncio.Future[None]) -> None:
-            nonlocal gone
-            if not watcher.cancelled():
-                gone = True
-                this_task.cancel()
-
-        watcher = asyncio.ensure_future(wait_for_disconnect(receive))
-        watcher.add_done_callback(client_left)
+        result = RelayResult()
+        stream: ChatStream | None = None
         upstream_start = time.perf_counter()
-        try:
-            stream = await deployment.provider.chat_stream(body, deployment.provider_model)
-            await send(
-                {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers}
-            )
-            result = await relay(
-                stream, send, include_usage=include_usage, keepalive_seconds=self.keepalive_seconds
-            )
-        except asyncio.CancelledError:
-            if not gone:
+        with self._cancel_when(receive) as watch:
+            try:
+                stream = await deployment.provider.chat_stream(body, deployment.provider_model)
+                await send(
+                    {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers}
+                )
+                await relay(
+                    stream,
+                    send,
+                    result,
+                    include_usage=include_usage,
+                    keepalive_seconds=self.keepalive_seconds,
+                )
+            except asyncio.CancelledError:
+                self._stream_facts(record, stream, result, t0, upstream_start)
+                if self._cut(record, deployment, body, stream, result, gone=watch.gone):
+                    raise ClientGone from None
                 raise
-            this_task.uncancel()
-            raise ClientGone from None
-        finally:
-            # Detach before the final write: once the response is complete, receive()
-            # reports a disconnect, which must not count as the client leaving.
-            watcher.remove_done_callback(client_left)
-            watcher.cancel()
+            except Exception as exc:
+                if stream is None or isinstance(exc, errors.PilothouseError):
+                    raise  # nothing sent yet: answered as an error by _serve
+                # Started, then a fault of ours: end the stream with an error event.
+                log.exception("gateway fault while relaying a stream")
+                fault = UpstreamError(
+                    "gateway_error", "the gateway failed while relaying", provider="pilothouse"
+                )
+                await send(
+                    {"type": "http.response.body", "body": error_frame(fault), "more_body": True}
+                )
+                record.outcome = outcomes.GATEWAY_ERROR
+                record.error_class = "gateway_error"
+        # Outside the watch: once the response is complete, receive() reports a disconnect,
+        # which must not count as the client leaving.
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-        record.chunks_in = stream.chunks_in
+        self._stream_facts(record, stream, result, t0, upstream_start)
+        if result.error is not None:
+            self._fail(record, result.error, status=200)
+            account_partial(record, deployment, stream.usage, body, stream.sample)
+        elif stream.usage is not None:
+            account(record, deployment, stream.usage)
+
+    def _stream_facts(
+        self,
+        record: RequestRecord,
+        stream: ChatStream | None,
+        result: RelayResult,
+        t0: float,
+        upstream_start: float,
+    ) -> None:
         record.chunks_out = result.chunks_out
-        record.finish_reason = stream.finish_reason
+        if stream is not None:
+            record.chunks_in = stream.chunks_in
+            record.finish_reason = stream.finish_reason
         if result.first_content_written is not None and result.first_content_upstream is not None:
             record.ttft_delivered_ms = (result.first_content_written - t0) * 1000
             record.ttft_upstream_ms = (result.first_content_upstream - upstream_start) * 1000
             record.ttft_gateway_ms = record.ttft_delivered_ms - record.ttft_upstream_ms
-        if stream.usage is not None:
-            self._account(deployment, record, stream.usage)
-        if result.error is not None:
-            self._fail(record, result.error, status=200)
 
-    # ------------------------------------------------------------------ accounting
-
-    def _account(self, deployment: Deployment, record: RequestRecord, usage: Usage) -> None:
-        record.prompt_tokens = usage.prompt_tokens
-        record.completion_tokens = usage.completion_tokens
-        record.cached_tokens = usage.cached_tokens
-        record.cost_usd = cost_usd(
-            deployment.pricing,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cached_tokens=usage.cached_tokens,
+    def _cut(
+        self,
+        record: RequestRecord,
+        deployment: Deployment,
+        body: dict[str, Any],
+        stream: ChatStream | None,
+        result: RelayResult | None,
+        *,
+        gone: bool,
+    ) -> bool:
+        """The call was cancelled: by the client leaving (True: carry on as ClientGone), or
+        by this instance stopping (False: let the cancellation go on). Either way the row
+        keeps what the call cost so far."""
+        account_partial(
+            record,
+            deployment,
+            stream.usage if stream is not None else None,
+            body,
+            stream.sample if stream is not None else None,
         )
+        if gone:
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            return True
+        record.outcome = outcomes.SHUTDOWN_CUT if self.draining else outcomes.GATEWAY_ERROR
+        record.error_class = "shutdown_cut" if self.draining else "cancelled"
+        if result is None or (result.chunks_out == 0 and stream is None):
+            record.status_code = 503  # nothing was sent: the client saw the connection end
+        return False
+
+    @contextmanager
+    def _cancel_when(self, receive: Receive) -> Iterator[_ClientWatch]:
+        """Cancel the current task if the client disconnects while inside this block."""
+        watch = _ClientWatch(receive)
+        try:
+            yield watch
+        finally:
+            watch.detach()
+
+    async def _models(
+        self, scope: Scope, snapshot: Snapshot, key: ApiKey, send: Send, headers: Headers
+    ) -> None:
+        """GET /v1/models (the aliases this key may use) or /v1/models/{alias}."""
+        path: str = scope["path"]
+        if path == "/v1/models":
+            await send_json(send, 200, _models_body(snapshot, key), headers)
+            return
+        alias = unquote(path[len(MODEL_PATH) :])
+        target = snapshot.models.get(alias)
+        if target is None or not key.allows(alias):
+            raise errors.NotFound(
+                f"the model {alias!r} does not exist or this key may not use it",
+                param="model",
+                code="model_not_found",
+            )
+        await send_json(send, 200, orjson.dumps(_model_object(alias, target)), headers)
+
+    # ------------------------------------------------------------------ outcomes
+
+    def _refuse(self, record: RequestRecord, exc: errors.PilothouseError) -> None:
+        record.status_code = exc.status
+        record.error_class = exc.type
+        record.error_message = exc.message
+        record.outcome = outcomes.of_status(exc.status)
 
     def _fail(self, record: RequestRecord, exc: UpstreamError, status: int | None = None) -> None:
-        # A stream that already sent 200 keeps that status; its error class says what broke.
+        # A stream that already sent 200 keeps that status; its outcome says what broke.
         log.warning(
             "upstream call failed: %s",
             exc.message,
@@ -320,6 +422,7 @@ class GatewayApp:
         record.status_code = status or exc.status
         record.error_class = exc.error_class
         record.error_message = exc.message
+        record.outcome = outcomes.of_upstream(exc)
         self.metrics.upstream_errors.labels(exc.provider, exc.error_class).inc()
 
     def _observe(self, record: RequestRecord) -> None:
@@ -328,6 +431,7 @@ class GatewayApp:
             model=record.model_alias or "",
             provider=record.provider or "",
             status=record.status_code,
+            outcome=record.outcome,
             latency_ms=record.latency_ms,
             ttft_ms=record.ttft_delivered_ms,
             prompt_tokens=record.prompt_tokens,
@@ -355,9 +459,16 @@ def _route_headers(record: RequestRecord) -> Headers:
     ]
 
 
+MODEL_PATH = "/v1/models/"
+
+
+def _model_object(alias: str, target: ModelAlias) -> dict[str, Any]:
+    return {"id": alias, "object": "model", "created": 0, "owned_by": target.primary.provider_name}
+
+
 def _models_body(snapshot: Snapshot, key: ApiKey) -> bytes:
     data = [
-        {"id": alias, "object": "model", "created": 0, "owned_by": target.primary.provider_name}
+        _model_object(alias, target)
         for alias, target in sorted(snapshot.models.items())
         if key.allows(alias)
     ]

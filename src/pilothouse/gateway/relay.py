@@ -26,14 +26,20 @@ class RelayResult:
 
 
 async def relay(
-    stream: ChatStream, send: Send, *, include_usage: bool, keepalive_seconds: float
-) -> RelayResult:
+    stream: ChatStream,
+    send: Send,
+    result: RelayResult,
+    *,
+    include_usage: bool,
+    keepalive_seconds: float,
+) -> None:
     """Send the stream's frames as the body of an already-started SSE response.
 
     Frames that arrived from the provider in one read go out in one write; nothing is held
-    back waiting for more. The caller ends the response (the final empty body) after this.
+    back waiting for more. `result` is filled as it goes, so a caller whose relay was
+    cancelled still knows what was delivered. The caller ends the response (the final
+    empty body) after this.
     """
-    result = RelayResult()
     batches = aiter(stream.batches())
     pending: asyncio.Future[list[StreamEvent]] | None = None
     try:
@@ -56,7 +62,6 @@ async def relay(
         if pending is not None and not pending.done():
             pending.cancel()
         await stream.aclose()
-    return result
 
 
 async def _forward(

@@ -108,22 +108,29 @@ def query(
     *,
     key_id: str | None = None,
     model: str | None = None,
+    route: str | None = None,
     status: int | None = None,
+    outcome: str | None = None,
     errors_only: bool = False,
     since: datetime | None = None,
     before_id: str | None = None,
     limit: int = 50,
 ) -> list[dict[str, Any]]:
-    """Newest first. `before_id` pages backwards from a row already seen."""
+    """Newest first. `before_id` pages backwards from a row already seen. `errors_only`
+    means every outcome but `ok` (a stream cut after its 200 included)."""
     stmt = select(request_log).order_by(request_log.c.started_at.desc(), request_log.c.id.desc())
     if key_id:
         stmt = stmt.where(request_log.c.key_id == key_id)
     if model:
         stmt = stmt.where(request_log.c.model_alias == model)
+    if route:
+        stmt = stmt.where(request_log.c.route == route)
     if status is not None:
         stmt = stmt.where(request_log.c.status_code == status)
+    if outcome:
+        stmt = stmt.where(request_log.c.outcome == outcome)
     if errors_only:
-        stmt = stmt.where(request_log.c.status_code >= 400)
+        stmt = stmt.where(request_log.c.outcome != "ok")
     if since is not None:
         stmt = stmt.where(request_log.c.started_at >= since)
     if before_id:

@@ -118,7 +118,13 @@ request_log = Table(
     Column("prompt_version", Integer),
     Column("prompt_hash", String(64)),
     Column("variables", JSON),
+    Column("client_request_id", String(128)),  # the caller's X-Request-Id: kept, never a key
+    Column("outcome", String(32), nullable=False, default="ok"),  # telemetry.outcomes
+    Column("usage_estimated", Boolean, nullable=False, default=False),
+    Column("source", String(40)),  # "eval" for the eval runner's own traffic
+    Column("eval_run_id", String(64)),
     Index("ix_request_log_started_at", "started_at"),
+    Index("ix_request_log_outcome", "outcome", "started_at"),
     Index("ix_request_log_route", "route"),
     Index("ix_request_log_key_id", "key_id"),
     Index("ix_request_log_model_alias", "model_alias"),

@@ -29,8 +29,8 @@ class Metrics:
         r = self.registry
         self.requests = Counter(
             "pilothouse_requests",
-            "Gateway requests by endpoint, model alias, provider and HTTP status.",
-            ["endpoint", "model", "provider", "status"],
+            "Gateway requests by endpoint, model alias, provider, HTTP status and outcome.",
+            ["endpoint", "model", "provider", "status", "outcome"],
             registry=r,
         )
         self.tokens = Counter(
@@ -84,7 +84,7 @@ class Metrics:
             registry=r,
         )
         self.log_store_up.set(1)
-        self._children: dict[tuple[str, str, str, int], _RequestChildren] = {}
+        self._children: dict[tuple[str, str, str, int, str], _RequestChildren] = {}
         self.config_version = Gauge(
             "pilothouse_config_version", "Configuration version this process serves.", registry=r
         )
@@ -96,6 +96,7 @@ class Metrics:
         model: str,
         provider: str,
         status: int,
+        outcome: str,
         latency_ms: float,
         ttft_ms: float | None,
         prompt_tokens: int | None,
@@ -105,11 +106,11 @@ class Metrics:
     ) -> None:
         """Count one served request. Labelled children are cached: `labels()` takes a lock
         and builds a key on every call, which the hot path should not pay."""
-        key = (endpoint, model, provider, status)
+        key = (endpoint, model, provider, status, outcome)
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = _RequestChildren(
-                requests=self.requests.labels(endpoint, model, provider, str(status)),
+                requests=self.requests.labels(endpoint, model, provider, str(status), outcome),
                 duration=self.duration_seconds.labels(endpoint, model),
                 ttft=self.ttft_seconds.labels(model),
                 prompt=self.tokens.labels(model, provider, "prompt"),

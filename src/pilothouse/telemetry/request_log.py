@@ -65,6 +65,11 @@ class RequestRecord:
     prompt_version: int | None = None
     prompt_hash: str | None = None
     variables: dict[str, Any] | None = None  # a route call's template variables: eval datasets
+    client_request_id: str | None = None  # the caller's X-Request-Id: kept, never the key
+    outcome: str = "ok"  # telemetry.outcomes: what happened, beside the status sent
+    usage_estimated: bool = False  # tokens counted from what was delivered, not reported
+    source: str | None = None  # "eval" for the eval runner's own calls
+    eval_run_id: str | None = None
 
     def to_row(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies every value (~50 µs a row, in the writer
@@ -124,6 +129,15 @@ class RequestLogWriter:
     @property
     def pending(self) -> int:
         return len(self._pending)
+
+    def health(self) -> dict[str, Any]:
+        """What /healthz and /readyz report: is the store taking rows, and is there room."""
+        return {
+            "store_up": self._store_ok,
+            "backlog_rows": len(self._pending),
+            "spooled": self.spooled,
+            "has_room": True,
+        }
 
     @property
     def spooled(self) -> bool:

@@ -1,17 +1,24 @@
 """Declaring admin API endpoints: a data function per endpoint, taking a `Call` (the
-request, the services, the caller) and returning data; authentication, body parsing and
-rendering happen here, once.
+request, the services, the caller) and, when it declares them, its parsed `body` and
+`query`; it returns data. Authentication, parsing, validation of path parameters and
+rendering happen here, once, and the same declarations make the OpenAPI description.
 
     api = Api()
 
-    @api.get("/api/prompts", Access.READER)
-    async def list_prompts(call: Call) -> dict[str, Any]:
-        return {"data": await call.run(registry.list_prompts, call.services.store)}
+    @api.post("/api/keys", Access.ADMIN)
+    async def create_key(call: Call, body: CreateKey) -> Result: ...
+
+    @api.get("/api/requests", Access.ADMIN)
+    async def list_requests(call: Call, query: RequestFilters) -> dict[str, Any]: ...
+
+A body annotated `Model | None` is optional (an empty body reads as `{}`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import types
+import typing
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,10 +37,9 @@ from pilothouse.web.auth import Access, Principal, authorize
 from pilothouse.web.rendering import render
 
 M = TypeVar("M", bound=BaseModel)
-DataFunction = Callable[["Call"], Awaitable[Any]]
+DataFunction = Callable[..., Awaitable[Any]]
 
 MAX_BODY_BYTES = 32 * 1024 * 1024  # an admin body (a prompt, a dataset, an eval run)
-BODY_READ_TIMEOUT_SECONDS = 30.0  # a body slower than this (or shorter than announced)
 
 
 class Body(BaseModel):
@@ -41,6 +47,16 @@ class Body(BaseModel):
     values are not coerced (`"5"` is not a number)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Query(BaseModel):
+    """Query parameters: text converted to the declared types, bounded by them; unknown
+    parameters are ignored (caches and proxies add their own)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+MAX_PATH_PARAM_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +87,9 @@ class Call:
 
     async def json_object(self, *, optional: bool = False) -> dict[str, Any]:
         """The body as a JSON object (size- and time-limited)."""
-        raw = await read_limited(self.request)
+        raw = await read_limited(
+            self.request, self.services.config.gateway.body_read_timeout_seconds
+        )
         if not raw.strip():
             if optional:
                 return {}
@@ -86,66 +104,32 @@ class Call:
             )
         return data
 
-    def int_query(self, name: str, default: int | None, *, low: int, high: int) -> int | None:
-        """An integer query parameter within [low, high]."""
-        raw = self.query.get(name)
-        if raw is None or raw == "":
-            return default
-        if not (raw.isascii() and raw.lstrip("-").isdigit()) or len(raw) > 12:
-            raise errors.InvalidRequest(
-                f"`{name}` must be an integer, got {raw[:40]!r}", param=name
-            )
-        value = int(raw)
-        if not low <= value <= high:
-            raise errors.InvalidRequest(
-                f"`{name}` must be between {low} and {high}, got {value}", param=name
-            )
-        return value
 
-    def text_query(self, name: str, *, max_chars: int = 200) -> str | None:
-        """A text query parameter: printable and bounded, or InvalidRequest."""
-        raw = self.query.get(name)
-        if raw is None or raw == "":
-            return None
-        return checked_text(raw, name, max_chars)
-
-    def since_query(self, name: str = "since") -> datetime | None:
-        return parse_since(self.query.get(name), name)
-
-
-def checked_text(value: str, name: str, max_chars: int) -> str:
-    if len(value) > max_chars:
-        raise errors.InvalidRequest(
-            f"`{name}` is {len(value)} characters; the limit is {max_chars}", param=name
-        )
-    if not value.isprintable():
-        raise errors.InvalidRequest(f"`{name}` contains control characters", param=name)
-    return value
-
-
-def parse(model: type[M], data: Any) -> M:
+def parse(model: type[M], data: Any, *, where: str = "body") -> M:
     """`data` validated as `model`; the one mapping of validation errors to ours."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "(body)"
+        field = ".".join(str(p) for p in first["loc"]) or f"({where})"
         message = str(first["msg"]).removeprefix("Value error, ")
         if first["type"] == "extra_forbidden":
             known = ", ".join(sorted(model.model_fields))
             message = f"unknown field; this endpoint takes {known}"
-        raise errors.InvalidRequest(f"`{field}`: {message}", param=field) from None
+        kind = "query parameter " if where == "query" else ""
+        raise errors.InvalidRequest(f"{kind}`{field}`: {message}", param=field) from None
 
 
-async def read_limited(request: Request) -> bytes:
-    """The body, refusing one over MAX_BODY_BYTES and one that takes too long to arrive."""
+async def read_limited(request: Request, timeout_seconds: float) -> bytes:
+    """The body, refusing one over MAX_BODY_BYTES and one that takes longer than
+    `timeout_seconds` to arrive (a slow client, or a Content-Length longer than the body)."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise _too_large(int(declared))
     parts: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(BODY_READ_TIMEOUT_SECONDS):
+        async with asyncio.timeout(timeout_seconds):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
@@ -153,8 +137,7 @@ async def read_limited(request: Request) -> bytes:
                 parts.append(chunk)
     except TimeoutError:
         raise errors.RequestTimeout(
-            f"the request body did not arrive within {BODY_READ_TIMEOUT_SECONDS:g} s "
-            f"({size} bytes read)",
+            f"the request body did not arrive within {timeout_seconds:g} s ({size} bytes read)",
             hint="check Content-Length matches the body",
         ) from None
     except ClientDisconnect:
@@ -199,24 +182,52 @@ def parse_time(value: Any, name: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class Operation:
+    """One endpoint as declared: what the OpenAPI description is made from."""
+
+    method: str
+    path: str
+    access: Access
+    function: DataFunction
+    body: type[BaseModel] | None
+    body_optional: bool
+    query: type[BaseModel] | None
+
+
 class Api:
-    """The endpoints of one API module, as Starlette routes."""
+    """The endpoints of one API module, as Starlette routes and as declared operations."""
 
     def __init__(self) -> None:
         self.routes: list[Route] = []
+        self.operations: list[Operation] = []
 
     def endpoint(
         self, method: str, path: str, access: Access
     ) -> Callable[[DataFunction], DataFunction]:
         def register(function: DataFunction) -> DataFunction:
+            operation = _operation(method, path, access, function)
+
             async def handle(request: Request) -> Response:
                 services: Services = request.app.state.services
                 principal = authorize(request, services, access)
-                return render(request, await function(Call(request, services, principal)))
+                _check_path(request.path_params)
+                call = Call(request, services, principal)
+                kwargs: dict[str, Any] = {}
+                if operation.body is not None:
+                    kwargs["body"] = await call.body(
+                        operation.body, optional=operation.body_optional
+                    )
+                if operation.query is not None:
+                    kwargs["query"] = parse(
+                        operation.query, dict(request.query_params), where="query"
+                    )
+                return render(request, await function(call, **kwargs))
 
             handle.__name__ = function.__name__
             handle.__doc__ = function.__doc__
             self.routes.append(Route(path, handle, methods=[method], name=function.__name__))
+            self.operations.append(operation)
             return function
 
         return register
@@ -232,3 +243,22 @@ class Api:
 
     def delete(self, path: str, access: Access) -> Callable[[DataFunction], DataFunction]:
         return self.endpoint("DELETE", path, access)
+
+
+def _operation(method: str, path: str, access: Access, function: DataFunction) -> Operation:
+    hints = typing.get_type_hints(function)
+    body, optional = hints.get("body"), False
+    if isinstance(body, types.UnionType):
+        members = [m for m in typing.get_args(body) if m is not type(None)]
+        body, optional = members[0], True
+    return Operation(method, path, access, function, body, optional, hints.get("query"))
+
+
+def _check_path(params: Mapping[str, str]) -> None:
+    for name, value in params.items():
+        if len(value) > MAX_PATH_PARAM_CHARS or not value.isprintable():
+            raise errors.InvalidRequest(
+                f"`{name}` in the path must be printable text of at most "
+                f"{MAX_PATH_PARAM_CHARS} characters",
+                param=name,
+            )

@@ -5,49 +5,58 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field, field_validator
 
-from pilothouse import errors
 from pilothouse.evals import datasets, runs
 from pilothouse.web.auth import Access
-from pilothouse.web.endpoint import Api, Body, Call, parse_since
+from pilothouse.web.endpoint import Api, Body, Call, Query, parse_since
+from pilothouse.web.fields import INT32_MAX, Json, Name, Seed, Text
 from pilothouse.web.rendering import Result
 
 api = Api()
 
 
 class PushDataset(Body):
-    rows: list[Any]
-    source: str | None = None
+    rows: list[Json] = Field(min_length=1)
+    source: Text | None = None
 
 
 class FromLogs(Body):
-    route: str
-    sample: int = 200
-    since: str | None = None
-    seed: int | None = None
+    route: Name
+    sample: int = Field(default=200, ge=1, le=100_000)
+    since: str | None = Field(default=None, max_length=64)
+    seed: Seed | None = None
+
+    @field_validator("since")
+    @classmethod
+    def _since(cls, value: str | None) -> str | None:
+        parse_since(value)
+        return value
 
 
 class RunArtifact(Body):
     """What `pilothouse eval run` writes; fields beyond these are kept in the artifact."""
 
     model_config = ConfigDict(extra="allow", strict=True)
-    id: str
-    suite: str
-    manifest: dict[str, Any]
-    summary: dict[str, Any]
-    results: dict[str, Any]
-    owner: str | None = None
+    id: Name
+    suite: Name
+    manifest: dict[str, Json]
+    summary: dict[str, Json]
+    results: dict[str, Json]
+    owner: Name | None = None
     passed: bool = False
 
 
+class RunsQuery(Query):
+    suite: Name | None = None
+
+
+class VersionQuery(Query):
+    version: int | None = Field(default=None, ge=1, le=INT32_MAX)
+
+
 @api.post("/api/datasets/{name}/versions", Access.ADMIN)
-async def push_dataset(call: Call) -> Result:
-    body = await call.body(PushDataset)
-    if not body.rows:
-        raise errors.InvalidRequest(
-            "`rows` is required: a non-empty list of dataset rows", param="rows"
-        )
+async def push_dataset(call: Call, body: PushDataset) -> Result:
     result = await call.run(
         datasets.store_version,
         call.services.store,
@@ -60,10 +69,7 @@ async def push_dataset(call: Call) -> Result:
 
 
 @api.post("/api/datasets/{name}/from-logs", Access.ADMIN)
-async def dataset_from_logs(call: Call) -> Result:
-    body = await call.body(FromLogs)
-    if not 1 <= body.sample <= 100_000:
-        raise errors.InvalidRequest("`sample` must be an integer from 1 to 100000", param="sample")
+async def dataset_from_logs(call: Call, body: FromLogs) -> Result:
     since = parse_since(body.since or "7d")
     assert since is not None
     result = await call.run(
@@ -85,22 +91,22 @@ async def list_datasets(call: Call) -> dict[str, Any]:
 
 
 @api.get("/api/datasets/{name}", Access.READER)
-async def get_dataset(call: Call) -> dict[str, Any]:
-    version = call.int_query("version", None, low=1, high=2**31 - 1)
-    return await call.run(datasets.get_version, call.services.store, call.path["name"], version)
+async def get_dataset(call: Call, query: VersionQuery) -> dict[str, Any]:
+    return await call.run(
+        datasets.get_version, call.services.store, call.path["name"], query.version
+    )
 
 
 @api.post("/api/evals/runs", Access.READER)
-async def record_run(call: Call) -> Result:
-    artifact = await call.body(RunArtifact)
+async def record_run(call: Call, body: RunArtifact) -> Result:
+    artifact = body
     run_id = await call.run(runs.record_run, call.services.store, artifact.model_dump())
     return Result({"id": run_id}, status=201)
 
 
 @api.get("/api/evals/runs", Access.READER)
-async def list_runs(call: Call) -> dict[str, Any]:
-    suite = call.text_query("suite")
-    return {"data": await call.run(runs.list_runs, call.services.store, suite)}
+async def list_runs(call: Call, query: RunsQuery) -> dict[str, Any]:
+    return {"data": await call.run(runs.list_runs, call.services.store, query.suite)}
 
 
 @api.get("/api/evals/runs/{run_id}", Access.READER)

@@ -10,21 +10,22 @@ from pilothouse import errors
 from pilothouse.policy import keys as key_policy
 from pilothouse.web.auth import Access
 from pilothouse.web.endpoint import Api, Body, Call, parse_time
+from pilothouse.web.fields import Name, Text
 from pilothouse.web.rendering import Result
 
 api = Api()
 
 
 class CreateKey(Body):
-    name: str
-    user: str | None = None
-    team: str | None = None
-    models: list[str] | None = None
+    name: Name
+    user: Name | None = None
+    team: Name | None = None
+    models: list[Name] | None = None
     expires_at: str | None = None
 
 
 class Reason(Body):
-    reason: str | None = None
+    reason: Text | None = None
 
 
 @api.get("/api/keys", Access.ADMIN)
@@ -34,8 +35,7 @@ async def list_keys(call: Call) -> dict[str, Any]:
 
 
 @api.post("/api/keys", Access.ADMIN)
-async def create_key(call: Call) -> Result:
-    body = await call.body(CreateKey)
+async def create_key(call: Call, body: CreateKey) -> Result:
     known = set(call.services.config.models)
     unknown = sorted(m for m in set(body.models or ()) - known if not m.startswith("route:"))
     if unknown:
@@ -60,15 +60,14 @@ async def create_key(call: Call) -> Result:
 
 
 def _set_disabled(disabled: bool) -> Any:
-    async def set_disabled(call: Call) -> dict[str, Any]:
-        body = await call.body(Reason, optional=True)
+    async def set_disabled(call: Call, body: Reason | None) -> dict[str, Any]:
         key = await call.run(
             key_policy.set_disabled,
             call.services.store,
             call.path["key"],
             disabled,
             actor=call.actor,
-            reason=body.reason,
+            reason=body.reason if body else None,
         )
         await call.services.announce()
         return key.public()

@@ -7,33 +7,44 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from pydantic import Field
 from starlette.responses import Response, StreamingResponse
 
 from pilothouse import errors
 from pilothouse.registry import prompt_content
 from pilothouse.registry import prompts as registry
 from pilothouse.web.auth import Access
-from pilothouse.web.endpoint import Api, Body, Call, parse
+from pilothouse.web.endpoint import Api, Body, Call, Query, parse
+from pilothouse.web.fields import INT32_MAX, Name, Text
 from pilothouse.web.rendering import Result
 
 api = Api()
 
 
 class VersionMeta(Body):
-    description: str | None = None
-    owner: str | None = None
-    tags: list[str] | None = None
-    note: str | None = None
-    labels: list[str] | None = None
+    description: Text | None = None
+    owner: Name | None = None
+    tags: list[Name] | None = None
+    note: Text | None = None
+    labels: list[Name] | None = None
 
 
 class MoveLabel(Body):
-    version: int
-    reason: str | None = None
+    version: int = Field(ge=1, le=INT32_MAX)
+    reason: Text | None = None
 
 
 class Reason(Body):
-    reason: str | None = None
+    reason: Text | None = None
+
+
+class Which(Query):
+    label: Name | None = None
+    version: int | None = Field(default=None, ge=1, le=INT32_MAX)
+
+
+class Resume(Query):
+    last_event_id: int | None = Field(default=None, ge=0, le=2**62)
 
 
 @api.get("/api/prompts", Access.READER)
@@ -42,13 +53,15 @@ async def list_prompts(call: Call) -> dict[str, Any]:
 
 
 @api.get("/api/prompts/stream", Access.READER)
-async def stream(call: Call) -> Response:
+async def stream(call: Call, query: Resume) -> Response:
     """SSE: one event per registry change, resumable with Last-Event-ID."""
     feed = call.services.prompt_feed
-    resume = call.request.headers.get("last-event-id") or call.query.get("last_event_id")
+    resume = call.request.headers.get("last-event-id")
     if resume and not (resume.isascii() and resume.isdigit() and len(resume) <= 18):
         raise errors.InvalidRequest(f"Last-Event-ID must be an event id, got {resume[:40]!r}")
-    after_id = int(resume) if resume else feed.last_id
+    after_id = int(resume) if resume else query.last_event_id
+    if after_id is None:
+        after_id = feed.last_id
 
     async def events() -> AsyncIterator[bytes]:
         yield b": connected\n\n"
@@ -77,9 +90,8 @@ async def stream(call: Call) -> Response:
 
 
 @api.get("/api/prompts/{name}", Access.READER)
-async def get_prompt(call: Call) -> Response:
-    version = call.int_query("version", None, low=1, high=2**31 - 1)
-    label = call.text_query("label", max_chars=100)
+async def get_prompt(call: Call, query: Which) -> Response:
+    version, label = query.version, query.label
     if version is not None and label is not None:
         raise errors.InvalidRequest("give `label` or `version`, not both")
     prompt = await call.run(
@@ -122,8 +134,7 @@ async def create_version(call: Call) -> Result:
     return Result({"created": created, **prompt.public()}, status=201 if created else 200)
 
 
-async def _move_label(call: Call) -> dict[str, Any]:
-    body = await call.body(MoveLabel)
+async def _move_label(call: Call, body: MoveLabel) -> dict[str, Any]:
     prompt = await call.run(
         registry.move_label,
         call.services.store,
@@ -142,30 +153,28 @@ api.put("/api/prompts/{name}/labels/{label}", Access.ADMIN)(_move_label)
 
 
 @api.delete("/api/prompts/{name}/labels/{label}", Access.ADMIN)
-async def delete_label(call: Call) -> dict[str, Any]:
-    body = await call.body(Reason, optional=True)
+async def delete_label(call: Call, body: Reason | None) -> dict[str, Any]:
     await call.run(
         registry.delete_label,
         call.services.store,
         call.path["name"],
         call.path["label"],
         actor=call.actor,
-        reason=body.reason,
+        reason=body.reason if body else None,
     )
     await call.services.announce()
     return {"deleted": True}
 
 
 @api.post("/api/prompts/{name}/labels/{label}/rollback", Access.ADMIN)
-async def rollback_label(call: Call) -> dict[str, Any]:
-    body = await call.body(Reason, optional=True)
+async def rollback_label(call: Call, body: Reason | None) -> dict[str, Any]:
     prompt = await call.run(
         registry.rollback_label,
         call.services.store,
         call.path["name"],
         call.path["label"],
         actor=call.actor,
-        reason=body.reason,
+        reason=body.reason if body else None,
     )
     await call.services.announce()
     return prompt.public()

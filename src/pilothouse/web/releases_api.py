@@ -6,33 +6,40 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from pydantic import Field
+
 from pilothouse.registry import catalog
 from pilothouse.releases import deprecation, promotion
 from pilothouse.web.auth import Access
-from pilothouse.web.endpoint import Api, Body, Call
+from pilothouse.web.endpoint import Api, Body, Call, Query
+from pilothouse.web.fields import Json, Name, Text
 from pilothouse.web.rendering import Result
 
 api = Api()
 
 
 class ReleaseFields(Body):
-    prompt: str | None = None
-    model: str | None = None
-    params: dict[str, Any] | None = None
-    reason: str | None = None
+    prompt: Name | None = None
+    model: Name | None = None
+    params: dict[str, Json] | None = None
+    reason: Text | None = None
 
 
 class Promote(ReleaseFields):
-    owner: str | None = None
+    owner: Name | None = None
     from_canary: bool = False
 
 
 class Canary(ReleaseFields):
-    weight: int
+    weight: int = Field(ge=0, le=100)
 
 
 class Reason(Body):
-    reason: str | None = None
+    reason: Text | None = None
+
+
+class DoctorQuery(Query):
+    within_days: int = Field(default=catalog.DEFAULT_WARNING_DAYS, ge=0, le=3650)
 
 
 def _promoter(call: Call) -> promotion.Promoter:
@@ -45,8 +52,7 @@ async def list_routes(call: Call) -> dict[str, Any]:
 
 
 @api.post("/api/routes/{route}/promote", Access.ADMIN)
-async def promote(call: Call) -> Result:
-    body = await call.body(Promote)
+async def promote(call: Call, body: Promote) -> Result:
     fields: dict[str, Any] = {"prompt": None, "model": None, "params": None}
     if not body.from_canary:
         fields = {"prompt": body.prompt, "model": body.model, "params": body.params or {}}
@@ -64,8 +70,7 @@ async def promote(call: Call) -> Result:
 
 
 @api.post("/api/routes/{route}/canary", Access.ADMIN)
-async def canary(call: Call) -> dict[str, Any]:
-    body = await call.body(Canary)
+async def canary(call: Call, body: Canary) -> dict[str, Any]:
     release = await call.run(
         _promoter(call).canary,
         call.path["route"],
@@ -84,10 +89,12 @@ async def canary(call: Call) -> dict[str, Any]:
 
 
 @api.post("/api/routes/{route}/rollback", Access.ADMIN)
-async def rollback(call: Call) -> dict[str, Any]:
-    body = await call.body(Reason, optional=True)
+async def rollback(call: Call, body: Reason | None) -> dict[str, Any]:
     release = await call.run(
-        _promoter(call).rollback, call.path["route"], reason=body.reason, actor=call.actor
+        _promoter(call).rollback,
+        call.path["route"],
+        reason=body.reason if body else None,
+        actor=call.actor,
     )
     await call.services.announce()
     return release.public()
@@ -105,9 +112,8 @@ async def list_models(call: Call) -> dict[str, Any]:
 
 
 @api.get("/api/doctor", Access.ADMIN)
-async def doctor(call: Call) -> dict[str, Any]:
-    within = call.int_query("within_days", catalog.DEFAULT_WARNING_DAYS, low=0, high=3650)
-    assert within is not None
+async def doctor(call: Call, query: DoctorQuery) -> dict[str, Any]:
+    within = query.within_days
     routes = await call.run(promotion.list_routes, call.services.store)
     warnings = deprecation.route_warnings(
         routes, call.services.config.models, today=date.today(), within_days=within

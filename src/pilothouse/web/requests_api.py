@@ -2,29 +2,51 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pilothouse.telemetry import request_history
+from pydantic import Field, field_validator
+
+from pilothouse.telemetry import outcomes, request_history
 from pilothouse.web.auth import Access
-from pilothouse.web.endpoint import Api, Call
+from pilothouse.web.endpoint import Api, Call, Query, parse_since
+from pilothouse.web.fields import Name
 
 api = Api()
 
 
+class RequestFilters(Query):
+    key: Name | None = None
+    model: Name | None = None
+    route: Name | None = None
+    status: int | None = Field(default=None, ge=100, le=599)
+    outcome: Literal[outcomes.ALL] | None = None  # type: ignore[valid-type]
+    errors: bool = False  # every outcome but ok
+    since: str | None = Field(default=None, max_length=64)
+    before: str | None = Field(default=None, max_length=64)
+    limit: int = Field(default=50, ge=1, le=1000)
+
+    @field_validator("since")
+    @classmethod
+    def _since(cls, value: str | None) -> str | None:
+        parse_since(value)  # refuses what is neither a duration nor a time
+        return value
+
+
 @api.get("/api/requests", Access.ADMIN)
-async def list_requests(call: Call) -> dict[str, Any]:
-    limit = call.int_query("limit", 50, low=1, high=1000)
-    assert limit is not None
+async def list_requests(call: Call, query: RequestFilters) -> dict[str, Any]:
+    """The request log, newest first; `next_before` pages on."""
     rows = await call.run(
         request_history.list_requests,
         call.services.store,
-        key_id=call.text_query("key"),
-        model=call.text_query("model"),
-        status=call.int_query("status", None, low=100, high=599),
-        errors_only=call.query.get("errors") in ("1", "true"),
-        since=call.since_query(),
-        before_id=call.text_query("before", max_chars=64),
-        limit=limit,
+        key_id=query.key,
+        model=query.model,
+        route=query.route,
+        status=query.status,
+        outcome=query.outcome,
+        errors_only=query.errors,
+        since=parse_since(query.since),
+        before_id=query.before,
+        limit=query.limit,
     )
-    next_page = rows[-1]["id"] if len(rows) == limit else None
+    next_page = rows[-1]["id"] if len(rows) == query.limit else None
     return {"data": rows, "next_before": next_page}

@@ -1,0 +1,77 @@
+"""What a request cost, reported or estimated: tokens onto the record, cost from the
+deployment that answered (through the catalog, the one place that prices).
+
+When the provider's usage never arrived (the client left, the stream was cut, the
+instance stopped), tokens are counted from what was sent and delivered, at about four
+characters a token, and the row says they are estimated.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pilothouse.fleet.deployments import Deployment
+from pilothouse.providers.types import OutputSample, Usage
+from pilothouse.registry.catalog import cost_usd
+from pilothouse.telemetry.request_log import RequestRecord
+
+CHARS_PER_TOKEN = 4
+
+
+def account(record: RequestRecord, deployment: Deployment, usage: Usage) -> None:
+    """Put the provider's reported usage and its cost on the record."""
+    record.prompt_tokens = usage.prompt_tokens
+    record.completion_tokens = usage.completion_tokens
+    record.cached_tokens = usage.cached_tokens
+    record.cost_usd = cost_usd(
+        deployment.pricing,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cached_tokens=usage.cached_tokens,
+    )
+
+
+def account_partial(
+    record: RequestRecord,
+    deployment: Deployment,
+    usage: Usage | None,
+    body: dict[str, Any],
+    sample: OutputSample | None,
+) -> None:
+    """Cost up to a cut: what the provider reported, and where it reported nothing (or
+    less than was delivered), an estimate from the prompt sent and the output delivered;
+    then the row says the usage is estimated."""
+    reported = usage or Usage()
+    delivered = _tokens(sample.chars) if sample is not None else 0
+    prompt = reported.prompt_tokens or estimate_prompt_tokens(body)
+    completion = max(reported.completion_tokens, delivered)
+    account(record, deployment, Usage(prompt, completion, reported.cached_tokens))
+    record.usage_estimated = (
+        prompt != reported.prompt_tokens or completion != reported.completion_tokens
+    )
+
+
+def estimate_prompt_tokens(body: dict[str, Any]) -> int:
+    """About how many tokens the request's messages (or embedding input) are."""
+    chars = 0
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(
+                len(part["text"])
+                for part in content
+                if isinstance(part, dict) and isinstance(part.get("text"), str)
+            )
+    embedding_input = body.get("input")
+    if isinstance(embedding_input, str):
+        chars += len(embedding_input)
+    elif isinstance(embedding_input, list):
+        chars += sum(len(item) for item in embedding_input if isinstance(item, str))
+    return _tokens(chars)
+
+
+def _tokens(chars: int) -> int:
+    return -(-chars // CHARS_PER_TOKEN)
