@@ -132,10 +132,11 @@ def store_version(
     store: Store, name: str, rows: list[dict[str, Any]], *, source: str | None, actor: str
 ) -> dict[str, Any]:
     """Store rows as the next version of `name`, unless identical rows are stored already."""
-    for row in rows:
+    for index, row in enumerate(rows):
         problem = _check_row(row)
         if problem:
-            raise errors.InvalidRequest(f"dataset row {row.get('id', '?')}: {problem}")
+            where = row.get("id", index + 1) if isinstance(row, dict) else index + 1
+            raise errors.InvalidRequest(f"dataset row {where}: {problem}", param="rows")
     digest = dataset_hash(rows)
     with store.begin() as conn:
         existing = rows_sql.dataset_by_hash(conn, name, digest)

@@ -43,9 +43,9 @@ def check_chat(payload: dict[str, Any]) -> None:
         if not isinstance(message, dict):
             raise _type_error(field, "an object with `role` and `content`", message)
         role = message.get("role")
-        if role not in _ROLES:
+        if not isinstance(role, str) or role not in _ROLES:
             raise InvalidRequest(
-                f"`{field}.role` must be one of {', '.join(sorted(_ROLES))}, got {role!r}",
+                f"`{field}.role` must be one of {', '.join(sorted(_ROLES))}, got {role!r:.60}",
                 param=f"{field}.role",
             )
         content = message.get("content")

@@ -12,10 +12,19 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from pilothouse import errors
-from pilothouse.web import evals_api, keys_api, ops_api, prompts_api, releases_api, requests_api
-from pilothouse.web.rendering import error_response
+from pilothouse.web import (
+    evals_api,
+    keys_api,
+    openapi,
+    ops_api,
+    prompts_api,
+    releases_api,
+    requests_api,
+)
+from pilothouse.web.rendering import error_response, json_bytes
 
 log = logging.getLogger("pilothouse.web")
 APIS = (ops_api, keys_api, requests_api, prompts_api, releases_api, evals_api)
@@ -23,7 +32,9 @@ APIS = (ops_api, keys_api, requests_api, prompts_api, releases_api, evals_api)
 
 def create_web(lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]) -> Starlette:
     """The Starlette app; `lifespan` puts the process's `Services` on `app.state.services`."""
-    app = Starlette(routes=[r for module in APIS for r in module.api.routes], lifespan=lifespan)
+    routes = [r for module in APIS for r in module.api.routes]
+    routes.append(Route("/openapi.json", _openapi, methods=["GET"]))
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.add_exception_handler(errors.PilothouseError, _our_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected)
@@ -40,6 +51,13 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
             f"internal error serving {request.method} {request.url.path}; see the server log"
         )
     return error_response(explained)
+
+
+async def _openapi(request: Request) -> Response:
+    """The OpenAPI description of /v1 and /api, made from the declared endpoints."""
+    models = request.app.state.services.config.models
+    operations = [op for module in APIS for op in module.api.operations]
+    return Response(json_bytes(openapi.describe(operations, models)), media_type="application/json")
 
 
 async def _our_error(request: Request, exc: errors.PilothouseError) -> Response:

@@ -193,6 +193,7 @@ class Operation:
     body: type[BaseModel] | None
     body_optional: bool
     query: type[BaseModel] | None
+    doc_body: type[BaseModel] | None = None  # a body the function reads itself, for the docs
 
 
 class Api:
@@ -203,10 +204,10 @@ class Api:
         self.operations: list[Operation] = []
 
     def endpoint(
-        self, method: str, path: str, access: Access
+        self, method: str, path: str, access: Access, *, doc_body: type[BaseModel] | None = None
     ) -> Callable[[DataFunction], DataFunction]:
         def register(function: DataFunction) -> DataFunction:
-            operation = _operation(method, path, access, function)
+            operation = _operation(method, path, access, function, doc_body)
 
             async def handle(request: Request) -> Response:
                 services: Services = request.app.state.services
@@ -235,8 +236,10 @@ class Api:
     def get(self, path: str, access: Access) -> Callable[[DataFunction], DataFunction]:
         return self.endpoint("GET", path, access)
 
-    def post(self, path: str, access: Access) -> Callable[[DataFunction], DataFunction]:
-        return self.endpoint("POST", path, access)
+    def post(
+        self, path: str, access: Access, *, doc_body: type[BaseModel] | None = None
+    ) -> Callable[[DataFunction], DataFunction]:
+        return self.endpoint("POST", path, access, doc_body=doc_body)
 
     def put(self, path: str, access: Access) -> Callable[[DataFunction], DataFunction]:
         return self.endpoint("PUT", path, access)
@@ -245,13 +248,19 @@ class Api:
         return self.endpoint("DELETE", path, access)
 
 
-def _operation(method: str, path: str, access: Access, function: DataFunction) -> Operation:
+def _operation(
+    method: str,
+    path: str,
+    access: Access,
+    function: DataFunction,
+    doc_body: type[BaseModel] | None,
+) -> Operation:
     hints = typing.get_type_hints(function)
     body, optional = hints.get("body"), False
     if isinstance(body, types.UnionType):
         members = [m for m in typing.get_args(body) if m is not type(None)]
         body, optional = members[0], True
-    return Operation(method, path, access, function, body, optional, hints.get("query"))
+    return Operation(method, path, access, function, body, optional, hints.get("query"), doc_body)
 
 
 def _check_path(params: Mapping[str, str]) -> None:

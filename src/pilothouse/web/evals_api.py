@@ -3,7 +3,7 @@ recording runs accept one; creating datasets needs the admin token."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator
 
@@ -38,7 +38,7 @@ class RunArtifact(Body):
     """What `pilothouse eval run` writes; fields beyond these are kept in the artifact."""
 
     model_config = ConfigDict(extra="allow", strict=True)
-    id: Name
+    id: Annotated[Name, Field(max_length=40)]  # the eval_runs key
     suite: Name
     manifest: dict[str, Json]
     summary: dict[str, Json]

@@ -15,7 +15,7 @@ from pilothouse.registry import prompt_content
 from pilothouse.registry import prompts as registry
 from pilothouse.web.auth import Access
 from pilothouse.web.endpoint import Api, Body, Call, Query, parse
-from pilothouse.web.fields import INT32_MAX, Name, Text
+from pilothouse.web.fields import INT32_MAX, Json, Name, Text
 from pilothouse.web.rendering import Result
 
 api = Api()
@@ -27,6 +27,16 @@ class VersionMeta(Body):
     tags: list[Name] | None = None
     note: Text | None = None
     labels: list[Name] | None = None
+
+
+class VersionBody(VersionMeta):
+    """A new version: its content (see docs/prompts.md) and its metadata."""
+
+    messages: list[dict[str, Json]] | None = None
+    text: Text | None = None
+    variables: dict[str, Json] | None = None
+    tools: list[dict[str, Json]] | None = None
+    response_format: dict[str, Json] | None = None
 
 
 class MoveLabel(Body):
@@ -117,7 +127,7 @@ async def prompt_history(call: Call) -> dict[str, Any]:
     return {"data": data}
 
 
-@api.post("/api/prompts/{name}/versions", Access.ADMIN)
+@api.post("/api/prompts/{name}/versions", Access.ADMIN, doc_body=VersionBody)
 async def create_version(call: Call) -> Result:
     fields = await call.json_object()
     meta = parse(VersionMeta, {k: fields.pop(k) for k in VersionMeta.model_fields if k in fields})
