@@ -16,6 +16,11 @@ class AdminAuth:
     def __init__(self, token_sha256: str):
         self._hash = token_sha256
 
+    def derived_key(self, purpose: str) -> bytes:
+        """A secret for `purpose` (e.g. signing dashboard sessions) that changes whenever
+        the admin token does, so rotating the token ends every session made with it."""
+        return hmac.new(bytes.fromhex(self._hash), purpose.encode(), "sha256").digest()
+
     def check(self, authorization: bytes | str | None) -> bool:
         secret = bearer_secret(authorization)
         return secret is not None and hmac.compare_digest(secret_hash(secret), self._hash)

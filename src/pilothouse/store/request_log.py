@@ -145,5 +145,28 @@ def query(
     return [dict(row._mapping) for row in conn.execute(stmt.limit(limit))]
 
 
+def get(conn: Connection, request_id: str) -> dict[str, Any] | None:
+    found = conn.execute(select(request_log).where(request_log.c.id == request_id)).first()
+    return dict(found._mapping) if found else None
+
+
+def window(conn: Connection, since: datetime, *, limit: int) -> list[dict[str, Any]]:
+    """The columns a traffic summary needs, for rows started at or after `since`."""
+    columns = [
+        request_log.c.route,
+        request_log.c.model_alias,
+        request_log.c.outcome,
+        request_log.c.ttft_delivered_ms,
+        request_log.c.cost_usd,
+    ]
+    stmt = (
+        select(*columns)
+        .where(request_log.c.started_at >= since)
+        .order_by(request_log.c.started_at.desc())
+        .limit(limit)
+    )
+    return [dict(row._mapping) for row in conn.execute(stmt)]
+
+
 def count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(request_log)).scalar() or 0)

@@ -24,6 +24,7 @@ from pilothouse.web import (
     releases_api,
     requests_api,
 )
+from pilothouse.web.dashboard import pages
 from pilothouse.web.rendering import error_response, json_bytes
 
 log = logging.getLogger("pilothouse.web")
@@ -34,6 +35,7 @@ def create_web(lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]
     """The Starlette app; `lifespan` puts the process's `Services` on `app.state.services`."""
     routes = [r for module in APIS for r in module.api.routes]
     routes.append(Route("/openapi.json", _openapi, methods=["GET"]))
+    routes += pages.routes  # the dashboard: views of the same data functions
     app = Starlette(routes=routes, lifespan=lifespan)
     app.add_exception_handler(errors.PilothouseError, _our_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]

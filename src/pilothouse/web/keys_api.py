@@ -76,5 +76,5 @@ def _set_disabled(disabled: bool) -> Any:
     return set_disabled
 
 
-api.post("/api/keys/{key}/disable", Access.ADMIN)(_set_disabled(True))
-api.post("/api/keys/{key}/enable", Access.ADMIN)(_set_disabled(False))
+disable_key = api.post("/api/keys/{key}/disable", Access.ADMIN)(_set_disabled(True))
+enable_key = api.post("/api/keys/{key}/enable", Access.ADMIN)(_set_disabled(False))

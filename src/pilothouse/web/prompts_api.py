@@ -11,7 +11,7 @@ from pydantic import Field
 from starlette.responses import Response, StreamingResponse
 
 from pilothouse import errors
-from pilothouse.registry import prompt_content
+from pilothouse.registry import diff, prompt_content
 from pilothouse.registry import prompts as registry
 from pilothouse.web.auth import Access
 from pilothouse.web.endpoint import Api, Body, Call, Query, parse
@@ -51,6 +51,11 @@ class Reason(Body):
 class Which(Query):
     label: Name | None = None
     version: int | None = Field(default=None, ge=1, le=INT32_MAX)
+
+
+class DiffQuery(Query):
+    old: int = Field(ge=1, le=INT32_MAX)
+    new: int = Field(ge=1, le=INT32_MAX)
 
 
 class Resume(Query):
@@ -100,7 +105,7 @@ async def stream(call: Call, query: Resume) -> Response:
 
 
 @api.get("/api/prompts/{name}", Access.READER)
-async def get_prompt(call: Call, query: Which) -> Response:
+async def get_prompt(call: Call, query: Which) -> Response | Result:
     version, label = query.version, query.label
     if version is not None and label is not None:
         raise errors.InvalidRequest("give `label` or `version`, not both")
@@ -110,9 +115,7 @@ async def get_prompt(call: Call, query: Which) -> Response:
     etag = f'"{prompt.etag}"'
     if call.request.headers.get("if-none-match") == etag:
         return Response(status_code=304, headers={"etag": etag})
-    return Response(
-        orjson.dumps(prompt.public()), media_type="application/json", headers={"etag": etag}
-    )
+    return Result(prompt.public(), headers={"etag": etag})
 
 
 @api.get("/api/prompts/{name}/versions", Access.READER)
@@ -125,6 +128,14 @@ async def list_versions(call: Call) -> dict[str, Any]:
 async def prompt_history(call: Call) -> dict[str, Any]:
     data = await call.run(registry.history, call.services.store, call.path["name"])
     return {"data": data}
+
+
+@api.get("/api/prompts/{name}/diff", Access.READER)
+async def prompt_diff(call: Call, query: DiffQuery) -> dict[str, Any]:
+    """Two versions side by side, line by line, per message."""
+    return await call.run(
+        diff.side_by_side, call.services.store, call.path["name"], query.old, query.new
+    )
 
 
 @api.post("/api/prompts/{name}/versions", Access.ADMIN, doc_body=VersionBody)

@@ -107,8 +107,22 @@ async def route_history(call: Call) -> dict[str, Any]:
 
 @api.get("/api/models", Access.ADMIN)
 async def list_models(call: Call) -> dict[str, Any]:
+    """The model catalog: each alias with its lifecycle and the routes whose active or
+    canary release uses it."""
     models = call.services.config.models
-    return {"data": [catalog.describe(alias, spec) for alias, spec in sorted(models.items())]}
+    routes = await call.run(promotion.list_routes, call.services.store)
+    used: dict[str, list[str]] = {}
+    for route in routes:
+        for arm in ("active", "canary"):
+            release = route[arm]
+            if release is not None:
+                used.setdefault(release["model"], []).append(f"{route['name']} ({arm})")
+    return {
+        "data": [
+            {**catalog.describe(alias, spec), "used_by": used.get(alias, [])}
+            for alias, spec in sorted(models.items())
+        ]
+    }
 
 
 @api.get("/api/doctor", Access.ADMIN)

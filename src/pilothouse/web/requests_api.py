@@ -50,3 +50,28 @@ async def list_requests(call: Call, query: RequestFilters) -> dict[str, Any]:
     )
     next_page = rows[-1]["id"] if len(rows) == query.limit else None
     return {"data": rows, "next_before": next_page}
+
+
+class Window(Query):
+    since: str = Field(default="1h", max_length=64)
+
+    @field_validator("since")
+    @classmethod
+    def _since(cls, value: str) -> str:
+        parse_since(value)
+        return value
+
+
+@api.get("/api/requests/{request_id}", Access.ADMIN)
+async def get_request(call: Call) -> dict[str, Any]:
+    """One request-log row."""
+    return await call.run(request_history.get_request, call.services.store, call.path["request_id"])
+
+
+@api.get("/api/overview", Access.ADMIN)
+async def overview(call: Call, query: Window) -> dict[str, Any]:
+    """Traffic, outcomes, delivered TTFT p50/p95 and spend per route (or model) since
+    `since` (default the last hour)."""
+    since = parse_since(query.since)
+    data = await call.run(request_history.summarize, call.services.store, since)
+    return {"since": since, "data": data}
