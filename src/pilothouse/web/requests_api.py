@@ -58,6 +58,7 @@ class Window(Query):
     @field_validator("since")
     @classmethod
     def _since(cls, value: str) -> str:
+        value = value or "1h"  # an empty `since=` means the default window
         parse_since(value)
         return value
 
