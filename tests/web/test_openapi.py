@@ -75,8 +75,10 @@ def _schemathesis(gw: Gateway, token: str, *selection: str, tmp: Path) -> str:
             "coverage,fuzzing",
             "--max-examples",
             "25",
+            # One worker: hypothesis' lambda descriptions call ast.parse, which is not
+            # safe across threads on CPython 3.11 (a SystemError inside the tool).
             "--workers",
-            "2",
+            "1",
             "--seed",
             "20261129",
             "--generation-database",
