@@ -21,7 +21,7 @@ from pilothouse.errors import InvalidRequest
 from pilothouse.providers import build_provider
 from pilothouse.providers.anthropic_request import (
     DEFAULT_MAX_TOKENS,
-    JSON_ONLY_INSTRUCTION,
+    STRUCTURED_OUTPUT_TOOL,
     to_anthropic_request,
 )
 from pilothouse.providers.anthropic_response import to_openai_completion
@@ -68,18 +68,15 @@ def test_system_and_developer_messages_merge_into_top_level_system() -> None:
                 {"role": "user", "content": "hello"},
                 {"role": "system", "content": "Never apologise."},
             ],
-            "response_format": {"type": "json_object"},
         }
     )
-    assert out["system"] == (
-        f"You are terse.\n\nAnswer in French.\n\nNever apologise.\n\n{JSON_ONLY_INSTRUCTION}"
-    )
+    assert out["system"] == "You are terse.\n\nAnswer in French.\n\nNever apologise."
     assert out["messages"] == [{"role": "user", "content": [{"type": "text", "text": "hello"}]}]
     assert all(m["role"] in ("user", "assistant") for m in out["messages"])
 
 
-def test_json_schema_response_format_puts_the_schema_in_the_system_prompt() -> None:
-    schema = {"type": "object", "properties": {"city": {"type": "string"}}}
+def test_json_schema_becomes_a_forced_answer_tool() -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     out = translate(
         {
             "messages": [{"role": "user", "content": "where?"}],
@@ -89,9 +86,129 @@ def test_json_schema_response_format_puts_the_schema_in_the_system_prompt() -> N
             },
         }
     )
-    assert out["system"].startswith(JSON_ONLY_INSTRUCTION)
-    assert orjson.dumps(schema).decode() in out["system"]
-    assert "response_format" not in out
+    assert out["tools"] == [
+        {
+            "name": STRUCTURED_OUTPUT_TOOL,
+            "description": out["tools"][0]["description"],
+            "input_schema": schema,
+        }
+    ]
+    assert out["tool_choice"] == {"type": "tool", "name": STRUCTURED_OUTPUT_TOOL}
+    assert "response_format" not in out and "system" not in out
+
+
+def test_json_object_is_an_open_object_and_the_callers_tools_stay_callable() -> None:
+    weather = {
+        "type": "function",
+        "function": {"name": "weather", "parameters": {"type": "object"}},
+    }
+    out = translate(
+        {
+            "messages": [{"role": "user", "content": "where?"}],
+            "response_format": {"type": "json_object"},
+            "tools": [weather],
+            "tool_choice": "auto",
+        }
+    )
+    assert [t["name"] for t in out["tools"]] == ["weather", STRUCTURED_OUTPUT_TOOL]
+    assert out["tools"][1]["input_schema"]["type"] == "object"
+    assert out["tool_choice"] == {"type": "any"}  # the caller's tool, or the answer
+
+
+def test_a_schema_that_is_not_an_object_is_refused_for_anthropic() -> None:
+    with pytest.raises(InvalidRequest) as info:
+        to_anthropic_request(
+            {
+                "messages": [{"role": "user", "content": "n?"}],
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "n", "schema": {"type": "integer"}},
+                },
+            },
+            MODEL,
+        )
+    assert info.value.param == "response_format.json_schema.schema"
+
+
+def test_the_answer_tools_input_comes_back_as_the_message_content() -> None:
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": MODEL,
+        "content": [
+            {
+                "type": "tool_use",
+                "id": "t1",
+                "name": STRUCTURED_OUTPUT_TOOL,
+                "input": {"city": "Paris"},
+            }
+        ],
+        "stop_reason": "tool_use",
+        "usage": {"input_tokens": 5, "output_tokens": 3},
+    }
+    completion = to_openai_completion(message)
+    ChatCompletion.model_validate(completion)
+    choice = completion["choices"][0]
+    assert orjson.loads(choice["message"]["content"]) == {"city": "Paris"}
+    assert "tool_calls" not in choice["message"] and choice["finish_reason"] == "stop"
+
+
+def test_a_streamed_answer_tool_arrives_as_content_deltas() -> None:
+    translator = StreamTranslator(created=1)
+    events = [
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {"id": "m", "model": MODEL, "usage": {"input_tokens": 4}},
+            },
+        ),
+        (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {
+                    "type": "tool_use",
+                    "id": "t",
+                    "name": STRUCTURED_OUTPUT_TOOL,
+                    "input": {},
+                },
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": '{"city": '},
+            },
+        ),
+        (
+            "content_block_delta",
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "input_json_delta", "partial_json": '"Paris"}'},
+            },
+        ),
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "tool_use"},
+                "usage": {"output_tokens": 5},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    frames = [out for name, data in events for out in translator.feed(name, data)]
+    chunks = [orjson.loads(f[6:]) for f, _ in frames if f != b"data: [DONE]\n\n"]
+    content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    assert orjson.loads(content) == {"city": "Paris"}
+    assert not any("tool_calls" in c["choices"][0]["delta"] for c in chunks if c["choices"])
+    assert translator.finish_reason == "stop"
 
 
 def test_multi_turn_conversation_alternates_roles() -> None:

@@ -8,6 +8,7 @@ import json
 
 import httpx
 import openai
+import pydantic
 import pytest
 
 from harness import Gateway
@@ -228,3 +229,32 @@ def test_bad_requests_name_what_is_wrong(gateway: Gateway, key: str) -> None:
     assert huge.status_code == 413 and "limit is 8388608 bytes" in huge.json()["error"]["message"]
     with pytest.raises(openai.BadRequestError, match="max_tokens"):
         client(gateway, key).chat.completions.create(model="fast", messages=HELLO, max_tokens=-3)
+
+
+class City(pydantic.BaseModel):
+    city: str
+    country: str
+    population: int
+
+
+@pytest.mark.parametrize("model", ["fast", "claude"])
+def test_structured_output_parses_on_every_kind_of_alias(
+    gateway: Gateway, key: str, model: str
+) -> None:
+    # On the Anthropic-backed alias the schema is a forced tool, not an instruction.
+    sdk = client(gateway, key)
+    parsed = sdk.chat.completions.parse(
+        model=model,
+        messages=[{"role": "user", "content": "Name a big city."}],
+        response_format=City,
+    )
+    city = parsed.choices[0].message.parsed
+    assert isinstance(city, City) and city.city and isinstance(city.population, int)
+    assert parsed.choices[0].finish_reason == "stop"
+    with sdk.chat.completions.stream(
+        model=model,
+        messages=[{"role": "user", "content": "Name a big city."}],
+        response_format=City,
+    ) as stream:
+        final = stream.get_final_completion()
+    assert isinstance(final.choices[0].message.parsed, City)

@@ -13,9 +13,12 @@ Request (`to_anthropic_request`), translated:
   (4096 when absent, because Anthropic requires it); `temperature` and `top_p` as they
   are (Anthropic accepts temperature 0 to 1 only and answers 400 above that); `stop` →
   `stop_sequences`; `user` → `metadata.user_id`.
-Approximated: `response_format` json_object / json_schema becomes an instruction appended
-  to the system prompt to answer with JSON only (with the schema, if given) — this API
-  version has no native JSON mode, so the answer is not guaranteed to parse.
+Structured output: `response_format` json_schema becomes a tool whose input schema is the
+  requested schema (json_object: an open object schema), named STRUCTURED_OUTPUT_TOOL and
+  forced with `tool_choice`, so the model must answer with JSON that fits; the answer's
+  `tool_use` input comes back as the message `content` (`anthropic_response`,
+  `anthropic_stream`). With tools of the caller's own too, the model must call one of
+  them or the answer tool (`tool_choice: any`).
 Refused (InvalidRequest): `n` > 1, tool-call arguments that are not a JSON object, content
   parts other than text and images, non-function tools, unknown roles.
 Dropped silently: `seed`, `logprobs`, `top_logprobs`, `frequency_penalty`,
@@ -34,10 +37,8 @@ import orjson
 from pilothouse.errors import InvalidRequest
 
 DEFAULT_MAX_TOKENS = 4096
-
-JSON_ONLY_INSTRUCTION = (
-    "Respond with a single valid JSON object only: no prose, no Markdown code fences."
-)
+# The tool a structured-output request is answered through; its input is the answer.
+STRUCTURED_OUTPUT_TOOL = "pilothouse_structured_output"
 
 
 def to_anthropic_request(body: dict[str, Any], model: str) -> dict[str, Any]:
@@ -88,10 +89,6 @@ def to_anthropic_request(body: dict[str, Any], model: str) -> dict[str, Any]:
                 b for b in content if b["type"] != "tool_result"
             ]
 
-    instruction = _json_instruction(body.get("response_format"))
-    if instruction:
-        system_parts.append(instruction)
-
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
     out: dict[str, Any] = {"model": model, "max_tokens": max_tokens, "messages": turns}
     if system_parts:
@@ -107,11 +104,19 @@ def to_anthropic_request(body: dict[str, Any], model: str) -> dict[str, Any]:
     if body.get("user"):
         out["metadata"] = {"user_id": str(body["user"])}
     tools = body.get("tools")
+    choice = None
     if tools:
         out["tools"] = _tools(tools)
         choice = _tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
-        if choice is not None:
-            out["tool_choice"] = choice
+    answer_tool = _structured_output_tool(body.get("response_format"))
+    if answer_tool is not None:
+        out["tools"] = [*out.get("tools", []), answer_tool]
+        if choice is None or choice["type"] == "none":
+            choice = {"type": "tool", "name": STRUCTURED_OUTPUT_TOOL}
+        elif choice["type"] == "auto":
+            choice = {**choice, "type": "any"}  # one of the caller's tools, or the answer
+    if choice is not None:
+        out["tool_choice"] = choice
     return out
 
 
@@ -284,20 +289,26 @@ def _tool_choice(choice: Any, parallel_tool_calls: Any) -> dict[str, Any] | None
     return mapped
 
 
-def _json_instruction(response_format: Any) -> str | None:
+def _structured_output_tool(response_format: Any) -> dict[str, Any] | None:
+    """The answer tool for a `response_format` asking for JSON, else None."""
     if not isinstance(response_format, dict):
         return None
     kind = response_format.get("type")
     if kind == "json_object":
-        return JSON_ONLY_INSTRUCTION
-    if kind == "json_schema":
-        spec = response_format.get("json_schema") or {}
+        schema: Any = {"type": "object", "additionalProperties": True}
+    elif kind == "json_schema":
+        spec = response_format.get("json_schema")
         schema = spec.get("schema") if isinstance(spec, dict) else None
-        if schema:
-            return (
-                JSON_ONLY_INSTRUCTION
-                + " It must conform to this JSON Schema:\n"
-                + orjson.dumps(schema).decode()
+        if not isinstance(schema, dict) or schema.get("type", "object") != "object":
+            raise InvalidRequest(
+                "response_format.json_schema.schema must be a JSON Schema of an object for "
+                "Anthropic models (the answer is given as a tool input, which is an object)",
+                param="response_format.json_schema.schema",
             )
-        return JSON_ONLY_INSTRUCTION
-    return None
+    else:
+        return None
+    return {
+        "name": STRUCTURED_OUTPUT_TOOL,
+        "description": "Give your final answer by calling this tool; its input is the answer.",
+        "input_schema": schema,
+    }

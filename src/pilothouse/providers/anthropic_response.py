@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from pilothouse.providers.anthropic_request import STRUCTURED_OUTPUT_TOOL
 from pilothouse.providers.types import (
     MalformedAnswer,
     OutputSample,
@@ -86,11 +87,18 @@ def to_openai_completion(
         raise MalformedAnswer("the message has no `content` list")
     texts: list[str] = []
     tool_calls: list[dict[str, Any]] = []
+    answered = False  # a structured-output answer came through its tool
     for block in content:
         if not isinstance(block, dict):
             raise MalformedAnswer("a content block is not an object")
         if block.get("type") == "text":
             texts.append(str(block.get("text") or ""))
+            if sample is not None:
+                sample.add_text(texts[-1])
+        elif block.get("type") == "tool_use" and block.get("name") == STRUCTURED_OUTPUT_TOOL:
+            # A structured-output answer: the tool's input is the message content.
+            texts.append(orjson.dumps(block.get("input") or {}).decode())
+            answered = True
             if sample is not None:
                 sample.add_text(texts[-1])
         elif block.get("type") == "tool_use":
@@ -124,7 +132,11 @@ def to_openai_completion(
                 "index": 0,
                 "message": reply,
                 "logprobs": None,
-                "finish_reason": finish_reason_of(message.get("stop_reason")) or "stop",
+                "finish_reason": (
+                    "stop"
+                    if answered and not tool_calls
+                    else finish_reason_of(message.get("stop_reason")) or "stop"
+                ),
             }
         ],
         "usage": openai_usage(usage_of(message.get("usage"))),

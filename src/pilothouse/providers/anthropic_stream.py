@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from pilothouse.providers.anthropic_request import STRUCTURED_OUTPUT_TOOL
 from pilothouse.providers.anthropic_response import (
     DONE_FRAME,
     finish_reason_of,
@@ -39,6 +40,7 @@ class StreamTranslator:
         self.sample = OutputSample()
         self._raw_usage: dict[str, Any] = {}
         self._tool_index: dict[int, int] = {}  # Anthropic block index → OpenAI tool index
+        self._answer_blocks: set[int] = set()  # structured-output blocks: streamed as content
 
     def feed(self, event_name: str, data: dict[str, Any]) -> list[tuple[bytes, EventKind]]:
         kind = event_name or str(data.get("type") or "")
@@ -65,6 +67,9 @@ class StreamTranslator:
             block = data.get("content_block")
             if not isinstance(block, dict):
                 raise MalformedAnswer("content_block_start has no `content_block`")
+            if block.get("type") == "tool_use" and block.get("name") == STRUCTURED_OUTPUT_TOOL:
+                self._answer_blocks.add(self._block_index(data))
+                return []
             if block.get("type") == "tool_use":
                 index = self._tool_index[self._block_index(data)] = len(self._tool_index)
                 call = {
@@ -87,6 +92,14 @@ class StreamTranslator:
                 text = str(delta.get("text") or "")
                 self.sample.add_text(text)
                 return [(self._chunk({"content": text}), EventKind.CONTENT)]
+            if (
+                delta.get("type") == "input_json_delta"
+                and self._block_index(data) in self._answer_blocks
+            ):
+                partial = str(delta.get("partial_json") or "")
+                self.sample.add_text(partial)
+                answer_kind = EventKind.CONTENT if partial else EventKind.OTHER
+                return [(self._chunk({"content": partial}), answer_kind)]
             if delta.get("type") == "input_json_delta":
                 block_index = self._block_index(data)
                 if block_index not in self._tool_index:
@@ -104,6 +117,8 @@ class StreamTranslator:
                 raise MalformedAnswer("message_delta has no `delta`")
             self._update_usage(data.get("usage"))
             self.finish_reason = finish_reason_of(delta.get("stop_reason"))
+            if self._answer_blocks and not self._tool_index:
+                self.finish_reason = "stop"  # only the structured-output answer was called
             return [(self._chunk({}, self.finish_reason), EventKind.OTHER)]
         if kind == "message_stop":
             self.done = True
