@@ -1,0 +1,407 @@
+"""The Anthropic Messages front door (`POST /v1/messages`), for aliases served by
+OpenAI-type providers: requests translated to chat completions and answers back to
+Anthropic's shapes. Pure: no I/O. (An Anthropic-backed alias is passed through instead.)
+
+Request (`to_chat`): `system` (text or text blocks) → a system message; text, image
+(base64 or URL), `tool_use` and `tool_result` blocks; `max_tokens`, `temperature`,
+`top_p`, `stop_sequences` → `stop`; `tools` → function tools; `tool_choice`
+auto/any/tool/none → auto/required/named/none, `disable_parallel_tool_use` →
+`parallel_tool_calls: false`; `metadata.user_id` → `user`. Dropped: `top_k`, `thinking`,
+`cache_control`. Refused (400): document and other block types.
+
+Answer (`to_message`) and stream (`MessagesStream`): content text → a text block, tool
+calls → `tool_use` blocks with parsed input; finish reasons → stop reasons; the stream is
+Anthropic's event sequence (message_start, content blocks, message_delta, message_stop).
+Errors use Anthropic's shape (`error_body`).
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+
+from pilothouse import errors
+from pilothouse.errors import InvalidRequest
+from pilothouse.providers.types import EventKind, StreamEvent
+
+STOP_REASONS = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    503: "overloaded_error",
+    529: "overloaded_error",
+}
+
+
+def error_body(exc: errors.PilothouseError) -> bytes:
+    """Anthropic's error shape, so the official `anthropic` SDK raises its matching error."""
+    message = f"{exc.message}. {exc.hint}" if exc.hint else exc.message
+    kind = ERROR_TYPES.get(
+        exc.status, "api_error" if exc.status >= 500 else "invalid_request_error"
+    )
+    error: dict[str, Any] = {"type": kind, "message": message}
+    if exc.details:
+        error.update(exc.details)
+    return orjson.dumps({"type": "error", "error": error})
+
+
+def to_chat(body: dict[str, Any]) -> dict[str, Any]:
+    """The chat completions body for a Messages request; InvalidRequest names the field."""
+    if not isinstance(body.get("max_tokens"), int) or isinstance(body.get("max_tokens"), bool):
+        raise InvalidRequest("`max_tokens` is required: an integer", param="max_tokens")
+    messages: list[dict[str, Any]] = []
+    system = body.get("system")
+    if system:
+        messages.append({"role": "system", "content": _system_text(system)})
+    raw = body.get("messages")
+    if not isinstance(raw, list) or not raw:
+        raise InvalidRequest("`messages` is required: a non-empty list", param="messages")
+    for index, message in enumerate(raw):
+        messages += _turn(message, f"messages.{index}")
+    chat: dict[str, Any] = {"messages": messages, "max_tokens": body["max_tokens"]}
+    if "model" in body:
+        chat["model"] = body["model"]
+    for field in ("temperature", "top_p", "stream"):
+        if body.get(field) is not None:
+            chat[field] = body[field]
+    if body.get("stop_sequences"):
+        chat["stop"] = body["stop_sequences"]
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+        chat["user"] = metadata["user_id"]
+    if body.get("tools"):
+        chat["tools"] = _tools(body["tools"])
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict):
+        chat["tool_choice"] = _tool_choice(choice)
+        if choice.get("disable_parallel_tool_use"):
+            chat["parallel_tool_calls"] = False
+    if body.get("stream"):
+        chat["stream_options"] = {"include_usage": True}
+    if "pilothouse" in body:
+        chat["pilothouse"] = body["pilothouse"]
+    return chat
+
+
+def _system_text(system: Any) -> str:
+    if isinstance(system, str):
+        return system
+    if isinstance(system, list):
+        return "\n\n".join(
+            str(block.get("text") or "")
+            for block in system
+            if isinstance(block, dict) and block.get("type") == "text"
+        )
+    raise InvalidRequest("`system` must be text or a list of text blocks", param="system")
+
+
+def _turn(message: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+        raise InvalidRequest(f"`{where}.role` must be user or assistant", param=f"{where}.role")
+    role = message["role"]
+    content = message.get("content")
+    if isinstance(content, str):
+        return [{"role": role, "content": content}]
+    if not isinstance(content, list):
+        raise InvalidRequest(
+            f"`{where}.content` must be text or a list of blocks", param=f"{where}.content"
+        )
+    parts: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = []
+    for index, block in enumerate(content):
+        kind = block.get("type") if isinstance(block, dict) else None
+        at = f"{where}.content.{index}"
+        if kind == "text":
+            parts.append({"type": "text", "text": str(block.get("text") or "")})
+        elif kind == "image":
+            parts.append(
+                {"type": "image_url", "image_url": {"url": _image_url(block.get("source"), at)}}
+            )
+        elif kind == "tool_use" and role == "assistant":
+            calls.append(
+                {
+                    "id": str(block.get("id") or ""),
+                    "type": "function",
+                    "function": {
+                        "name": str(block.get("name") or ""),
+                        "arguments": orjson.dumps(block.get("input") or {}).decode(),
+                    },
+                }
+            )
+        elif kind == "tool_result" and role == "user":
+            results.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": str(block.get("tool_use_id") or ""),
+                    "content": _result_text(block.get("content")),
+                }
+            )
+        elif kind in ("thinking", "redacted_thinking"):
+            continue
+        else:
+            raise InvalidRequest(
+                f"`{at}.type` {kind!r} is not supported here (text, image, tool_use, tool_result)",
+                param=f"{at}.type",
+            )
+    out: list[dict[str, Any]] = list(results)  # tool results answer the turn before
+    if role == "assistant":
+        turn: dict[str, Any] = {"role": "assistant", "content": _joined(parts) if parts else None}
+        if calls:
+            turn["tool_calls"] = calls
+        out.append(turn)
+    elif parts:
+        out.append({"role": "user", "content": _joined(parts)})
+    return out
+
+
+def _joined(parts: list[dict[str, Any]]) -> Any:
+    if all(p["type"] == "text" for p in parts):
+        return "".join(p["text"] for p in parts)
+    return parts
+
+
+def _image_url(source: Any, where: str) -> str:
+    if isinstance(source, dict) and source.get("type") == "base64":
+        return f"data:{source.get('media_type')};base64,{source.get('data')}"
+    if (
+        isinstance(source, dict)
+        and source.get("type") == "url"
+        and isinstance(source.get("url"), str)
+    ):
+        return str(source["url"])
+    raise InvalidRequest(f"`{where}.source` must be base64 data or a URL", param=f"{where}.source")
+
+
+def _result_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(
+            str(b.get("text") or "")
+            for b in content
+            if isinstance(b, dict) and b.get("type") == "text"
+        )
+    return ""
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise InvalidRequest("`tools` must be a list", param="tools")
+    out = []
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict) or not tool.get("name"):
+            raise InvalidRequest(f"`tools.{index}` needs a name", param=f"tools.{index}")
+        function = {
+            "name": tool["name"],
+            "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
+        }
+        if tool.get("description"):
+            function["description"] = tool["description"]
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def _tool_choice(choice: dict[str, Any]) -> Any:
+    kind = choice.get("type")
+    if kind == "auto":
+        return "auto"
+    if kind == "any":
+        return "required"
+    if kind == "none":
+        return "none"
+    if kind == "tool" and choice.get("name"):
+        return {"type": "function", "function": {"name": choice["name"]}}
+    raise InvalidRequest("`tool_choice.type` must be auto, any, tool or none", param="tool_choice")
+
+
+def new_message_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+def to_message(completion: dict[str, Any], *, model: str) -> dict[str, Any]:
+    """An Anthropic message for a chat completion."""
+    choice = (completion.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    content: list[dict[str, Any]] = []
+    if isinstance(message.get("content"), str) and message["content"]:
+        content.append({"type": "text", "text": message["content"]})
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        content.append(
+            {
+                "type": "tool_use",
+                "id": call.get("id") or "toolu_" + secrets.token_hex(8),
+                "name": function.get("name") or "",
+                "input": _arguments(function.get("arguments")),
+            }
+        )
+    return {
+        "id": new_message_id(),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": STOP_REASONS.get(choice.get("finish_reason") or "stop", "end_turn"),
+        "stop_sequence": None,
+        "usage": usage(completion.get("usage")),
+    }
+
+
+def _arguments(arguments: Any) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(arguments or "{}")
+    except (orjson.JSONDecodeError, TypeError):
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def usage(chat_usage: Any) -> dict[str, Any]:
+    chat_usage = chat_usage if isinstance(chat_usage, dict) else {}
+    details = chat_usage.get("prompt_tokens_details") or {}
+    cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    return {
+        "input_tokens": int(chat_usage.get("prompt_tokens") or 0) - cached,
+        "output_tokens": int(chat_usage.get("completion_tokens") or 0),
+        "cache_read_input_tokens": cached,
+        "cache_creation_input_tokens": 0,
+    }
+
+
+class MessagesStream:
+    """Turns OpenAI chat chunk frames into Anthropic's stream events."""
+
+    def __init__(self, *, model: str):
+        self.model = model
+        self.message_id = new_message_id()
+        self.block = -1  # index of the open content block
+        self.text_open = False
+        self.tools: dict[int, int] = {}  # chat tool index → content block index
+        self.finish_reason: str | None = None
+        self.usage: dict[str, Any] = usage(None)
+
+    def _event(
+        self, kind: str, data: dict[str, Any], event_kind: EventKind = EventKind.OTHER
+    ) -> StreamEvent:
+        return StreamEvent(
+            b"event: "
+            + kind.encode()
+            + b"\ndata: "
+            + orjson.dumps({"type": kind, **data})
+            + b"\n\n",
+            event_kind,
+        )
+
+    def start(self) -> list[StreamEvent]:
+        message: dict[str, Any] = {
+            "id": self.message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        }
+        return [self._event("message_start", {"message": message}), self._event("ping", {})]
+
+    def feed(self, event: StreamEvent) -> list[StreamEvent]:
+        if event.kind is EventKind.DONE or not event.data.startswith(b"data: "):
+            return []
+        try:
+            chunk = orjson.loads(event.data[6:].strip())
+        except orjson.JSONDecodeError:
+            return []
+        if not isinstance(chunk, dict):
+            return []
+        if chunk.get("usage"):
+            self.usage = usage(chunk["usage"])
+        out: list[StreamEvent] = []
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta") or {}
+            text = delta.get("content")
+            if isinstance(text, str) and text:
+                if not self.text_open:
+                    out += self._open({"type": "text", "text": ""})
+                    self.text_open = True
+                out.append(
+                    self._event(
+                        "content_block_delta",
+                        {"index": self.block, "delta": {"type": "text_delta", "text": text}},
+                        EventKind.CONTENT,
+                    )
+                )
+            for call in delta.get("tool_calls") or []:
+                out += self._tool_delta(call)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        return out
+
+    def _open(self, block: dict[str, Any]) -> list[StreamEvent]:
+        out = self._close()
+        self.block += 1
+        out.append(
+            self._event("content_block_start", {"index": self.block, "content_block": block})
+        )
+        return out
+
+    def _close(self) -> list[StreamEvent]:
+        if self.block < 0:
+            return []
+        self.text_open = False
+        return [self._event("content_block_stop", {"index": self.block})]
+
+    def _tool_delta(self, call: dict[str, Any]) -> list[StreamEvent]:
+        index = call.get("index", 0)
+        function = call.get("function") or {}
+        out = []
+        if index not in self.tools:
+            block: dict[str, Any] = {
+                "type": "tool_use",
+                "id": call.get("id") or "toolu_" + secrets.token_hex(8),
+                "name": function.get("name") or "",
+                "input": {},
+            }
+            out += self._open(block)
+            self.tools[index] = self.block
+        arguments = function.get("arguments")
+        if arguments:
+            out.append(
+                self._event(
+                    "content_block_delta",
+                    {
+                        "index": self.tools[index],
+                        "delta": {"type": "input_json_delta", "partial_json": arguments},
+                    },
+                    EventKind.CONTENT,
+                )
+            )
+        return out
+
+    def finish(self) -> list[StreamEvent]:
+        out = self._close()
+        self.block = -1
+        stop = STOP_REASONS.get(self.finish_reason or "stop", "end_turn")
+        out.append(
+            self._event(
+                "message_delta",
+                {"delta": {"stop_reason": stop, "stop_sequence": None}, "usage": self.usage},
+            )
+        )
+        out.append(self._event("message_stop", {}))
+        return out

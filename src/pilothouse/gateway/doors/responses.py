@@ -1,0 +1,512 @@
+"""The Responses API front door (`POST /v1/responses`), translated to and from chat
+completions. Pure: no I/O.
+
+Request (`to_chat`): `input` as text or items (messages with `input_text` / `input_image`
+/ `output_text` parts, `function_call` and `function_call_output` items), `instructions`
+→ a leading system message, function `tools` and `tool_choice`, `text.format` (text,
+json_object, json_schema) → `response_format`, `max_output_tokens` → `max_tokens`,
+`temperature`, `top_p`, `parallel_tool_calls`, `reasoning.effort` → `reasoning_effort`,
+`user`, `stream`. Refused (400, naming the field): built-in tools (web search, file search,
+computer use, ...), item types this door does not know.
+
+Answer (`to_response`) and stream (`ResponsesStream`): the chat message becomes a
+`message` output item with one `output_text` part, each tool call a `function_call` item;
+`finish_reason: length` makes the response `incomplete` (max_output_tokens); usage maps
+to input/output tokens. Streams carry the Responses event sequence with sequence numbers.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any
+
+import orjson
+
+from pilothouse.errors import InvalidRequest
+from pilothouse.providers.types import EventKind, StreamEvent
+
+_ROLES = {"user", "system", "developer", "assistant"}
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def to_chat(body: dict[str, Any]) -> dict[str, Any]:
+    """The chat completions body for a Responses request; InvalidRequest names the field."""
+    messages: list[dict[str, Any]] = []
+    instructions = body.get("instructions")
+    if instructions is not None:
+        if not isinstance(instructions, str):
+            raise InvalidRequest("`instructions` must be a string", param="instructions")
+        messages.append({"role": "system", "content": instructions})
+    messages += _input_messages(body.get("input"))
+    chat: dict[str, Any] = {"messages": messages}
+    if "model" in body:
+        chat["model"] = body["model"]
+    for field in ("temperature", "top_p", "user", "parallel_tool_calls", "stream", "metadata"):
+        if body.get(field) is not None:
+            chat[field] = body[field]
+    if body.get("max_output_tokens") is not None:
+        chat["max_tokens"] = body["max_output_tokens"]
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict) and reasoning.get("effort"):
+        chat["reasoning_effort"] = reasoning["effort"]
+    if body.get("tools"):
+        chat["tools"] = _tools(body["tools"])
+    if body.get("tool_choice") is not None:
+        chat["tool_choice"] = _tool_choice(body["tool_choice"])
+    text = body.get("text")
+    if isinstance(text, dict) and isinstance(text.get("format"), dict):
+        response_format = _format(text["format"])
+        if response_format is not None:
+            chat["response_format"] = response_format
+    if body.get("stream"):
+        chat["stream_options"] = {"include_usage": True}
+    if "pilothouse" in body:
+        chat["pilothouse"] = body["pilothouse"]
+    return chat
+
+
+def _input_messages(value: Any) -> list[dict[str, Any]]:
+    if value is None:
+        raise InvalidRequest("`input` is required: text, or a list of input items", param="input")
+    if isinstance(value, str):
+        return [{"role": "user", "content": value}]
+    if not isinstance(value, list):
+        raise InvalidRequest("`input` must be a string or a list of items", param="input")
+    messages: list[dict[str, Any]] = []
+    for index, item in enumerate(value):
+        where = f"input[{index}]"
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"`{where}` must be an object", param=where)
+        kind = item.get("type", "message")
+        if kind == "message":
+            role = item.get("role")
+            if role not in _ROLES:
+                raise InvalidRequest(
+                    f"`{where}.role` must be one of {', '.join(sorted(_ROLES))}",
+                    param=f"{where}.role",
+                )
+            messages.append({"role": role, "content": _content(item.get("content"), where)})
+        elif kind == "function_call":
+            call_id = str(item.get("call_id") or item.get("id") or "")
+            name = str(item.get("name") or "")
+            call = {
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": str(item.get("arguments") or "{}")},
+            }
+            if not call_id or not name:
+                raise InvalidRequest(f"`{where}` needs a call_id and a name", param=where)
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+                last["tool_calls"].append(call)  # parallel calls: one assistant turn
+            else:
+                messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+        elif kind == "function_call_output":
+            output = item.get("output")
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": str(item.get("call_id") or ""),
+                    "content": output if isinstance(output, str) else orjson.dumps(output).decode(),
+                }
+            )
+        elif kind == "reasoning":
+            continue  # a model's reasoning summary: nothing for the next model to read
+        else:
+            raise InvalidRequest(
+                f"`{where}.type` {kind!r} is not supported by this gateway's Responses door "
+                "(message, function_call, function_call_output)",
+                param=f"{where}.type",
+            )
+    if not messages:
+        raise InvalidRequest("`input` is empty", param="input")
+    return messages
+
+
+def _content(content: Any, where: str) -> Any:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise InvalidRequest(
+            f"`{where}.content` must be text or a list of parts", param=f"{where}.content"
+        )
+    parts: list[dict[str, Any]] = []
+    for index, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind in ("input_text", "output_text", "text"):
+            parts.append({"type": "text", "text": str(part.get("text") or "")})
+        elif kind == "input_image":
+            url = part.get("image_url")
+            if not isinstance(url, str):
+                raise InvalidRequest(
+                    f"`{where}.content[{index}]`: give input_image an image_url",
+                    param=f"{where}.content[{index}]",
+                )
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        elif kind == "refusal":
+            continue
+        else:
+            raise InvalidRequest(
+                f"`{where}.content[{index}].type` {kind!r} is not supported "
+                "(input_text, output_text, input_image)",
+                param=f"{where}.content[{index}].type",
+            )
+    return parts
+
+
+def _tools(tools: Any) -> list[dict[str, Any]]:
+    if not isinstance(tools, list):
+        raise InvalidRequest("`tools` must be a list", param="tools")
+    out = []
+    for index, tool in enumerate(tools):
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            raise InvalidRequest(
+                f"`tools[{index}]`: only function tools pass through this gateway, got {kind!r}",
+                param=f"tools[{index}]",
+            )
+        function = {
+            "name": tool.get("name"),
+            "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
+        }
+        if tool.get("description"):
+            function["description"] = tool["description"]
+        if tool.get("strict") is not None:
+            function["strict"] = tool["strict"]
+        out.append({"type": "function", "function": function})
+    return out
+
+
+def _tool_choice(choice: Any) -> Any:
+    if choice in ("auto", "none", "required"):
+        return choice
+    if isinstance(choice, dict) and choice.get("type") == "function" and choice.get("name"):
+        return {"type": "function", "function": {"name": choice["name"]}}
+    raise InvalidRequest(
+        '`tool_choice` must be auto, none, required or {"type": "function", "name": ...}',
+        param="tool_choice",
+    )
+
+
+def _format(fmt: dict[str, Any]) -> dict[str, Any] | None:
+    kind = fmt.get("type")
+    if kind in (None, "text"):
+        return None
+    if kind == "json_object":
+        return {"type": "json_object"}
+    if kind == "json_schema":
+        spec = {"name": fmt.get("name") or "response", "schema": fmt.get("schema") or {}}
+        if fmt.get("strict") is not None:
+            spec["strict"] = fmt["strict"]
+        return {"type": "json_schema", "json_schema": spec}
+    raise InvalidRequest(f"`text.format.type` {kind!r} is not supported", param="text.format.type")
+
+
+def to_response(
+    completion: dict[str, Any], request: dict[str, Any], *, response_id: str, model: str
+) -> dict[str, Any]:
+    """The Responses object for a chat completion answering `request`."""
+    choice = (completion.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    output: list[dict[str, Any]] = []
+    text = message.get("content")
+    if isinstance(text, str) and text:
+        output.append(_message_item(new_id("msg"), text))
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") or {}
+        output.append(
+            _function_item(
+                new_id("fc"),
+                call.get("id") or new_id("call"),
+                function.get("name"),
+                function.get("arguments") or "",
+            )
+        )
+    return envelope(
+        request,
+        response_id=response_id,
+        model=model,
+        status="incomplete" if choice.get("finish_reason") == "length" else "completed",
+        output=output,
+        usage=usage(completion.get("usage")),
+    )
+
+
+def envelope(
+    request: dict[str, Any],
+    *,
+    response_id: str,
+    model: str,
+    status: str,
+    output: list[dict[str, Any]],
+    usage: dict[str, Any] | None,
+    created_at: int | None = None,
+) -> dict[str, Any]:
+    """A whole Responses object, echoing the request's settings as the API does."""
+    text = (
+        request.get("text")
+        if isinstance(request.get("text"), dict)
+        else {"format": {"type": "text"}}
+    )
+    return {
+        "id": response_id,
+        "object": "response",
+        "created_at": created_at or int(time.time()),
+        "status": status,
+        "model": model,
+        "output": output,
+        "instructions": request.get("instructions"),
+        "max_output_tokens": request.get("max_output_tokens"),
+        "parallel_tool_calls": request.get("parallel_tool_calls", True),
+        "previous_response_id": request.get("previous_response_id"),
+        "temperature": request.get("temperature"),
+        "top_p": request.get("top_p"),
+        "tool_choice": request.get("tool_choice", "auto"),
+        "tools": request.get("tools") or [],
+        "text": text,
+        "metadata": request.get("metadata") or {},
+        "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
+        "error": None,
+        "usage": usage,
+    }
+
+
+def _message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    return {
+        "type": "message",
+        "id": item_id,
+        "status": status,
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text, "annotations": []}],
+    }
+
+
+def _function_item(
+    item_id: str, call_id: str, name: Any, arguments: str, status: str = "completed"
+) -> dict[str, Any]:
+    return {
+        "type": "function_call",
+        "id": item_id,
+        "call_id": call_id,
+        "name": str(name or ""),
+        "arguments": arguments,
+        "status": status,
+    }
+
+
+def usage(chat_usage: Any) -> dict[str, Any] | None:
+    if not isinstance(chat_usage, dict):
+        return None
+    prompt = int(chat_usage.get("prompt_tokens") or 0)
+    completion = int(chat_usage.get("completion_tokens") or 0)
+    details = chat_usage.get("prompt_tokens_details") or {}
+    cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    return {
+        "input_tokens": prompt,
+        "input_tokens_details": {"cached_tokens": cached},
+        "output_tokens": completion,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + completion,
+    }
+
+
+class ResponsesStream:
+    """Turns OpenAI chat chunk frames into the Responses event stream.
+
+    `start()` gives the opening events; `feed(event)` each chunk's events; `finish()` the
+    closing ones (output items done, response.completed with usage)."""
+
+    def __init__(self, request: dict[str, Any], *, response_id: str, model: str):
+        self.request = request
+        self.response_id = response_id
+        self.model = model
+        self.created_at = int(time.time())
+        self.sequence = 0
+        self.text_item: dict[str, Any] | None = None
+        self.text = ""
+        self.calls: dict[int, dict[str, Any]] = {}  # chat tool index → function_call item
+        self.items: list[dict[str, Any]] = []
+        self.usage: dict[str, Any] | None = None
+        self.finish_reason: str | None = None
+
+    def _event(
+        self, kind: str, data: dict[str, Any], event_kind: EventKind = EventKind.OTHER
+    ) -> StreamEvent:
+        data = {"type": kind, "sequence_number": self.sequence, **data}
+        self.sequence += 1
+        return StreamEvent(
+            b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n", event_kind
+        )
+
+    def _snapshot(self, status: str) -> dict[str, Any]:
+        return envelope(
+            self.request,
+            response_id=self.response_id,
+            model=self.model,
+            status=status,
+            output=self.items,
+            usage=self.usage,
+            created_at=self.created_at,
+        )
+
+    def start(self) -> list[StreamEvent]:
+        return [
+            self._event("response.created", {"response": self._snapshot("in_progress")}),
+            self._event("response.in_progress", {"response": self._snapshot("in_progress")}),
+        ]
+
+    def feed(self, event: StreamEvent) -> list[StreamEvent]:
+        if event.kind is EventKind.DONE:
+            return []
+        data = event.data
+        payload = data[6:].strip() if data.startswith(b"data: ") else b""
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return []
+        if not isinstance(chunk, dict):
+            return []
+        if chunk.get("usage"):
+            self.usage = usage(chunk["usage"])
+        out: list[StreamEvent] = []
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta") or {}
+            content = delta.get("content")
+            if isinstance(content, str) and content:
+                out += self._text_delta(content)
+            for call in delta.get("tool_calls") or []:
+                out += self._call_delta(call)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+        return out
+
+    def _text_delta(self, content: str) -> list[StreamEvent]:
+        out = []
+        if self.text_item is None:
+            self.text_item = _message_item(new_id("msg"), "", status="in_progress")
+            self.text_item["content"] = []
+            self.items.append(self.text_item)
+            index = len(self.items) - 1
+            out.append(
+                self._event(
+                    "response.output_item.added", {"output_index": index, "item": self.text_item}
+                )
+            )
+            out.append(
+                self._event(
+                    "response.content_part.added",
+                    {
+                        "item_id": self.text_item["id"],
+                        "output_index": index,
+                        "content_index": 0,
+                        "part": {"type": "output_text", "text": "", "annotations": []},
+                    },
+                )
+            )
+        self.text += content
+        out.append(
+            self._event(
+                "response.output_text.delta",
+                {
+                    "item_id": self.text_item["id"],
+                    "output_index": self.items.index(self.text_item),
+                    "content_index": 0,
+                    "delta": content,
+                    "logprobs": [],
+                },
+                EventKind.CONTENT,
+            )
+        )
+        return out
+
+    def _call_delta(self, call: dict[str, Any]) -> list[StreamEvent]:
+        index = call.get("index", 0)
+        function = call.get("function") or {}
+        out = []
+        item = self.calls.get(index)
+        if item is None:
+            item = _function_item(
+                new_id("fc"),
+                call.get("id") or new_id("call"),
+                function.get("name"),
+                "",
+                "in_progress",
+            )
+            self.calls[index] = item
+            self.items.append(item)
+            out.append(
+                self._event(
+                    "response.output_item.added",
+                    {"output_index": len(self.items) - 1, "item": item},
+                )
+            )
+        arguments = function.get("arguments") or ""
+        if arguments:
+            item["arguments"] += arguments
+            out.append(
+                self._event(
+                    "response.function_call_arguments.delta",
+                    {
+                        "item_id": item["id"],
+                        "output_index": self.items.index(item),
+                        "delta": arguments,
+                    },
+                    EventKind.CONTENT,
+                )
+            )
+        return out
+
+    def finish(self) -> list[StreamEvent]:
+        out = []
+        for index, item in enumerate(self.items):
+            if item["type"] == "message":
+                part = {"type": "output_text", "text": self.text, "annotations": []}
+                out.append(
+                    self._event(
+                        "response.output_text.done",
+                        {
+                            "item_id": item["id"],
+                            "output_index": index,
+                            "content_index": 0,
+                            "text": self.text,
+                            "logprobs": [],
+                        },
+                    )
+                )
+                out.append(
+                    self._event(
+                        "response.content_part.done",
+                        {
+                            "item_id": item["id"],
+                            "output_index": index,
+                            "content_index": 0,
+                            "part": part,
+                        },
+                    )
+                )
+                item["content"] = [part]
+            else:
+                out.append(
+                    self._event(
+                        "response.function_call_arguments.done",
+                        {
+                            "item_id": item["id"],
+                            "output_index": index,
+                            "arguments": item["arguments"],
+                        },
+                    )
+                )
+            item["status"] = "completed"
+            out.append(
+                self._event("response.output_item.done", {"output_index": index, "item": item})
+            )
+        status = "incomplete" if self.finish_reason == "length" else "completed"
+        kind = "response.incomplete" if status == "incomplete" else "response.completed"
+        out.append(self._event(kind, {"response": self._snapshot(status)}))
+        return out
