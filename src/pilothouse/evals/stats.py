@@ -11,6 +11,8 @@ from scipy import stats as sps
 
 Reducer = Literal["mean", "pass@k", "pass^k"]
 REDUCERS: tuple[Reducer, ...] = ("mean", "pass@k", "pass^k")
+Ties = Literal["fail", "pass"]
+ScoreTest = Literal["t", "wilcoxon"]
 
 
 def _check_confidence(confidence: float) -> None:
@@ -39,11 +41,16 @@ def wilson_interval(passes: int, n: int, confidence: float = 0.95) -> tuple[floa
     return low, high
 
 
-def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+def mean_interval(
+    values: Sequence[float],
+    confidence: float = 0.95,
+    bounds: tuple[float, float] | None = None,
+) -> tuple[float, float, float]:
     """(mean, low, high): Student's t interval for the mean of `values`.
 
-    One value gives (v, v, v); identical values give a zero-width interval. Raises
-    ValueError on no values.
+    One value gives (v, v, v); identical values give a zero-width interval. With `bounds`
+    (e.g. (0, 1) for scores that cannot leave [0, 1]) the interval is clipped to them.
+    Raises ValueError on no values.
     """
     _check_confidence(confidence)
     x = np.asarray(values, dtype=float)
@@ -56,13 +63,17 @@ def mean_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[fl
     if sem == 0.0:
         return mean, mean, mean
     t = float(sps.t.ppf(0.5 + confidence / 2, x.size - 1))
-    return mean, mean - t * sem, mean + t * sem
+    low, high = mean - t * sem, mean + t * sem
+    if bounds is not None:
+        low, high = max(bounds[0], low), min(bounds[1], high)
+    return mean, low, high
 
 
 def reduce_repeats(
     values: Sequence[float | None],
     passed: Sequence[bool | None],
     reducer: Reducer | str,
+    ties: Ties | str = "fail",
 ) -> tuple[float | None, bool | None]:
     """One case's verdict from its repeats' (value, passed) pairs.
 
@@ -70,7 +81,8 @@ def reduce_repeats(
     configured string can be passed as is). A repeat with value or passed None (an
     invalid verdict) is skipped; when every repeat is invalid, or there are none, the
     result is (None, None).
-    - `mean`: value = mean of the values; passed = at least half the repeats passed.
+    - `mean`: value = mean of the values; passed = more than half the repeats passed. A
+      tie (exactly half) fails, unless `ties` is "pass".
     - `pass@k`: passed when any repeat passed; value 1.0 or 0.0.
     - `pass^k`: passed only when every repeat passed; value 1.0 or 0.0.
     k is the number of valid repeats; pass@k here is "did one of the k tries pass" for
@@ -80,12 +92,16 @@ def reduce_repeats(
         raise ValueError(f"{len(values)} values but {len(passed)} passed flags")
     if reducer not in REDUCERS:
         raise ValueError(f"unknown reducer {reducer!r}; known: {', '.join(REDUCERS)}")
+    if ties not in ("fail", "pass"):
+        raise ValueError(f"ties must be 'fail' or 'pass', got {ties!r}")
     valid = [(v, p) for v, p in zip(values, passed, strict=True) if v is not None and p is not None]
     if not valid:
         return None, None
     flags = [bool(p) for _, p in valid]
     if reducer == "mean":
-        return float(np.mean([v for v, _ in valid])), sum(flags) / len(flags) >= 0.5
+        passes, total = sum(flags), len(flags)
+        ok = 2 * passes > total or (2 * passes == total and ties == "pass")
+        return float(np.mean([v for v, _ in valid])), ok
     ok = any(flags) if reducer == "pass@k" else all(flags)
     return (1.0 if ok else 0.0), ok
 
@@ -134,3 +150,56 @@ def flipped(a: Mapping[str, bool | None], b: Mapping[str, bool | None]) -> dict[
         "fixed": [k for k in common if not a[k] and b[k]],
         "broken": [k for k in common if a[k] and not b[k]],
     }
+
+
+def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
+    """Exact McNemar test for paired pass/fail verdicts (a[i] and b[i] on the same case).
+
+    Returns `gained` (failed in a, passed in b), `lost` (the reverse), `n` pairs,
+    `delta` = (gained - lost) / n (the change in pass rate) and the two-sided exact
+    binomial p-value on the discordant pairs (1.0 when there are none).
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired samples differ in length: {len(a)} and {len(b)}")
+    gained = sum(1 for x, y in zip(a, b, strict=True) if not x and y)
+    lost = sum(1 for x, y in zip(a, b, strict=True) if x and not y)
+    n = len(a)
+    p = 1.0 if gained + lost == 0 else float(sps.binomtest(gained, gained + lost).pvalue)
+    return {
+        "test": "mcnemar_exact",
+        "n": n,
+        "gained": gained,
+        "lost": lost,
+        "delta": (gained - lost) / n if n else 0.0,
+        "p_value": p,
+    }
+
+
+def paired_scores(a: Sequence[float], b: Sequence[float], test: ScoreTest = "t") -> dict[str, Any]:
+    """A paired test on scores (a[i], b[i] on the same case): `t` (paired t) or `wilcoxon`.
+
+    Returns `delta` = mean(b - a), the two-sided `p_value`, the `test` run and `n`. When
+    every difference is zero p is 1.0; when every difference is the same non-zero value
+    the t statistic is undefined and the exact sign test is used (2 * 0.5**n). Fewer than
+    2 pairs: test `none`, p 1.0.
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired samples differ in length: {len(a)} and {len(b)}")
+    if test not in ("t", "wilcoxon"):
+        raise ValueError(f"test must be 't' or 'wilcoxon', got {test!r}")
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    n = int(x.size)
+    delta = float((y - x).mean()) if n else 0.0
+    name = "paired_t" if test == "t" else "wilcoxon"
+    if n < 2:
+        return {"test": "none", "n": n, "delta": delta, "p_value": 1.0}
+    diffs = y - x
+    if np.allclose(diffs, 0.0, rtol=0.0, atol=1e-12):
+        return {"test": name, "n": n, "delta": delta, "p_value": 1.0}
+    if test == "t" and np.allclose(diffs, diffs[0], rtol=1e-9, atol=1e-12):
+        return {"test": "sign", "n": n, "delta": delta, "p_value": min(1.0, 2 * 0.5**n)}
+    if test == "t":
+        p = float(sps.ttest_rel(y, x).pvalue)
+    else:  # zero differences are dropped ("wilcox"), as the classic test does
+        p = float(sps.wilcoxon(y, x, zero_method="wilcox").pvalue)
+    return {"test": name, "n": n, "delta": delta, "p_value": p}

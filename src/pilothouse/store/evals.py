@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, or_, select
 
 from pilothouse.store.tables import datasets, eval_runs, request_log
 
@@ -70,17 +70,24 @@ def all_datasets(conn: Connection) -> list[dict[str, Any]]:
 def logged_variables(
     conn: Connection, route: str, since: datetime, limit: int
 ) -> list[dict[str, Any]]:
-    """Recent successful calls of a route that carried template variables."""
+    """Recent successful calls of a route that carried template variables, newest first.
+
+    Calls an eval made (`source` = "eval") are left out once the request log records
+    the source; rows carry `source` when the column exists.
+    """
+    columns = [request_log.c.id, request_log.c.variables, request_log.c.release_id]
+    conditions = [
+        request_log.c.route == route,
+        request_log.c.started_at >= since,
+        request_log.c.status_code == 200,
+        request_log.c.variables.is_not(None),
+    ]
+    source = request_log.c.get("source")
+    if source is not None:
+        columns.append(source)
+        conditions.append(or_(source.is_(None), source != "eval"))
     query = (
-        select(request_log.c.id, request_log.c.variables, request_log.c.release_id)
-        .where(
-            request_log.c.route == route,
-            request_log.c.started_at >= since,
-            request_log.c.status_code == 200,
-            request_log.c.variables.is_not(None),
-        )
-        .order_by(request_log.c.started_at.desc())
-        .limit(limit)
+        select(*columns).where(*conditions).order_by(request_log.c.started_at.desc()).limit(limit)
     )
     return [dict(r._mapping) for r in conn.execute(query)]
 
