@@ -4,10 +4,13 @@ exit status has a test here that fails on the behaviour before it."""
 
 from __future__ import annotations
 
-import json
+import http.server
 import sqlite3
+import threading
 from pathlib import Path
+from typing import ClassVar
 
+import httpx
 import pytest
 from eval_harness import (
     Setup,
@@ -413,16 +416,71 @@ def test_cost_counts_the_judge_and_the_embedding_model_is_in_the_manifest(
     assert "+ 6 judge + 6 embedding" in result.stdout
 
 
-def test_eval_calls_are_marked_in_the_request_log(setup: Setup, tmp_path: Path) -> None:
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """A pass-through to the gateway that keeps every request's path and headers."""
+
+    upstream = ""
+    seen: ClassVar[list[tuple[str, dict[str, str]]]] = []
+
+    def _relay(self) -> None:
+        body = self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+        }
+        reply = httpx.request(
+            self.command, self.upstream + self.path, content=body, headers=headers, timeout=30
+        )
+        self.send_response(reply.status_code)
+        for key, value in reply.headers.items():
+            if key.lower() not in (
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "content-encoding",
+            ):
+                self.send_header(key, value)
+        self.send_header("content-length", str(len(reply.content)))
+        self.end_headers()
+        self.wfile.write(reply.content)
+
+    do_GET = do_POST = _relay
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_every_gateway_call_is_marked_as_eval_traffic_with_the_run_id(
+    setup: Setup, tmp_path: Path
+) -> None:
     write_jsonl(tmp_path / "cases.jsonl", rows(5))
-    (tmp_path / "suite.yaml").write_text(suite_text(gate="{min_verdicts: 1}"))
-    result = setup.cli(
-        "eval", "run", "suite.yaml", "--no-cache", "--output", "r.json", cwd=tmp_path
+    (tmp_path / "suite.yaml").write_text(
+        suite_text(
+            scorers='  - {type: llm_judge, rubric: "Plausible?"}\n'
+            "  - {type: embedding_similarity, min_similarity: 0.0}",
+            extra="judge: {model: judge}\n",
+        )
     )
-    assert result.returncode == 0, result.stderr
+    _Recorder.upstream, _Recorder.seen = setup.gw.url, []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        result = setup.cli(
+            "eval", "run", "suite.yaml", "--no-cache", "--output", "r.json", cwd=tmp_path,
+            env={"PILOTHOUSE_URL": f"http://127.0.0.1:{server.server_address[1]}"},
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert result.returncode == 0, result.stdout + result.stderr
     run_id = artifact(tmp_path / "r.json")["id"]
-    logged = setup.gw.log_rows(expected=5, model="fast")
-    assert logged, json.dumps(logged)[:300]
-    if "source" not in logged[0]:
-        pytest.xfail("needs request-log source column (X-Pilothouse-Source is sent)")
-    assert sum(1 for r in logged if r.get("source") == "eval") >= 5, run_id
+    calls = [
+        (path, h) for path, h in _Recorder.seen if path.startswith("/v1/") and path != "/v1/models"
+    ]
+    paths = {path for path, _ in calls}
+    assert paths == {"/v1/chat/completions", "/v1/embeddings"}
+    assert len(calls) == 5 + 5 + 5  # target, judge, embeddings
+    for _, headers in calls:
+        assert headers["x-pilothouse-source"] == "eval"
+        assert headers["x-pilothouse-eval-run"] == run_id

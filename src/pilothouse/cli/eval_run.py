@@ -160,6 +160,7 @@ class Plan:
     recorded: dict[str, Any] | None = None
     offline_kinds: frozenset[str] = frozenset()
     resumed: dict[str, Any] | None = None
+    resumed_journal: Path | None = None
     baseline: dict[str, Any] | None = None
 
 
@@ -421,6 +422,7 @@ def _recorded(plan: Plan, replayed: dict[str, Any] | None) -> None:
                 + "; ".join(changed)
             )
         plan.resumed = records
+        plan.resumed_journal = path
         plan.origin["resumed_from"] = header.get("run_id")
 
 
@@ -465,6 +467,11 @@ def perform(plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
             )
         except JournalError as exc:
             click.echo(f"warning: {exc}; this run cannot be resumed if cut short", err=True)
+    if journal is not None and plan.resumed_journal is not None:
+        for key, record in (plan.resumed or {}).items():  # carried over: one journal per run
+            journal.append(key, record)
+        if journal.write_error is None:
+            plan.resumed_journal.unlink(missing_ok=True)
     calls = GatewayCalls(
         plan.api.url,
         plan.api.token,
