@@ -127,7 +127,10 @@ def test_a_matrix_expands_prompts_models_and_parameter_sets(tmp_path: Path) -> N
         ("targets: [{prompt: p@1, model: a}, {prompt: p@1, model: a}]\n", "both named p@1/a"),
         ("target: {route: r, params: {temperature: 0}}\n", "`params` is for prompt targets"),
         ("target: {prompt: p@1, model: a, params: {temprature: 0}}\n", "unknown release parameter"),
-        ("target: {prompt: p@1, model: a}\ntargets: [{prompt: p@2, model: a}]\n", "exactly one of them"),
+        (
+            "target: {prompt: p@1, model: a}\ntargets: [{prompt: p@2, model: a}]\n",
+            "exactly one of them",
+        ),
     ],
 )
 def test_bad_targets_are_refused_with_file_and_line(

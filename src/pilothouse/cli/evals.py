@@ -478,9 +478,10 @@ def _compare_table(result: dict[str, Any]) -> None:
         }
         for tag, per in result["tags"].items()
         for key, t in per.items()
+        if t["delta"] != 0  # the JSON output has every tag and scorer
     ]
     if tag_rows:
-        click.echo("")
+        click.echo("\nper tag, where the pass rate moved:")
         print_table(tag_rows, ["tag", "scorer", "a", "b", "delta", "p_value", "n"])
     for key, s in result["scorers"].items():
         if s["broken"]:

@@ -51,10 +51,19 @@ def check_models(suite: Suite, targets: list[Target], served: dict[str, Any]) ->
             f"(it serves: {available})"
         )
 
+    judge = suite.spec.judge
     for target in targets:
         if target.kind == "prompt" and target.model not in served:
             unknown(str(target.model), f"target {target.name}")
-    judge = suite.spec.judge
+        alias = (
+            target.model if target.kind == "prompt" else (target.release_info or {}).get("model")
+        )
+        self_judged = judge is not None and alias == judge.model and suite.uses_judge
+        if self_judged and not suite.spec.allow_self_judge:
+            problems.append(
+                f"{suite.path}: judge.model: the judge is the model under test ({alias}, "
+                f"target {target.name}); pick another model or set `allow_self_judge: true`"
+            )
     if judge is not None and suite.uses_judge and judge.model not in served:
         unknown(judge.model, "judge.model")
     if suite.uses_embeddings and suite.spec.embedding_model not in served:
