@@ -93,10 +93,11 @@ def execute(
     params: dict[str, Any] | None = None,
     release: str | None = None,
     replay: str | None = None,
+    cache: bool = True,
 ) -> dict[str, Any]:
     """Prepare and run a suite in this process; return the artifact (no output, no store)."""
     options = Options(
-        prompt=prompt, model=model, params=params or {}, release=release, replay=replay
+        prompt=prompt, model=model, params=params or {}, release=release, replay=replay, cache=cache
     )
     plan = eval_run.prepare(suite_path, options)
     try:
