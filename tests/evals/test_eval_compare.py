@@ -196,3 +196,30 @@ def test_a_route_active_and_canary_in_one_run(setup: Setup, tmp_path: Path) -> N
     summaries = run["summary"]["targets"]
     assert summaries["queue/active"]["passed"] and not summaries["queue/canary"]["passed"]
     assert "queue/canary: label_in: pass rate 0.0%" in result.stdout
+
+
+def test_requalify_checks_the_model_first_and_stores_both_runs(
+    setup: Setup, tmp_path: Path
+) -> None:
+    admin = setup.gw.admin
+    promoted = admin.post(
+        "/api/routes/intake/promote", json={"prompt": "triage@1", "model": "fast"}
+    )
+    assert promoted.status_code == 201
+    write_jsonl(tmp_path / "evals" / "cases.jsonl", rows(12))
+    suite = _suite(tmp_path / "evals", target="{route: intake}")
+    suite.write_text(suite.read_text().replace("name: triage", "name: intake-quality"))
+    before = setup.sim_calls()
+    typo = setup.cli(
+        "models", "requalify", "intake", "--to", "smrat", "--suites", "evals", cwd=tmp_path
+    )
+    assert typo.returncode == 2, typo.stdout + typo.stderr
+    assert "--to 'smrat': the gateway serves no such model" in typo.stderr
+    assert setup.sim_calls() == before
+    result = setup.cli(
+        "models", "requalify", "intake", "--to", "smart", "--suites", "evals", cwd=tmp_path
+    )
+    assert result.returncode in (0, 1), result.stdout + result.stderr
+    assert "suite-1.yaml: current" in result.stdout and "on smart" in result.stdout
+    stored = admin.get("/api/evals/runs", params={"suite": "intake-quality"}).json()["data"]
+    assert len(stored) == 2, "the current and the candidate run are both stored"

@@ -5,8 +5,10 @@ exit status has a test here that fails on the behaviour before it."""
 from __future__ import annotations
 
 import http.server
+import json
 import sqlite3
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import ClassVar
 
@@ -424,7 +426,8 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 
     def _relay(self) -> None:
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
-        self.seen.append((self.path, {k.lower(): v for k, v in self.headers.items()}))
+        model = json.loads(body).get("model", "") if body else ""
+        self.seen.append((f"{self.path} {model}", {k.lower(): v for k, v in self.headers.items()}))
         headers = {
             k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
         }
@@ -475,12 +478,15 @@ def test_every_gateway_call_is_marked_as_eval_traffic_with_the_run_id(
         server.server_close()
     assert result.returncode == 0, result.stdout + result.stderr
     run_id = artifact(tmp_path / "r.json")["id"]
-    calls = [
-        (path, h) for path, h in _Recorder.seen if path.startswith("/v1/") and path != "/v1/models"
-    ]
-    paths = {path for path, _ in calls}
-    assert paths == {"/v1/chat/completions", "/v1/embeddings"}
-    assert len(calls) == 5 + 5 + 5  # target, judge, embeddings
+    calls = [(what, h) for what, h in _Recorder.seen if not what.startswith("/v1/models")]
+    kinds = Counter(what for what, _ in calls if what.startswith("/v1/"))
+    assert set(kinds) == {
+        "/v1/chat/completions fast",
+        "/v1/chat/completions judge",
+        "/v1/embeddings embed",
+    }
+    assert kinds["/v1/chat/completions fast"] == 5  # identical judge or embedding requests: once
+    calls = [(what, h) for what, h in calls if what.startswith("/v1/")]
     for _, headers in calls:
         assert headers["x-pilothouse-source"] == "eval"
         assert headers["x-pilothouse-eval-run"] == run_id

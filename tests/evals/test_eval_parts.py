@@ -247,3 +247,20 @@ def test_junit_replaces_characters_xml_cannot_hold() -> None:
     (case, gate_case) = list(root[0])
     assert case.get("name") == "c\ufffd" and case.find("failure") is not None
     assert gate_case.get("name") == "gate" and root.get("failures") == "2"
+
+
+def test_the_exact_binomial_and_the_t_test_match_scipy_stats() -> None:
+    for n in (1, 2, 5, 13, 40, 301):
+        for k in {0, 1, n // 3, n // 2, n - 1, n}:
+            assert stats.binomial_half_p(k, n) == pytest.approx(
+                sps.binomtest(k, n).pvalue, rel=1e-9
+            )
+    rng = np.random.default_rng(5)
+    for size in (3, 10, 200):
+        a, b = rng.normal(0.5, 0.2, size), rng.normal(0.55, 0.2, size)
+        assert stats.paired_t_p(b - a) == pytest.approx(sps.ttest_rel(b, a).pvalue, rel=1e-9)
+    lo, hi = stats.wilson_interval(6, 20, 0.99)
+    z = sps.norm.ppf(0.995)
+    assert hi - lo == pytest.approx(
+        2 * z / (1 + z * z / 20) * np.sqrt(0.3 * 0.7 / 20 + z * z / 1600)
+    )

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from statistics import NormalDist
 from typing import Any, Literal
 
 import numpy as np
-from scipy import stats as sps
+from scipy import special
+
+# scipy.special has the t distribution at a third of scipy.stats's import time (0.3 s
+# against 0.85 s of every `eval run`); scipy.stats is imported only for Wilcoxon.
 
 Reducer = Literal["mean", "pass@k", "pass^k"]
 REDUCERS: tuple[Reducer, ...] = ("mean", "pass@k", "pass^k")
@@ -18,6 +22,29 @@ ScoreTest = Literal["t", "wilcoxon"]
 def _check_confidence(confidence: float) -> None:
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be between 0 and 1 (exclusive), got {confidence}")
+
+
+def binomial_half_p(k: int, n: int) -> float:
+    """Two-sided exact binomial test of k successes in n trials against p = 1/2.
+
+    As scipy.stats.binomtest(k, n): p = 2 * P(X <= min(k, n - k)), at most 1; n = 0 gives 1.
+    Computed with exact integers, so it holds for any n.
+    """
+    if not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n, got k={k}, n={n}")
+    low = min(k, n - k)
+    if 2 * low == n:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(low + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def paired_t_p(diffs: Any) -> float:
+    """Two-sided p of the paired t-test on differences (as scipy.stats.ttest_rel)."""
+    d = np.asarray(diffs, dtype=float)
+    n = int(d.size)
+    t = float(d.mean()) / (float(d.std(ddof=1)) / math.sqrt(n))
+    return float(2 * special.stdtr(n - 1, -abs(t)))
 
 
 def wilson_interval(passes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -31,7 +58,7 @@ def wilson_interval(passes: int, n: int, confidence: float = 0.95) -> tuple[floa
         raise ValueError(f"need 0 <= passes <= n, got passes={passes}, n={n}")
     if n == 0:
         return 0.0, 1.0
-    z = float(sps.norm.ppf(0.5 + confidence / 2))
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
     p = passes / n
     denom = 1 + z * z / n
     center = (p + z * z / (2 * n)) / denom
@@ -62,7 +89,7 @@ def mean_interval(
     sem = float(x.std(ddof=1)) / math.sqrt(x.size)
     if sem == 0.0:
         return mean, mean, mean
-    t = float(sps.t.ppf(0.5 + confidence / 2, x.size - 1))
+    t = float(special.stdtrit(x.size - 1, 0.5 + confidence / 2))
     low, high = mean - t * sem, mean + t * sem
     if bounds is not None:
         low, high = max(bounds[0], low), min(bounds[1], high)
@@ -127,7 +154,7 @@ def paired_comparison(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
     if binary:
         gained = int(((x == 0) & (y == 1)).sum())
         lost = int(((x == 1) & (y == 0)).sum())
-        p = 1.0 if gained + lost == 0 else float(sps.binomtest(gained, gained + lost).pvalue)
+        p = binomial_half_p(gained, gained + lost)
         return {"delta_mean": delta, "p_value": p, "test": "mcnemar_exact", "n": n}
     if n < 2:
         return {"delta_mean": delta, "p_value": 1.0, "test": "none", "n": n}
@@ -136,7 +163,7 @@ def paired_comparison(a: Sequence[float], b: Sequence[float]) -> dict[str, Any]:
         if np.allclose(diffs, 0.0, rtol=0.0, atol=1e-12):
             return {"delta_mean": delta, "p_value": 1.0, "test": "paired_t", "n": n}
         return {"delta_mean": delta, "p_value": min(1.0, 2 * 0.5**n), "test": "sign", "n": n}
-    p = float(sps.ttest_rel(y, x).pvalue)
+    p = paired_t_p(y - x)
     return {"delta_mean": delta, "p_value": p, "test": "paired_t", "n": n}
 
 
@@ -164,7 +191,7 @@ def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> dict[str, Any]:
     gained = sum(1 for x, y in zip(a, b, strict=True) if not x and y)
     lost = sum(1 for x, y in zip(a, b, strict=True) if x and not y)
     n = len(a)
-    p = 1.0 if gained + lost == 0 else float(sps.binomtest(gained, gained + lost).pvalue)
+    p = binomial_half_p(gained, gained + lost)
     return {
         "test": "mcnemar_exact",
         "n": n,
@@ -199,7 +226,9 @@ def paired_scores(a: Sequence[float], b: Sequence[float], test: ScoreTest = "t")
     if test == "t" and np.allclose(diffs, diffs[0], rtol=1e-9, atol=1e-12):
         return {"test": "sign", "n": n, "delta": delta, "p_value": min(1.0, 2 * 0.5**n)}
     if test == "t":
-        p = float(sps.ttest_rel(y, x).pvalue)
+        p = paired_t_p(y - x)
     else:  # zero differences are dropped ("wilcox"), as the classic test does
+        from scipy import stats as sps
+
         p = float(sps.wilcoxon(y, x, zero_method="wilcox").pvalue)
     return {"test": name, "n": n, "delta": delta, "p_value": p}
