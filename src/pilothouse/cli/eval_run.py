@@ -12,115 +12,38 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import click
-import httpx
 import orjson
 
 from pilothouse import errors
+from pilothouse.cli import eval_resolve
+from pilothouse.cli.eval_api import (
+    EXIT_FAIL,
+    EXIT_INFRA,
+    EXIT_PASS,
+    EvalApi,
+    Interrupted,
+    SuiteProblem,
+    data_dir,
+    journal_path,
+    load_artifact,
+)
 from pilothouse.evals import compare as comparing
 from pilothouse.evals import datasets, preflight
 from pilothouse.evals import suite as suite_module
 from pilothouse.evals.cache import Journal, JournalError, ResponseCache
 from pilothouse.evals.calls import GatewayCalls, ReplayMiss
 from pilothouse.evals.runner import EvalConfigError, Progress, plan_manifest, run
-from pilothouse.evals.suite import Suite, SuiteTarget
+from pilothouse.evals.suite import Suite
 from pilothouse.evals.targets import Target
 from pilothouse.evals.types import Case
 from pilothouse.releases.promotion import check_params
 from pilothouse.yamlfile import FileError
-
-EXIT_PASS, EXIT_FAIL, EXIT_CONFIG, EXIT_INFRA, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
-
-
-class SuiteProblem(click.ClickException):
-    """The suite, dataset or command is wrong; found before any call (exit 2)."""
-
-    exit_code = EXIT_CONFIG
-
-
-class InfraProblem(click.ClickException):
-    """The gateway, a provider, storage or an output file failed (exit 3)."""
-
-    exit_code = EXIT_INFRA
-
-
-class Interrupted(Exception):
-    """Ctrl-C during the calls; the journal keeps what was done."""
-
-    def __init__(self, run_id: str, journal: Path | None):
-        super().__init__(run_id)
-        self.run_id = run_id
-        self.journal = journal
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("PILOTHOUSE_DATA_DIR", ".pilothouse"))
-
-
-def journal_path(run_id: str) -> Path:
-    return data_dir() / "evals" / f"{run_id}.journal.jsonl"
-
-
-class EvalApi:
-    """The REST API and the gateway as an application (PILOTHOUSE_API_KEY), with failures
-    sorted: unreachable or 5xx is the infrastructure's, other refusals are the command's."""
-
-    def __init__(self) -> None:
-        self.url = (os.environ.get("PILOTHOUSE_URL") or "http://127.0.0.1:8080").rstrip("/")
-        token = os.environ.get("PILOTHOUSE_API_KEY") or os.environ.get("PILOTHOUSE_ADMIN_TOKEN")
-        if not token:
-            raise SuiteProblem(
-                "PILOTHOUSE_API_KEY is not set: an eval calls the gateway as an application. "
-                "Create a key with `pilothouse keys create --name ci-evals`"
-            )
-        self.token = token
-        self._client = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {token}"}, timeout=60.0
-        )
-
-    def close(self) -> None:
-        self._client.close()
-
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._client.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise InfraProblem(
-                f"cannot reach Pilothouse at {self.url} ({type(exc).__name__}: {exc}); is "
-                "`pilothouse serve` running? (set PILOTHOUSE_URL to point elsewhere)"
-            ) from None
-        if response.status_code < 400:
-            return response.json()
-        message = _message(response)
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            raise InfraProblem(f"{method} {path}: HTTP {response.status_code}: {message}")
-        raise SuiteProblem(f"{method} {path}: HTTP {response.status_code}: {message}")
-
-    def get(self, path: str, **params: Any) -> Any:
-        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
-
-    def post(self, path: str, body: dict[str, Any]) -> Any:
-        return self.request(
-            "POST", path, content=orjson.dumps(body), headers={"content-type": "application/json"}
-        )
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
-        return response.text[:300]
-    if isinstance(error, dict):
-        text = str(error.get("message", ""))
-        return text + (f" ({error['hint']})" if error.get("hint") else "")
-    return str(error)
 
 
 @dataclass
@@ -168,23 +91,6 @@ def new_run_id() -> str:
     return "run_" + datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "_" + secrets.token_hex(3)
 
 
-def load_artifact(ref: str, api: EvalApi | None) -> dict[str, Any]:
-    """A run artifact from a file, else from the API by run id."""
-    path = Path(ref)
-    if path.exists():
-        try:
-            artifact = orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError) as exc:
-            raise SuiteProblem(f"{path}: not a run artifact ({exc})") from None
-    else:
-        if api is None:
-            api = EvalApi()
-        artifact = api.get(f"/api/evals/runs/{quote(ref)}")
-    if not isinstance(artifact, dict) or "manifest" not in artifact:
-        raise SuiteProblem(f"{ref}: not a run artifact")
-    return artifact
-
-
 def prepare(suite_path: Path, options: Options, api: EvalApi | None = None) -> Plan:
     """Check everything, call no model; raises SuiteProblem (2) or InfraProblem (3)."""
     try:
@@ -194,7 +100,7 @@ def prepare(suite_path: Path, options: Options, api: EvalApi | None = None) -> P
     chosen = [o for o in ("replay", "rescore", "resume") if getattr(options, o)]
     if len(chosen) > 1:
         raise SuiteProblem(f"--{chosen[0]} and --{chosen[1]} cannot be combined")
-    selected = _select_targets(suite, options)
+    selected = eval_resolve.select_targets(suite, options)
     try:
         check_params(options.params)
     except errors.InvalidRequest as exc:
@@ -202,11 +108,11 @@ def prepare(suite_path: Path, options: Options, api: EvalApi | None = None) -> P
     api = api or EvalApi()
     replayed = load_artifact(options.replay, api) if options.replay else None
     if replayed is not None:  # a replay calls nothing under /v1: the record says what was served
-        models = _models_in(replayed["manifest"])
+        models = eval_resolve.models_in(replayed["manifest"])
     else:
         models = {m["id"]: m for m in api.get("/v1/models").get("data", [])}
-    targets = [_resolve(suite, t, options, api, models) for t in selected]
-    rows, where, dataset = _dataset(suite, api)
+    targets = [eval_resolve.resolve(suite, t, options, api, models) for t in selected]
+    rows, where, dataset = eval_resolve.dataset(suite, api)
     try:
         cases = datasets.cases(rows, where)
     except FileError as exc:
@@ -229,142 +135,6 @@ def prepare(suite_path: Path, options: Options, api: EvalApi | None = None) -> P
         _check_baseline(plan)
         plan.origin["baseline"] = plan.baseline["id"]
     return plan
-
-
-def _select_targets(suite: Suite, options: Options) -> list[SuiteTarget]:
-    targets = suite.targets
-    if options.targets:
-        names = [t.name for t in targets]
-        unknown = [n for n in options.targets if n not in names]
-        if unknown:
-            raise SuiteProblem(
-                f"--target {', '.join(unknown)}: the suite has no such target; it has "
-                + ", ".join(names)
-            )
-        targets = [t for t in targets if t.name in options.targets]
-    overrides = options.prompt or options.model or options.params or options.release
-    if overrides and len(targets) > 1:
-        raise SuiteProblem(
-            f"the suite has {len(targets)} targets; --prompt, --model, --param and --release "
-            "change one: pick it with --target NAME"
-        )
-    return targets
-
-
-def _resolve(
-    suite: Suite, spec: SuiteTarget, options: Options, api: EvalApi, models: dict[str, Any]
-) -> Target:
-    """The suite target (or the candidate the command line builds from it), resolved."""
-    arm = options.release or spec.release
-    overrides = options.prompt or options.model or options.params
-    if spec.route and not overrides:
-        route = _route(api, spec.route)
-        release = route.get(arm)
-        if release is None:
-            raise SuiteProblem(f"route {spec.route!r} has no {arm} release")
-        name = spec.name if options.release is None else f"{spec.route}/{arm}"
-        return Target(
-            kind="route",
-            route=spec.route,
-            release=arm,
-            name=name,
-            candidate=spec.candidate,
-            release_info=release,
-            release_prompt=_prompt(api, release["prompt"]),
-            identity={
-                "release": release["id"],
-                "prompt_hash": release["prompt_hash"],
-                "params": release["params"],
-                "model": models.get(release["model"], release["model"]),
-            },
-        )
-    base_prompt, base_model, base_params = spec.prompt, spec.model, spec.params_dict()
-    if spec.route:  # a candidate for a route starts from what the route serves now
-        current = _route(api, spec.route).get(arm)
-        if current is None:
-            raise SuiteProblem(
-                f"route {spec.route!r} has no {arm} release to build a candidate from"
-            )
-        base_prompt, base_model, base_params = (
-            current["prompt"],
-            current["model"],
-            current["params"],
-        )
-    prompt = _prompt(api, options.prompt or str(base_prompt))
-    model = options.model or str(base_model)
-    name = spec.name if not overrides else f"{prompt['name']}@{prompt['version']}/{model}"
-    return Target(
-        kind="prompt",
-        prompt=prompt,
-        model=model,
-        params={**base_params, **options.params},
-        name=name,
-        candidate=spec.candidate,
-        identity={"model": models.get(model, model)},
-    )
-
-
-def _route(api: EvalApi, name: str) -> dict[str, Any]:
-    routes = {r["name"]: r for r in api.get("/api/routes")["data"]}
-    if name not in routes:
-        raise SuiteProblem(f"no route {name!r}; routes: {', '.join(sorted(routes)) or '(none)'}")
-    return dict(routes[name])
-
-
-def _prompt(api: EvalApi, ref: str) -> dict[str, Any]:
-    name, version, label = _split_ref(ref)
-    fetched = api.get(f"/api/prompts/{quote(name)}", version=version, label=label)
-    if fetched.get("messages") is None:
-        raise SuiteProblem(f"prompt {name!r} is a fragment: a target needs a chat prompt")
-    return dict(fetched)
-
-
-def _split_ref(ref: str) -> tuple[str, str | None, str | None]:
-    if "@" in ref:
-        name, version = ref.split("@", 1)
-        return name, version, None
-    if ":" in ref:
-        name, label = ref.split(":", 1)
-        return name, None, label
-    return ref, None, None
-
-
-def _dataset(suite: Suite, api: EvalApi) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
-    path = suite.dataset_path()
-    if path is not None:
-        try:
-            rows, where = datasets.load_located(path)
-        except FileError as exc:
-            raise SuiteProblem(
-                "the dataset is not valid:\n  " + "\n  ".join(exc.problems)
-            ) from None
-        return (
-            rows,
-            where,
-            {"source": str(path), "hash": datasets.dataset_hash(rows), "rows": len(rows)},
-        )
-    ref = suite.spec.dataset
-    assert not isinstance(ref, str)
-    stored = api.get(f"/api/datasets/{quote(ref.name)}", version=ref.version)
-    source = f"{stored['name']}@{stored['version']}"
-    where = [f"{source} row {i + 1}" for i in range(len(stored["rows"]))]
-    return (
-        stored["rows"],
-        where,
-        {"source": source, "hash": stored["hash"], "rows": len(stored["rows"])},
-    )
-
-
-def _models_in(manifest: dict[str, Any]) -> dict[str, Any]:
-    """The GET /v1/models entries a recorded run resolved its aliases to."""
-    found: dict[str, Any] = {}
-    identities = [t.get("identity") for t in manifest.get("targets") or []]
-    identities += [(manifest.get(k) or {}).get("identity") for k in ("judge", "embedding_model")]
-    for identity in identities:
-        for entry in (identity, identity.get("model") if isinstance(identity, dict) else None):
-            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
-                found[entry["id"]] = entry
-    return found
 
 
 def _recorded(plan: Plan, replayed: dict[str, Any] | None) -> None:
@@ -589,11 +359,3 @@ def exit_code(artifact: dict[str, Any], failures: list[str]) -> tuple[int, list[
     if why:
         return EXIT_INFRA, why
     return (EXIT_PASS if artifact["passed"] else EXIT_FAIL), []
-
-
-def say(message: str) -> None:
-    click.echo(message, err=True)
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()
