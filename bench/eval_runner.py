@@ -1,12 +1,15 @@
 """Eval runner benchmark: wall time and memory of `pilothouse eval run` against the simulator.
 
-The goal under test (the eval-runner issue): 1,000 cases against the simulator with a fixed
-200 ms latency at concurrency 50 finish within 1.2x of the ideal (cases x latency /
-concurrency = 4 s), and memory stays flat.
+The goals under test: 1,000 cases against the simulator with a fixed 200 ms latency at
+concurrency 50 finish within 1.2x of the ideal (cases x latency / concurrency = 4 s), and
+memory stays flat (the eval-runner issue); the same 1,000 cases on a matrix of 2 targets
+within 1.2x of its ideal (8 s), and a re-run of 10,000 cases answered from the response
+cache, the whole `pilothouse eval run` command, in under 10 s (issue 11).
 
     .venv/bin/python bench/eval_runner.py              # 1k and 3k cases, median of 3 trials
     .venv/bin/python bench/eval_runner.py --trials 1 --sizes 1000,3000,10000
     .venv/bin/python bench/eval_runner.py --alt-src aiohttp=/tmp/scratch/src   # try a change
+    .venv/bin/python bench/eval_runner.py --trials 1 --sizes 1000 --matrix-cases 1000 --cached-cases 10000
 
 What it does, all on 127.0.0.1 and bounded in time:
 
@@ -22,7 +25,8 @@ What it does, all on 127.0.0.1 and bounded in time:
                          an httpx.AsyncClient pooled as the runner's is;
      - direct (aiohttp): the same with aiohttp (the gateway's upstream client): the floor;
      - gateway (httpx):  the same N requests through the gateway;
-     - eval:   `pilothouse.cli.evals.execute(suite)` in-process (the runner under test);
+     - eval:   `pilothouse.cli.evals.execute(suite, cache=False)` in-process (the runner
+               under test; the response cache off, so every case is called);
      - replay: `execute(suite, replay=<the eval's artifact>)`;
    the child samples its own VmRSS every 5 ms from /proc/self/status during the run and
    reports its CPU time; the parent adds the simulator's and gateway's CPU time (from
@@ -31,7 +35,13 @@ What it does, all on 127.0.0.1 and bounded in time:
    other processes to use under 0.3 cores, and each step records how much CPU other
    processes used during it (/proc/stat minus ours): the report says which trials ran on a
    shared machine;
-5. prints the tables, stops the two processes it started (by PID: SIGTERM, then SIGKILL
+5. with --matrix-cases N: a suite with 2 targets (the prompt on aliases `bench` and
+   `bench-b`, both the 200 ms model), N cases, cache off, measured as "eval" is;
+6. with --cached-cases N: a suite of N cases run once to fill the response cache, then the
+   whole command `pilothouse eval run SUITE` (a fresh process: imports, checks, cache
+   reads, scoring, the artifact written, the run stored through the API), timed from the
+   outside; and `execute(suite)` in-process for comparison;
+7. prints the tables, stops the two processes it started (by PID: SIGTERM, then SIGKILL
    after 15 s) and removes its temp dir (--keep to keep it). Each step is capped at 600 s.
 
 "gateway" minus "direct" is the gateway's cost; "eval" minus "gateway" is the runner's.
@@ -293,7 +303,9 @@ def worker_main(args: argparse.Namespace) -> None:
             )
             artifact = None
         else:
-            artifact = cli_evals.execute(Path(args.suite), replay=args.replay)
+            artifact = cli_evals.execute(
+                Path(args.suite), replay=args.replay, cache=not args.no_cache
+            )
         if profiler:
             profiler.disable()
         wall = time.perf_counter() - started
@@ -308,7 +320,8 @@ def worker_main(args: argparse.Namespace) -> None:
         result["artifact_bytes"] = len(blob)
         result["run_wall_s"] = artifact["stats"]["wall_seconds"]
         result["calls"] = artifact["stats"]["calls"]
-        result["errors"] = artifact["summary"]["errors"]
+        result["cache_hits"] = artifact["summary"]["cache"]["hits"]
+        result["errors"] = sum(t["errors"] for t in artifact["summary"]["targets"].values())
         result["passed"] = artifact["passed"]
         if args.out:
             Path(args.out).write_bytes(blob)
@@ -439,14 +452,53 @@ def busy_processes(mine: set[int]) -> list[str]:
 # --------------------------------------------------------------------------- orchestration
 
 
-def write_suite(directory: Path, n: int) -> Path:
+def write_suite(directory: Path, n: int, *, matrix: bool = False) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / "cases.jsonl", "w") as rows:
         for i in range(n):
             rows.write(json.dumps({"id": f"c{i}", "variables": {"question": _question(i)}}) + "\n")
     path = directory / "suite.yaml"
-    path.write_text(SUITE)
+    text = SUITE
+    if matrix:  # the same prompt on two aliases of the 200 ms model: two targets
+        text = text.replace(
+            f'target: {{prompt: "bench@1", model: {MODEL_ALIAS}}}',
+            f'targets: [{{prompt: "bench@1", model: [{MODEL_ALIAS}, {MODEL_ALIAS}-b]}}]',
+        )
+    path.write_text(text)
     return path
+
+
+def cli_run(suite: Path, env: dict[str, str], servers: dict[str, int], out: Path) -> dict[str, Any]:
+    """The whole `pilothouse eval run SUITE` in a fresh process, timed from the outside."""
+    waited = wait_quiet(list(servers.values()))
+    others_before = _others_cpu_seconds([os.getpid(), *servers.values()])
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pilothouse", "eval", "run", str(suite), "--output", str(out)],
+            capture_output=True, text=True, env=env, timeout=STEP_TIMEOUT_S,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return {"failed": f"eval run {suite}: no result within {STEP_TIMEOUT_S} s"}
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        failure = f"eval run exited {done.returncode}: {done.stderr.strip()[-600:]}"
+        print("  FAILED " + failure, file=sys.stderr, flush=True)
+        return {"failed": failure}
+    artifact = json.loads(out.read_text())
+    return {
+        "wall_s": round(wall, 3),
+        "run_wall_s": artifact["stats"]["wall_seconds"],
+        "cache_hits": artifact["summary"]["cache"]["hits"],
+        "cache_misses": artifact["summary"]["cache"]["misses"],
+        "calls": artifact["stats"]["calls"],
+        "passed": artifact["passed"],
+        "artifact_bytes": out.stat().st_size,
+        "waited_for_quiet_s": waited,
+        "others_cores": round(
+            (_others_cpu_seconds([os.getpid(), *servers.values()]) - others_before) / wall, 2
+        ),
+    }
 
 
 def main(args: argparse.Namespace) -> int:
@@ -492,6 +544,10 @@ providers:
     timeout_seconds: 30
 models:
   {MODEL_ALIAS}:
+    provider: sim
+    model: {PROVIDER_MODEL}
+    pricing: {{input_per_mtok: 0.15, output_per_mtok: 0.60}}
+  {MODEL_ALIAS}-b:
     provider: sim
     model: {PROVIDER_MODEL}
     pricing: {{input_per_mtok: 0.15, output_per_mtok: 0.60}}
@@ -563,7 +619,7 @@ models:
                     )
                     measured[f"eval-{variant}"] = child(
                         ["--worker", "eval", "--suite", str(suite), "--cases", str(n),
-                         "--out", str(artifact), *profile],
+                         "--out", str(artifact), "--no-cache", *profile],
                         env, servers, src,
                     )  # fmt: skip
                     measured[f"replay-{variant}"] = child(
@@ -580,6 +636,7 @@ models:
                     file=sys.stderr,
                     flush=True,
                 )  # fmt: skip
+        extra_rows(args, work, env, servers, rows)
     finally:
         for process in reversed(started_processes):
             stop(process)
@@ -588,10 +645,86 @@ models:
         else:
             shutil.rmtree(work, ignore_errors=True)
     context["load_after"] = os.getloadavg()
-    report(rows, sizes, args, context, variants)
+    report([r for r in rows if "kind" not in r], sizes, args, context, variants)
+    report_extra(rows, args)
     if args.json:
         Path(args.json).write_text(json.dumps({"context": context, "rows": rows}, indent=2))
     return 0
+
+
+def extra_rows(
+    args: argparse.Namespace,
+    work: Path,
+    env: dict[str, str],
+    servers: dict[str, int],
+    rows: list[dict[str, Any]],
+) -> None:
+    """The matrix and cached re-run measurements (issue 11), appended to `rows`."""
+    if args.matrix_cases:
+        n = args.matrix_cases
+        suite = write_suite(work / f"matrix-{n}", n, matrix=True)
+        for trial in range(args.trials):
+            result = child(
+                ["--worker", "eval", "--suite", str(suite), "--cases", str(n), "--no-cache"],
+                env, servers,
+            )  # fmt: skip
+            rows.append({"kind": "matrix", "cases": n, "trial": trial + 1, "matrix": result})
+            print(f"  matrix {n} cases x 2 targets, trial {trial + 1}: {result.get('wall_s')} s",
+                  file=sys.stderr, flush=True)  # fmt: skip
+    if args.cached_cases:
+        n = args.cached_cases
+        suite = write_suite(work / f"cached-{n}", n)
+        fill = cli_run(suite, env, servers, work / f"cached-{n}" / "fill.json")
+        rows.append({"kind": "cache-fill", "cases": n, "trial": 0, "fill": fill})
+        for trial in range(args.trials):
+            whole = cli_run(suite, env, servers, work / f"cached-{n}" / f"rerun-{trial}.json")
+            inproc = child(
+                ["--worker", "eval", "--suite", str(suite), "--cases", str(n)], env, servers
+            )
+            rows.append(
+                {"kind": "cached", "cases": n, "trial": trial + 1, "cli": whole, "execute": inproc}
+            )
+            print(f"  cached re-run of {n} cases, trial {trial + 1}: command {whole.get('wall_s')} s, "
+                  f"execute() {inproc.get('wall_s')} s", file=sys.stderr, flush=True)  # fmt: skip
+
+
+def report_extra(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+    matrix = [r["matrix"] for r in rows if r.get("kind") == "matrix" and "wall_s" in r["matrix"]]
+    if args.matrix_cases:
+        n = args.matrix_cases
+        ideal = n * 2 * LATENCY_MS / 1000 / CONCURRENCY
+        print(f"\nMatrix: {n:,} cases x 2 targets (cache off), ideal {ideal:.1f} s:\n")
+        print("| trial | eval s | ratio | runner.run s | calls | errors | others (cores) |")
+        print("|---:|---:|---:|---:|---:|---:|---:|")
+        for i, m in enumerate(matrix, start=1):
+            print(f"| {i} | {m['wall_s']:.2f} | {m['wall_s'] / ideal:.2f}x | {m['run_wall_s']:.2f} "
+                  f"| {m['calls']} | {m['errors']} | {m['others_cores']:.2f} |")  # fmt: skip
+        if matrix:
+            wall = statistics.median(m["wall_s"] for m in matrix)
+            verdict = "meets" if wall <= 1.2 * ideal else "MISSES"
+            print(f"goal (matrix <= 1.2x ideal): {verdict} ({wall / ideal:.2f}x)")
+    cached = [r for r in rows if r.get("kind") == "cached"]
+    if args.cached_cases:
+        n = args.cached_cases
+        fill = next((r["fill"] for r in rows if r.get("kind") == "cache-fill"), {})
+        print(f"\nCached re-run: {n:,} cases; the filling run took {fill.get('wall_s', 'FAILED')} s "
+              f"({fill.get('cache_misses', '?')} misses):\n")  # fmt: skip
+        print("| trial | command s | runner.run s | hits | misses | provider calls | artifact MB "
+              "| execute() s | others (cores) |")  # fmt: skip
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in cached:
+            c, e = r["cli"], r["execute"]
+            if "wall_s" not in c:
+                print(f"| {r['trial']} | FAILED: {c.get('failed')} |")
+                continue
+            print(f"| {r['trial']} | {c['wall_s']:.2f} | {c['run_wall_s']:.2f} | {c['cache_hits']} "
+                  f"| {c['cache_misses']} | {c['calls']} | {c['artifact_bytes'] / 2**20:.1f} "
+                  f"| {e.get('wall_s', float('nan')):.2f} | {c['others_cores']:.2f} |")  # fmt: skip
+        walls = [r["cli"]["wall_s"] for r in cached if "wall_s" in r["cli"]]
+        if walls:
+            wall = statistics.median(walls)
+            print(f"goal (cached re-run of {n:,} cases < 10 s, whole command): "
+                  f"{'meets' if wall < 10 else 'MISSES'} ({wall:.2f} s)")  # fmt: skip
 
 
 def report(
@@ -722,6 +855,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
         default=120,
         help="before each step, wait up to this many s for other CPU work on the machine to stop",
     )
+    parser.add_argument(
+        "--matrix-cases", type=int, default=1000, help="cases of the 2-target matrix run (0: skip)"
+    )
+    parser.add_argument(
+        "--cached-cases", type=int, default=10000, help="cases of the cached re-run (0: skip)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, artifacts)")
     parser.add_argument("--profile-dir", default=None, help="cProfile each eval run into here")
     # child-process modes (internal)
@@ -734,6 +873,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--cases", type=int, default=0)
     parser.add_argument("--out")
     parser.add_argument("--replay")
+    parser.add_argument("--no-cache", action="store_true")
     return parser.parse_args(argv)
 
 

@@ -65,7 +65,7 @@ scorers:
   - {{type: length, max_chars: 2000}}
   - {{type: llm_judge, rubric: "Is the queue plausible for the ticket?", threshold: {judge_threshold}}}
 {extra}
-gate: {{max_invalid_rate: {max_invalid}}}
+gate: {{max_invalid_rate: {max_invalid}, min_verdicts: 8}}
 """
 
 
@@ -145,7 +145,7 @@ def test_a_passing_suite_exits_0_with_a_manifest_and_ci_reports(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "triage-quality: gate PASSED" in result.stdout
     run = json.loads(artifact.read_text())
-    scorers = run["summary"]["scorers"]
+    scorers = run["summary"]["targets"]["triage@1/fast"]["scorers"]
     assert scorers["json_valid"]["pass_rate"] == 1.0 and scorers["label_in"]["pass_rate"] == 1.0
     assert scorers["llm_judge"]["mean"] == pytest.approx(0.75)  # 4 on a 1-5 scale
     low, high = scorers["label_in"]["pass_rate_ci95"]
@@ -153,18 +153,17 @@ def test_a_passing_suite_exits_0_with_a_manifest_and_ci_reports(
     manifest = run["manifest"]
     assert manifest["dataset"]["rows"] == 8 and len(manifest["dataset"]["hash"]) == 64
     assert manifest["suite"]["file_hash"] and manifest["scorer_code_version"]
-    assert (
-        manifest["target"]["prompt"] == "triage@1" and len(manifest["target"]["prompt_hash"]) == 64
-    )
-    assert manifest["target"]["provider_models"] == ["sim-small"]
+    (target,) = manifest["targets"]
+    assert target["prompt"] == "triage@1" and len(target["prompt_hash"]) == 64
+    assert target["provider_models"] == ["sim-small"]
     assert (
         manifest["judge"]["provider_models"] == ["sim-judge"] and manifest["judge"]["rubric_hash"]
     )
     assert manifest["repeat"] == 2 and manifest["seed"] == 3 and manifest["pilothouse_version"]
     assert len(run["results"]["cases"]) == 8 and all(
-        len(c["outputs"]) == 2 for c in run["results"]["cases"]
+        len(c["targets"]["triage@1/fast"]["outputs"]) == 2 for c in run["results"]["cases"]
     )
-    assert 'testsuite name="pilothouse.eval.triage-quality"' in junit.read_text()
+    assert 'testsuite name="pilothouse.eval.triage-quality.triage@1/fast"' in junit.read_text()
     assert "| label_in | 100.0% |" in markdown.read_text()
     listed = json.loads(
         pilothouse(env, "eval", "runs", "--suite", "triage-quality", "--json").stdout
@@ -197,9 +196,9 @@ def test_replay_reproduces_scores_exactly_without_calling_anyone(
     assert replayed.returncode == 0, replayed.stderr
     a, b = json.loads(first.read_text()), json.loads(second.read_text())
     assert b["stats"]["calls"] == 0 and b["stats"]["replayed"] is True
-    assert a["summary"] == b["summary"]
-    assert [c["scores"] for c in a["results"]["cases"]] == [
-        c["scores"] for c in b["results"]["cases"]
+    assert a["summary"]["targets"] == b["summary"]["targets"]
+    assert [c["targets"] for c in a["results"]["cases"]] == [
+        c["targets"] for c in b["results"]["cases"]
     ]
     assert {k: v for k, v in a["manifest"].items() if k != "replay_of"} == {
         k: v for k, v in b["manifest"].items() if k != "replay_of"
@@ -230,15 +229,16 @@ def test_a_custom_scorer_next_to_the_suite_is_found(
     artifact = tmp_path / "custom.json"
     result = pilothouse(env, "eval", "run", str(suite), "--output", str(artifact), "--no-store")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert json.loads(artifact.read_text())["summary"]["scorers"]["short-label"]["pass_rate"] == 1.0
+    (summary,) = json.loads(artifact.read_text())["summary"]["targets"].values()
+    assert summary["scorers"]["short-label"]["pass_rate"] == 1.0
 
 
 def test_a_failing_gate_exits_1(gw: Gateway, env: dict[str, str], tmp_path: Path) -> None:
     suite = write_suite(tmp_path, extra='  - {type: contains, value: "escalate", threshold: 0.5}')
     result = pilothouse(env, "eval", "run", str(suite), "--no-store")
     assert result.returncode == 1, result.stdout + result.stderr
-    assert "gate FAILED (thresholds)" in result.stdout
-    assert "contains" in result.stdout and "FAIL" in result.stdout
+    assert "gate FAILED" in result.stdout
+    assert "contains: pass rate 0.0% is below 50.0%" in result.stdout
 
 
 def test_unparseable_judge_replies_are_invalid_not_scores(
@@ -247,13 +247,17 @@ def test_unparseable_judge_replies_are_invalid_not_scores(
     suite = write_suite(tmp_path, judge="judge-prose", max_invalid=0.5)
     artifact = tmp_path / "prose.json"
     result = pilothouse(env, "eval", "run", str(suite), "--output", str(artifact), "--no-store")
-    judge = json.loads(artifact.read_text())["summary"]["scorers"]["llm_judge"]
+    (summary,) = json.loads(artifact.read_text())["summary"]["targets"].values()
+    judge = summary["scorers"]["llm_judge"]
     assert judge["invalid"] == 8 and judge["scored"] == 0 and judge["mean"] is None
     assert result.returncode == 1  # its threshold cannot be met with nothing scored
     strict = write_suite(
         tmp_path / "strict", judge="judge-prose", judge_threshold=0.0, max_invalid=0.1
     )
-    assert "invalid_rate" in pilothouse(env, "eval", "run", str(strict), "--no-store").stdout
+    assert (
+        "8 of 8 verdicts invalid"
+        in pilothouse(env, "eval", "run", str(strict), "--no-store").stdout
+    )
 
 
 @pytest.mark.parametrize(
@@ -297,14 +301,16 @@ def test_compare_two_runs_and_a_candidate_from_the_command_line(
         env, "eval", "run", str(suite), "--model", "smart", "--output", str(cand), "--no-store"
     )
     candidate = json.loads(cand.read_text())
-    assert candidate["manifest"]["target"]["model_alias"] == "smart"
-    assert candidate["manifest"]["target"]["provider_models"] == ["sim-large"]
+    (target,) = candidate["manifest"]["targets"]
+    assert target["model_alias"] == "smart" and target["name"] == "triage@1/smart"
+    assert target["provider_models"] == ["sim-large"]
     compared = json.loads(pilothouse(env, "eval", "compare", str(base), str(cand), "--json").stdout)
     assert compared["common_cases"] == 8
     assert set(compared["scorers"]) == {"json_valid", "label_in", "length", "llm_judge", "short"}
     assert 0.0 <= compared["scorers"]["label_in"]["p_value"] <= 1.0
+    assert compared["scorers"]["label_in"]["pass_test"]["test"] == "mcnemar_exact"
     table = pilothouse(env, "eval", "compare", str(base), str(cand)).stdout
-    assert table.splitlines()[0].split()[:3] == ["SCORER", "A", "B"]
+    assert table.splitlines()[1].split()[:4] == ["SCORER", "METRIC", "A", "B"]
 
 
 def test_datasets_push_and_from_logs_then_a_route_suite_and_requalify(
@@ -355,6 +361,7 @@ def test_datasets_push_and_from_logs_then_a_route_suite_and_requalify(
         .read_text()
         .replace('target: {prompt: "triage@1", model: fast}', "target: {route: triage-route}")
         .replace("dataset: triage.jsonl", "dataset: {name: triage-live, version: 1}")
+        .replace("min_verdicts: 8", "min_verdicts: 5")
     )
     (suites / "route.yaml").write_text(route_suite)
     run = pilothouse(
@@ -368,7 +375,8 @@ def test_datasets_push_and_from_logs_then_a_route_suite_and_requalify(
     )
     assert run.returncode == 0, run.stdout + run.stderr
     manifest = json.loads((tmp_path / "r.json").read_text())["manifest"]
-    assert manifest["target"]["release_id"] == promoted.json()["id"]
+    assert manifest["targets"][0]["release_id"] == promoted.json()["id"]
+    assert manifest["targets"][0]["served_release_ids"] == [promoted.json()["id"]]
     assert manifest["dataset"]["source"] == "triage-live@1"
 
     requalified = pilothouse(

@@ -24,9 +24,13 @@ class FakeContext:
         self.vectors = vectors
         self.judged: list[list[dict[str, Any]]] = []
         self.embedded: list[list[str]] = []
+        self.formats: list[dict[str, Any] | None] = []
 
-    async def judge(self, messages: list[dict[str, Any]]) -> str:
+    async def judge(
+        self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None
+    ) -> str:
         self.judged.append(messages)
+        self.formats.append(response_format)
         return self.replies.pop(0)
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
@@ -729,7 +733,9 @@ def test_llm_judge_config_errors(options: dict[str, Any], message: str) -> None:
 
 def test_llm_judge_errors_from_the_judge_call_propagate() -> None:
     class Down(FakeContext):
-        async def judge(self, messages: list[dict[str, Any]]) -> str:
+        async def judge(
+            self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None
+        ) -> str:
             raise ConnectionError("gateway down")
 
     fn = make("llm_judge", rubric=RUBRIC)

@@ -90,7 +90,8 @@ def test_reduce_mean() -> None:
         pytest.approx(1 / 3),
         False,
     )
-    assert reduce_repeats([1.0, 0.0], [True, False], "mean") == (0.5, True)  # a tie passes
+    assert reduce_repeats([1.0, 0.0], [True, False], "mean") == (0.5, False)  # a tie fails
+    assert reduce_repeats([1.0, 0.0], [True, False], "mean", ties="pass") == (0.5, True)
 
 
 def test_reduce_pass_at_k_and_pass_hat_k() -> None:

@@ -1,115 +1,55 @@
-"""`pilothouse eval`: run a suite as a gate, list and compare runs."""
+"""`pilothouse eval`: run a suite as a gate, list, show and compare runs.
+
+Exit status of `eval run` (and `eval compare --fail-on-regression`): 0 the gate passed,
+1 it failed on quality, 2 the suite, dataset or command is wrong (found before any call),
+3 the infrastructure failed (gateway, provider, storage, output files), 130 interrupted.
+No traceback reaches the user.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import click
-import orjson
 
-from pilothouse.cli.client import ApiClient
+from pilothouse.cli import eval_api, eval_run
+from pilothouse.cli.eval_api import (
+    EXIT_CONFIG,
+    EXIT_FAIL,
+    EXIT_INFRA,
+    EXIT_PASS,
+    EvalApi,
+    InfraProblem,
+    SuiteProblem,
+    no_traceback,
+)
+from pilothouse.cli.eval_compare import compare, compare_table, requalify
+from pilothouse.cli.eval_run import Options
 from pilothouse.cli.output import print_json, print_table
-from pilothouse.cli.releases import _params
-from pilothouse.yamlfile import FileError
 
-EXIT_PASS, EXIT_FAIL, EXIT_CONFIG = 0, 1, 2
-
-
-class ConfigProblem(click.ClickException):
-    exit_code = EXIT_CONFIG
-
-
-def app_client() -> ApiClient:
-    """The API as an application: PILOTHOUSE_API_KEY (the admin token also reads)."""
-    token = os.environ.get("PILOTHOUSE_API_KEY") or os.environ.get("PILOTHOUSE_ADMIN_TOKEN")
-    if not token:
-        raise ConfigProblem(
-            "PILOTHOUSE_API_KEY is not set: an eval calls the gateway as an application. "
-            "Create a key with `pilothouse keys create --name ci-evals`"
-        )
-    return ApiClient(token=token)
+__all__ = [
+    "EXIT_CONFIG",
+    "EXIT_FAIL",
+    "EXIT_INFRA",
+    "EXIT_PASS",
+    "InfraProblem",
+    "SuiteProblem",
+    "eval_",
+    "execute",
+    "no_traceback",
+    "requalify",
+]
 
 
-def resolve_target(
-    suite: Any,
-    api: ApiClient,
-    *,
-    prompt: str | None,
-    model: str | None,
-    params: dict[str, Any],
-    release: str | None,
-) -> Any:
-    """The suite's target, or a candidate built from the command-line overrides."""
-    from pilothouse.evals.runner import Target
+def parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    from pilothouse.cli.releases import _params
 
-    spec = suite.spec.target
-    arm = release or spec.release
-    if spec.route and not (prompt or model or params):
-        return Target(kind="route", route=spec.route, release=arm)
-    base_prompt, base_model, base_params = spec.prompt, spec.model, dict(spec.params)
-    if spec.route:  # a candidate for a route starts from what the route serves now
-        routes = {r["name"]: r for r in api.get("/api/routes")["data"]}
-        current = (routes.get(spec.route) or {}).get(arm)
-        if current is None:
-            raise ConfigProblem(
-                f"route {spec.route!r} has no {arm} release to build a candidate from"
-            )
-        base_prompt, base_model, base_params = (
-            current["prompt"],
-            current["model"],
-            dict(current["params"]),
-        )
-    ref = prompt or base_prompt
-    assert ref is not None
-    name, version, label = _split_ref(ref)
-    fetched = api.get(f"/api/prompts/{quote(name)}", version=version, label=label)
-    if fetched.get("messages") is None:
-        raise ConfigProblem(f"prompt {name!r} is a fragment: a target needs a chat prompt")
-    return Target(
-        kind="prompt", prompt=fetched, model=model or base_model, params={**base_params, **params}
-    )
-
-
-def _split_ref(ref: str) -> tuple[str, str | None, str | None]:
-    if "@" in ref:
-        name, version = ref.split("@", 1)
-        return name, version, None
-    if ":" in ref:
-        name, label = ref.split(":", 1)
-        return name, None, label
-    return ref, None, None
-
-
-def load_rows(suite: Any, api: ApiClient) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from pilothouse.evals import datasets
-
-    path = suite.dataset_path()
-    if path is not None:
-        data = datasets.load_file(path)
-        return data, {"source": str(path), "hash": datasets.dataset_hash(data), "rows": len(data)}
-    stored = api.get(
-        f"/api/datasets/{quote(suite.spec.dataset.name)}", version=suite.spec.dataset.version
-    )
-    return stored["rows"], {
-        "source": f"{stored['name']}@{stored['version']}",
-        "hash": stored["hash"],
-        "rows": len(stored["rows"]),
-    }
-
-
-def load_recorded(replay: str, api: ApiClient) -> tuple[str, dict[str, Any]]:
-    path = Path(replay)
-    artifact = (
-        orjson.loads(path.read_bytes())
-        if path.exists()
-        else api.get(f"/api/evals/runs/{quote(replay)}")
-    )
-    return artifact["id"], artifact["results"]["cache"]
+    try:
+        return _params(pairs)
+    except click.BadParameter as exc:
+        raise SuiteProblem(f"--param: {exc.message}") from None
 
 
 def execute(
@@ -120,73 +60,60 @@ def execute(
     params: dict[str, Any] | None = None,
     release: str | None = None,
     replay: str | None = None,
+    cache: bool = True,
 ) -> dict[str, Any]:
-    """Run a suite; return the artifact. Raises ConfigProblem for anything exit-2 worthy."""
-    from pilothouse.evals import datasets, runner
-    from pilothouse.evals import suite as suite_module
-    from pilothouse.evals.calls import GatewayCalls, ReplayMiss
-
-    try:
-        suite = suite_module.load(suite_path)
-    except FileError as exc:
-        raise ConfigProblem("the suite is not valid:\n  " + "\n  ".join(exc.problems)) from None
-    api = app_client()
-    try:
-        target = resolve_target(
-            suite, api, prompt=prompt, model=model, params=params or {}, release=release
-        )
-        data, dataset = load_rows(suite, api)
-        cases = datasets.cases(data)
-        replay_of, recorded = load_recorded(replay, api) if replay else (None, None)
-    except FileError as exc:
-        raise ConfigProblem("\n".join(exc.problems)) from None
-    except click.ClickException as exc:
-        raise ConfigProblem(exc.message) from None
-    except Exception as exc:
-        raise ConfigProblem(str(exc)) from None
-    calls = GatewayCalls(
-        api.url, api.token or "", concurrency=suite.spec.concurrency, recorded=recorded
+    """Prepare and run a suite in this process; return the artifact (no output, no store)."""
+    options = Options(
+        prompt=prompt, model=model, params=params or {}, release=release, replay=replay, cache=cache
     )
-
-    async def go() -> Any:
-        try:
-            return await runner.run(
-                suite,
-                cases,
-                target,
-                calls,
-                dataset=dataset,
-                replay_of=replay_of,
-                progress=_progress if sys.stderr.isatty() else None,
-            )
-        finally:
-            await calls.close()
-
+    plan = eval_run.prepare(suite_path, options)
     try:
-        outcome = asyncio.run(go())
-    except (runner.EvalConfigError, ReplayMiss) as exc:
-        raise ConfigProblem(str(exc)) from None
-    if sys.stderr.isatty():
-        click.echo("", err=True)
-    return outcome.artifact()
-
-
-def _progress(done: int, total: int) -> None:
-    width = 30
-    filled = int(width * done / total) if total else width
-    click.echo(
-        f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total} calls", nl=False, err=True
-    )
+        return eval_run.perform(plan)
+    finally:
+        plan.api.close()
 
 
 def report(artifact: dict[str, Any]) -> None:
+    """The per-target tables, the reasons a gate failed, and the headline, on stdout."""
     from pilothouse.evals import report as reports
 
-    print_table(
-        reports.summary_rows(artifact["summary"]),
-        ["scorer", "pass_rate", "ci95", "mean", "scored", "invalid", "threshold", "gate"],
-    )
+    if "targets" not in artifact.get("summary", {}):
+        click.echo(f"run {artifact.get('id')} was recorded by an older Pilothouse: its manifest")
+        return
+    targets = artifact["summary"]["targets"]
+    parts = {t["name"]: t for t in artifact["manifest"]["targets"]}
+    for name, target in targets.items():
+        if len(targets) > 1:
+            part = parts.get(name, {})
+            role = (
+                "candidate"
+                if part.get("candidate")
+                else ("gated" if target["gated"] else "reported")
+            )
+            state = "passed" if target["passed"] else "FAILED"
+            click.echo(f"\n{name} ({role}): {state}")
+        print_table(reports.summary_rows(target), reports.COLUMNS)
+        tags = reports.tag_rows(target)
+        if tags:
+            click.echo("")
+            print_table(tags, ["tag", "cases", *target["scorers"]])
+    why = reports.reasons(artifact)
+    if why:
+        click.echo("\nwhy the gate failed:")
+        for line in why:
+            click.echo(f"  {line}")
+    baseline = artifact["summary"].get("baseline")
+    if baseline:
+        _baseline_lines(baseline)
     click.echo(reports.headline(artifact))
+
+
+def _baseline_lines(result: dict[str, Any]) -> None:
+    if result.get("problems") and "scorers" not in result:
+        click.echo(f"baseline {result['run_a']}: not compared ({'; '.join(result['problems'])})")
+        return
+    click.echo(f"\nagainst baseline {result['run_a']} ({result['target_a']}):")
+    compare_table(result)
 
 
 @click.group(name="eval")
@@ -194,8 +121,12 @@ def eval_() -> None:
     """Eval-as-code: run suites as CI gates, list and compare runs."""
 
 
+def _path(**kwargs: Any) -> click.Path:
+    return click.Path(dir_okay=False, path_type=Path, **kwargs)
+
+
 @eval_.command("run")
-@click.argument("suite_path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("suite_path", type=_path(exists=True))
 @click.option(
     "--prompt", default=None, help="Candidate prompt NAME@VERSION instead of the suite's target."
 )
@@ -210,77 +141,152 @@ def eval_() -> None:
     help="Which release of a route target.",
 )
 @click.option(
+    "--target", "targets", multiple=True, help="Run only this target of the suite (repeatable)."
+)
+@click.option(
     "--replay",
     default=None,
-    help="A run id or artifact file: re-score its recorded answers, call nobody.",
+    help="Run id or artifact file: re-score its recorded answers exactly, call nobody.",
 )
 @click.option(
-    "--junit",
-    type=click.Path(dir_okay=False, path_type=Path),
+    "--rescore",
     default=None,
-    help="Write JUnit XML here.",
+    help="Run id or artifact file: its recorded answers under the current scorers.",
 )
 @click.option(
-    "--markdown",
-    type=click.Path(dir_okay=False, path_type=Path),
+    "--resume", default=None, help="Run id of a run cut short on this machine: continue it."
+)
+@click.option(
+    "--baseline",
     default=None,
-    help="Write a Markdown summary here.",
+    help="Run id or artifact file: exit 1 on a significant regression from it.",
+)
+@click.option(
+    "--alpha",
+    type=click.FloatRange(0, 1, min_open=True, max_open=True),
+    default=0.05,
+    show_default=True,
+    help="Significance level for --baseline.",
+)
+@click.option(
+    "--min-delta",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Smallest drop --baseline counts as a regression.",
+)
+@click.option(
+    "--no-cache", is_flag=True, help="Call the gateway even for answers in the response cache."
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Response cache folder [PILOTHOUSE_EVAL_CACHE_DIR; default .pilothouse/eval-cache].",
 )
 @click.option(
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=_path(),
     default=None,
-    help="Write the run artifact (manifest, results, recorded answers) here.",
+    help="Write the run artifact here [default .pilothouse/evals/RUN.json].",
 )
+@click.option("--junit", type=_path(), default=None, help="Write JUnit XML here.")
+@click.option("--markdown", type=_path(), default=None, help="Write a Markdown summary here.")
+@click.option("--html", type=_path(), default=None, help="Write a self-contained HTML report here.")
 @click.option("--no-store", is_flag=True, help="Do not record the run on the server.")
+@click.option(
+    "--progress-every",
+    type=click.FloatRange(0),
+    default=10.0,
+    show_default=True,
+    help="Seconds between progress lines when stderr is not a terminal.",
+)
+@no_traceback
 def run(
     suite_path: Path,
     prompt: str | None,
     model: str | None,
     params: tuple[str, ...],
     release: str | None,
+    targets: tuple[str, ...],
     replay: str | None,
+    rescore: str | None,
+    resume: str | None,
+    baseline: str | None,
+    alpha: float,
+    min_delta: float,
+    no_cache: bool,
+    cache_dir: Path | None,
+    output: Path | None,
     junit: Path | None,
     markdown: Path | None,
-    output: Path | None,
+    html: Path | None,
     no_store: bool,
+    progress_every: float,
 ) -> None:
-    """Run SUITE_PATH. Exit 0 when the gate passes, 1 when it fails, 2 on a configuration error."""
-    from pilothouse.evals import report as reports
+    """Run SUITE_PATH as a gate.
 
-    artifact = execute(
-        suite_path,
+    Exit 0 when the gate passes, 1 when it fails on quality, 2 when the suite, dataset or
+    command is wrong (found before any call), 3 when the gateway, a provider, storage or
+    an output file failed, 130 when interrupted (continue with --resume RUN).
+    """
+    from pilothouse.evals.progress import ProgressPrinter
+
+    outputs = {
+        k: v for k, v in (("--junit", junit), ("--markdown", markdown), ("--html", html)) if v
+    }
+    if output:
+        outputs["--output"] = output
+    options = Options(
         prompt=prompt,
         model=model,
-        params=_params(params),
+        params=parse_params(params),
         release=release,
+        targets=targets,
         replay=replay,
+        rescore=rescore,
+        resume=resume,
+        baseline=baseline,
+        alpha=alpha,
+        min_delta=min_delta,
+        cache=not no_cache,
+        cache_dir=cache_dir,
+        outputs=outputs,
     )
+    plan = eval_run.prepare(suite_path, options)
+    try:
+        bar = eval_api.stderr_is_tty()
+        printer = ProgressPrinter(
+            sys.stderr, bar=bar, every_seconds=progress_every, label=f"{plan.suite.name}: "
+        )
+        try:
+            artifact = eval_run.perform(plan, progress=printer)
+        finally:
+            printer.finish()
+        outputs.setdefault("--output", eval_api.data_dir() / "evals" / f"{artifact['id']}.json")
+        failures = eval_run.finish(artifact, outputs, store=not no_store, api=plan.api)
+    finally:
+        plan.api.close()
     report(artifact)
-    out = (
-        output
-        or Path(os.environ.get("PILOTHOUSE_DATA_DIR", ".pilothouse"))
-        / "evals"
-        / f"{artifact['id']}.json"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(orjson.dumps(artifact, option=orjson.OPT_INDENT_2))
-    click.echo(f"artifact: {out}")
-    if junit:
-        junit.write_text(reports.junit(artifact))
-    if markdown:
-        markdown.write_text(reports.markdown(artifact))
-    if not no_store:
-        app_client().post("/api/evals/runs", artifact)
-    raise SystemExit(EXIT_PASS if artifact["passed"] else EXIT_FAIL)
+    for warning in artifact["stats"].get("warnings") or []:
+        eval_api.say(f"warning: {warning}")
+    click.echo(f"artifact: {outputs['--output']}")
+    code, why = eval_run.exit_code(artifact, failures)
+    if code == EXIT_INFRA:
+        for line in why:
+            eval_api.say(f"Error: {line}")
+        if artifact["stats"].get("journal"):
+            eval_api.say(f"retry what failed with --resume {artifact['id']}")
+    raise SystemExit(code)
 
 
 @eval_.command("runs")
 @click.option("--suite", default=None, help="Only runs of this suite.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+@no_traceback
 def runs(suite: str | None, as_json: bool) -> None:
     """Recorded runs, newest first."""
-    data = app_client().get("/api/evals/runs", suite=suite)["data"]
+    data = EvalApi().get("/api/evals/runs", suite=suite)["data"]
     if as_json:
         print_json(data)
         return
@@ -292,48 +298,12 @@ def runs(suite: str | None, as_json: bool) -> None:
 
 @eval_.command("show")
 @click.argument("run_id")
+@no_traceback
 def show(run_id: str) -> None:
     """A recorded run's summary and manifest."""
-    artifact = _artifact(run_id)
+    artifact = eval_api.load_artifact(run_id, None)
     report(artifact)
     print_json(artifact["manifest"])
 
 
-def _artifact(ref: str) -> dict[str, Any]:
-    path = Path(ref)
-    if path.exists():
-        return orjson.loads(path.read_bytes())
-    return app_client().get(f"/api/evals/runs/{quote(ref)}")
-
-
-@eval_.command("compare")
-@click.argument("run_a")
-@click.argument("run_b")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
-def compare(run_a: str, run_b: str, as_json: bool) -> None:
-    """Per-scorer deltas from RUN_A to RUN_B, a paired significance test, and flipped cases."""
-    from pilothouse.evals import report as reports
-
-    result = reports.compare(_artifact(run_a), _artifact(run_b))
-    if as_json:
-        print_json(result)
-        return
-    rows = [
-        {
-            "scorer": key,
-            "a": f"{s['pass_rate_a'] * 100:.1f}%",
-            "b": f"{s['pass_rate_b'] * 100:.1f}%",
-            "delta_mean": f"{s['delta_mean']:+.3f}",
-            "p_value": f"{s['p_value']:.3g}",
-            "test": s["test"],
-            "fixed": len(s["fixed"]),
-            "broken": len(s["broken"]),
-        }
-        for key, s in result["scorers"].items()
-    ]
-    print_table(rows, ["scorer", "a", "b", "delta_mean", "p_value", "test", "fixed", "broken"])
-    for key, s in result["scorers"].items():
-        if s["broken"]:
-            click.echo(f"{key}: broken in B: {', '.join(s['broken'][:20])}")
-        if s["fixed"]:
-            click.echo(f"{key}: fixed in B: {', '.join(s['fixed'][:20])}")
+eval_.add_command(compare)

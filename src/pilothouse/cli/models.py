@@ -8,7 +8,6 @@ import click
 
 from pilothouse.cli.client import ApiClient
 from pilothouse.cli.output import print_json, print_table
-from pilothouse.yamlfile import FileError
 
 
 @click.group()
@@ -74,42 +73,11 @@ def doctor(within_days: int, as_json: bool) -> None:
 def requalify(route: str, candidate: str, suites: Path) -> None:
     """Run ROUTE's suites against its active release and against the same release on --to.
 
-    Reports each suite's gate and the per-scorer differences. Exits 1 when the candidate
-    fails a gate the current model passes, 2 when there is nothing to run.
+    Checks --to and every suite before the first call, stores both runs of each suite,
+    and reports each gate and the per-scorer differences. Exits 1 when the candidate fails
+    a gate the current model passes (or regresses significantly), 2 when there is nothing
+    to run or something is misconfigured, 3 when the infrastructure failed.
     """
     from pilothouse.cli import evals
-    from pilothouse.evals import report as reports
-    from pilothouse.evals import suite as suite_module
 
-    found = []
-    for path in sorted(suites.glob("*.y*ml")):
-        try:
-            if suite_module.load(path).spec.target.route == route:
-                found.append(path)
-        except FileError as exc:
-            click.echo(f"skipping {path}: {exc.problems[0]}", err=True)
-    if not found:
-        raise evals.ConfigProblem(f"no suite in {suites} targets route {route!r}")
-    regressions = 0
-    for path in found:
-        baseline = evals.execute(path)
-        trial = evals.execute(path, model=candidate)
-        click.echo(
-            f"\n{path.name}: current {'passes' if baseline['passed'] else 'FAILS'}, "
-            f"on {candidate} {'passes' if trial['passed'] else 'FAILS'}"
-        )
-        diff = reports.compare(baseline, trial)
-        rows = [
-            {
-                "scorer": k,
-                "current": f"{s['pass_rate_a'] * 100:.1f}%",
-                candidate: f"{s['pass_rate_b'] * 100:.1f}%",
-                "p_value": f"{s['p_value']:.3g}",
-                "broken": len(s["broken"]),
-                "fixed": len(s["fixed"]),
-            }
-            for k, s in diff["scorers"].items()
-        ]
-        print_table(rows, ["scorer", "current", candidate, "p_value", "broken", "fixed"])
-        regressions += baseline["passed"] and not trial["passed"]
-    raise SystemExit(1 if regressions else 0)
+    evals.no_traceback(evals.requalify)(route, candidate, suites)

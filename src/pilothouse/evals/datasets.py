@@ -25,9 +25,21 @@ ROW_KEYS = {"id", "variables", "messages", "expected", "tags"}
 
 def parse_text(text: str, source: str, fmt: str) -> list[dict[str, Any]]:
     """Rows from JSONL or CSV text; FileError names the line and field at fault."""
+    return parse_located(text, source, fmt)[0]
+
+
+def parse_located(text: str, source: str, fmt: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows and where each came from (`source:line`); FileError names every fault.
+
+    A leading byte-order mark is ignored. JSONL: one object per line, blank lines skipped.
+    CSV: a header row; `id`, `expected` and `tags` (`;`-separated) are special, every
+    other column is a variable; a row with fewer or more fields than the header is an
+    error naming the line and the columns it lacks.
+    """
+    text = text.removeprefix("\ufeff")
     if fmt == "csv":
         return _from_csv(text, source)
-    out, problems = [], []
+    out, where, problems = [], [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -41,19 +53,38 @@ def parse_text(text: str, source: str, fmt: str) -> list[dict[str, Any]]:
             problems.append(f"{source}:{number}: {problem}")
         else:
             out.append(row)
+            where.append(f"{source}:{number}")
     if problems:
         raise FileError(problems)
     if not out:
         raise FileError([f"{source}: the dataset has no rows"])
-    return out
+    return out, where
 
 
-def _from_csv(text: str, source: str) -> list[dict[str, Any]]:
+def _from_csv(text: str, source: str) -> tuple[list[dict[str, Any]], list[str]]:
     reader = csv.DictReader(io.StringIO(text))
-    out = []
-    for number, record in enumerate(reader, start=2):
+    header = reader.fieldnames or []
+    if not header:
+        raise FileError([f"{source}:1: the CSV has no header row"])
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated or any(not c.strip() for c in header):
+        what = f"repeated column(s) {', '.join(repeated)}" if repeated else "an empty column name"
+        raise FileError([f"{source}:1: the header has {what}"])
+    out, where, problems = [], [], []
+    start = 2
+    for record in reader:
+        number = start  # the line the record starts on (a quoted field may span lines)
+        start = reader.line_num + 1
         if None in record:
-            raise FileError([f"{source}:{number}: more fields than the header has columns"])
+            problems.append(f"{source}:{number}: more fields than the header has columns")
+            continue
+        missing = [c for c, v in record.items() if v is None]
+        if missing:
+            problems.append(
+                f"{source}:{number}: missing field(s) {', '.join(missing)}: the row has "
+                f"{len(header) - len(missing)} of the header's {len(header)} columns"
+            )
+            continue
         row: dict[str, Any] = {"variables": {}}
         for column, value in record.items():
             if column == "id":
@@ -65,9 +96,12 @@ def _from_csv(text: str, source: str) -> list[dict[str, Any]]:
             else:
                 row["variables"][column] = value
         out.append(row)
+        where.append(f"{source}:{number}")
+    if problems:
+        raise FileError(problems)
     if not out:
         raise FileError([f"{source}: the dataset has no rows"])
-    return out
+    return out, where
 
 
 def _check_row(row: Any) -> str | None:
@@ -90,32 +124,56 @@ def _check_row(row: Any) -> str | None:
         isinstance(row["tags"], list) and all(isinstance(t, str) for t in row["tags"])
     ):
         return "`tags` must be a list of strings"
+    if "id" in row and not isinstance(row["id"], str | int):
+        return "`id` must be a string or a number"
     return None
 
 
 def load_file(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL or CSV file (by suffix); FileError names file, line and field."""
+    return load_located(path)[0]
+
+
+def load_located(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """Rows and their `file:line` locations. Refuses text that is not UTF-8, naming the line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as exc:
         raise FileError([f"{path}: cannot read the dataset: {exc.strerror}"]) from None
-    return parse_text(text, str(path), "csv" if path.suffix.lower() == ".csv" else "jsonl")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise FileError(
+            [
+                f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                f"{column}); save the file as UTF-8"
+            ]
+        ) from None
+    return parse_located(text, str(path), "csv" if path.suffix.lower() == ".csv" else "jsonl")
 
 
 def dataset_hash(rows: list[dict[str, Any]]) -> str:
     return hashlib.sha256(orjson.dumps(rows, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def cases(rows: list[dict[str, Any]]) -> list[Case]:
-    """Rows as cases; a row without `id` is named by its position (stable for one hash)."""
+def cases(rows: list[dict[str, Any]], where: list[str] | None = None) -> list[Case]:
+    """Rows as cases; a row without `id` is named by its position (stable for one hash).
+
+    Refuses (FileError, naming every location) ids that repeat: results are keyed by id.
+    """
     out = []
-    seen: set[str] = set()
+    seen: dict[str, int] = {}
+    problems = []
     for index, row in enumerate(rows):
         case_id = str(row.get("id", f"row-{index + 1}"))
         if case_id in seen:
-            raise errors.InvalidRequest(
-                f"dataset rows share the id {case_id!r}; ids must be unique"
-            )
-        seen.add(case_id)
+            at = where[index] if where else f"row {index + 1}"
+            first = where[seen[case_id]] if where else f"row {seen[case_id] + 1}"
+            problems.append(f"{at}: id {case_id!r} is used already ({first}); ids must be unique")
+            continue
+        seen[case_id] = index
         inputs: dict[str, Any] = {k: row[k] for k in ("variables", "messages") if k in row}
         out.append(
             Case(
@@ -125,6 +183,8 @@ def cases(rows: list[dict[str, Any]]) -> list[Case]:
                 tags=tuple(row.get("tags", ())),
             )
         )
+    if problems:
+        raise FileError(problems)
     return out
 
 
@@ -173,16 +233,23 @@ def from_logs(
     actor: str,
     seed: int | None = None,
 ) -> dict[str, Any]:
-    """A dataset of `sample` real calls of `route` since `since`, drawn at random."""
+    """A dataset of `sample` real calls of `route` since `since`, drawn at random.
+
+    Calls an eval made (request-log `source` "eval") are never sampled, and calls with the
+    same variables count once (the newest), so a dataset is not an echo of earlier evals
+    or of one retried request.
+    """
     with store.connect() as conn:
         logged = rows_sql.logged_variables(conn, route, since, limit=50_000)
-    if not logged:
+    distinct = unique_variables(logged)
+    if not distinct:
         raise errors.NotFound(
-            f"no successful calls of route {route!r} with variables since {since.isoformat()}",
+            f"no successful calls of route {route!r} with variables since {since.isoformat()} "
+            "(calls made by evals are left out)",
             hint="route calls record their `pilothouse.variables`; widen --since",
         )
     rng = random.Random(seed if seed is not None else secrets.randbits(32))
-    chosen = rng.sample(logged, min(sample, len(logged)))
+    chosen = rng.sample(distinct, min(sample, len(distinct)))
     rows = [
         {
             "id": r["id"],
@@ -193,6 +260,61 @@ def from_logs(
     ]
     source = f"from-logs route={route} since={since.isoformat()} sample={sample}"
     return store_version(store, name, rows, source=source, actor=actor)
+
+
+def unique_variables(logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Logged calls minus eval traffic, one per distinct variable set (the first kept)."""
+    seen: set[bytes] = set()
+    out = []
+    for row in logged:
+        if row.get("source") == "eval" or not isinstance(row.get("variables"), dict):
+            continue
+        digest = orjson.dumps(row["variables"], option=orjson.OPT_SORT_KEYS)
+        if digest not in seen:
+            seen.add(digest)
+            out.append(row)
+    return out
+
+
+def to_jsonl(rows: list[dict[str, Any]]) -> str:
+    return "".join(orjson.dumps(row).decode() + "\n" for row in rows)
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """Rows as CSV (id, one column per variable, expected, tags), for labelling.
+
+    Refuses (FileError) rows CSV cannot carry back unchanged: `messages` rows, and
+    variables or expected values that are not text.
+    """
+    problems = []
+    columns: list[str] = []
+    for index, row in enumerate(rows, start=1):
+        label = f"row {index} ({row.get('id', 'no id')})"
+        if "messages" in row:
+            problems.append(f"{label}: has `messages`, which CSV cannot hold")
+        for name, value in (row.get("variables") or {}).items():
+            if not isinstance(value, str):
+                problems.append(f"{label}: variables.{name} is not text")
+            elif name not in columns:
+                columns.append(name)
+        if row.get("expected") is not None and not isinstance(row["expected"], str):
+            problems.append(f"{label}: `expected` is not text")
+    if problems:
+        raise FileError([*problems[:20], "export as JSONL instead (--format jsonl)"])
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["id", *columns, "expected", "tags"])
+    for row in rows:
+        variables = row.get("variables") or {}
+        writer.writerow(
+            [
+                row.get("id", ""),
+                *(variables.get(c, "") for c in columns),
+                row.get("expected") or "",
+                ";".join(row.get("tags") or []),
+            ]
+        )
+    return buffer.getvalue()
 
 
 def now() -> datetime:

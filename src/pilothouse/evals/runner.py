@@ -1,25 +1,33 @@
-"""Running a suite: build each case's request, call the target with bounded concurrency,
-score every output, reduce repeats, and summarise with confidence intervals and a gate."""
+"""Running a suite: call every target for every case with bounded concurrency, score each
+case as soon as its repeats are in (so judging overlaps the calls), reduce repeats, and
+summarise each target with intervals and its gate.
+
+Everything that can be checked is checked before `run` is called (`preflight.py`); what
+goes wrong here is the infrastructure's (recorded on the outputs) or a replay that does
+not match its record (`ReplayMiss`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import secrets
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from pilothouse import __version__
-from pilothouse.evals import stats
+from pilothouse.evals import gate, stats
 from pilothouse.evals.calls import CallFailed, GatewayCalls
 from pilothouse.evals.scorers import SCORER_CODE_VERSION
 from pilothouse.evals.suite import Suite
+from pilothouse.evals.targets import Target
 from pilothouse.evals.types import Case, Output, Score, ScorerSpec
-from pilothouse.registry import templates
+
+__all__ = ["EvalConfigError", "ProgressState", "RunOutcome", "Target", "run"]
 
 
 class EvalConfigError(RuntimeError):
@@ -27,68 +35,45 @@ class EvalConfigError(RuntimeError):
 
 
 @dataclass
-class Target:
-    """What is under test, resolved: either a route arm or a rendered prompt on a model."""
+class ProgressState:
+    """Where a run is: target calls made (or answered from records) and cases scored."""
 
-    kind: str  # "route" or "prompt"
-    route: str | None = None
-    release: str = "active"
-    prompt: dict[str, Any] | None = None  # the registry's JSON for the prompt version
-    model: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
+    calls_total: int
+    scored_total: int
+    calls_done: int = 0
+    scored_done: int = 0
+    started: float = field(default_factory=time.monotonic)
 
-    def request(
-        self, case: Case, seed: int | None, repeat: int
-    ) -> tuple[dict[str, Any], dict[str, str]]:
-        """The body and headers for one case and repeat (repeats get distinct seeds)."""
-        messages = list(case.inputs.get("messages", []))
-        variables = dict(case.inputs.get("variables", {}))
-        body: dict[str, Any]
-        if self.kind == "route":
-            body = {
-                "model": f"route:{self.route}",
-                "messages": messages,
-                "pilothouse": {"variables": variables},
-            }
-            headers = {"x-pilothouse-release": self.release}
-        else:
-            assert self.prompt is not None
-            fragments = {
-                ref: templates.Fragment(**f) for ref, f in self.prompt["fragments"].items()
-            }
-            rendered = templates.render(
-                self.prompt["name"],
-                self.prompt["messages"],
-                templates.parse_variables(self.prompt["variables"]),
-                variables,
-                fragments,
-            )
-            body = {"model": self.model, "messages": rendered.messages + messages, **self.params}
-            for key in ("tools", "response_format"):
-                if self.prompt.get(key) is not None:
-                    body.setdefault(key, self.prompt[key])
-            headers = {}
-        if seed is not None:
-            body.setdefault("seed", seed + repeat)
-        return body, headers
+
+Progress = Callable[[ProgressState], None]
 
 
 class Context:
     """The ScoringContext scorers get: embeddings and the pinned judge, through the gateway."""
 
-    def __init__(self, calls: GatewayCalls, suite: Suite):
+    def __init__(self, calls: GatewayCalls, suite: Suite, models: dict[str, Any]):
         self._calls = calls
         self._suite = suite
+        self._models = models
         self.judge_models: set[str] = set()
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return await self._calls.embed(self._suite.spec.embedding_model, texts)
+        alias = self._suite.spec.embedding_model
+        return await self._calls.embed(alias, texts, identity=self._models.get(alias))
 
-    async def judge(self, messages: list[dict[str, Any]]) -> str:
+    async def judge(
+        self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None
+    ) -> str:
         judge = self._suite.spec.judge
         if judge is None:
             raise EvalConfigError("a scorer asked for a judge but the suite declares none")
-        text, model = await self._calls.judge(judge.model, dict(judge.params), messages)
+        text, model = await self._calls.judge(
+            judge.model,
+            dict(judge.params),
+            messages,
+            response_format if judge.structured else None,
+            identity=self._models.get(judge.model),
+        )
         if model:
             self.judge_models.add(model)
         return text
@@ -111,6 +96,7 @@ class RunOutcome:
             "suite": self.suite.name,
             "owner": self.suite.spec.owner,
             "passed": self.passed,
+            "created_at": datetime.now(UTC).isoformat(),
             "manifest": self.manifest,
             "summary": self.summary,
             "results": {"cases": self.cases, "cache": self.cache},
@@ -118,82 +104,158 @@ class RunOutcome:
         }
 
 
-Progress = Callable[[int, int], None]
-
-
 async def run(
     suite: Suite,
     cases: list[Case],
-    target: Target,
+    targets: list[Target],
     calls: GatewayCalls,
     *,
     dataset: dict[str, Any],
-    replay_of: str | None = None,
+    run_id: str,
+    models: dict[str, Any] | None = None,
+    origin: dict[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> RunOutcome:
+    """Run every target on every case; `models` maps aliases to what GET /v1/models said.
+
+    `origin` goes into the manifest as is (replay_of, rescore_of, resumed, baseline).
+    """
     started = time.perf_counter()
     spec = suite.spec
-    jobs = [(case, repeat) for case in cases for repeat in range(spec.repeat)]
-    outputs: dict[tuple[str, int], Output] = {}
-    route_headers: dict[str, str] = {}
-    done = 0
-    queue: asyncio.Queue[tuple[Case, int]] = asyncio.Queue()
-    for job in jobs:
-        queue.put_nowait(job)
+    repeat = spec.repeat
+    models = models or {}
+    state = ProgressState(
+        calls_total=len(targets) * len(cases) * repeat, scored_total=len(targets) * len(cases)
+    )
+    outputs: list[list[list[Output | None]]] = [[[None] * repeat for _ in cases] for _ in targets]
+    remaining = [[repeat] * len(cases) for _ in targets]
+    results: list[list[dict[str, Any]]] = [[{} for _ in cases] for _ in targets]
+    served: list[set[str]] = [set() for _ in targets]
+    cacheable = [t.cacheable(spec.seed) for t in targets]
+    context = Context(calls, suite, models)
+    # Case-major, so a case's repeats finish together and its scoring can start early.
+    jobs = deque(
+        (ti, ci, r) for ci in range(len(cases)) for ti in range(len(targets)) for r in range(repeat)
+    )
+    scoring: list[asyncio.Future[None]] = []
+
+    def tick() -> None:
+        if progress is not None:
+            progress(state)
+
+    async def score(ti: int, ci: int) -> None:
+        results[ti][ci] = await _score_case(
+            suite, cases[ci], [o for o in outputs[ti][ci] if o is not None], context
+        )
+        state.scored_done += 1
+        tick()
 
     async def worker() -> None:
-        nonlocal done
-        while not queue.empty():
-            case, repeat = queue.get_nowait()
-            try:
-                body, headers = target.request(case, spec.seed, repeat)
-            except (templates.RenderError, templates.TemplateError) as exc:
-                raise EvalConfigError(f"case {case.id}: {exc}") from None
-            output = await calls.chat(body, headers, repeat)
-            if output.error and _is_config_error(output.error):
-                raise EvalConfigError(f"case {case.id}: {output.error}")
-            outputs[(case.id, repeat)] = output
-            if target.kind == "route" and not route_headers:
-                route_headers.update(await calls.chat_headers(body, headers, repeat))
-            done += 1
-            if progress:
-                progress(done, len(jobs))
+        while jobs:
+            ti, ci, r = jobs.popleft()
+            target, case = targets[ti], cases[ci]
+            body, headers = target.request(case, spec.seed, r)
+            output, answered_headers = await calls.chat(
+                body, headers, r, identity=target.identity, cacheable=cacheable[ti]
+            )
+            outputs[ti][ci][r] = output
+            if answered_headers.get("x-pilothouse-release"):
+                served[ti].add(answered_headers["x-pilothouse-release"])
+            state.calls_done += 1
+            tick()
+            remaining[ti][ci] -= 1
+            if remaining[ti][ci] == 0:
+                scoring.append(asyncio.ensure_future(score(ti, ci)))
 
-    await _gather(worker() for _ in range(min(spec.concurrency, len(jobs))))
-    context = Context(calls, suite)
-    cases_out = await _score(suite, cases, outputs, context)
-    answered = sorted({o.model for o in outputs.values() if o.model})
-    if spec.judge and not spec.allow_self_judge and set(answered) & context.judge_models:
-        raise EvalConfigError(
-            f"the judge answered as {', '.join(sorted(context.judge_models))}, the model under test: "
-            "pick another judge model or set `allow_self_judge: true`"
+    try:
+        await _gather(worker() for _ in range(min(spec.concurrency, len(jobs)) or 1))
+        await _gather_futures(scoring)
+    except BaseException:
+        for task in scoring:
+            task.cancel()
+        raise
+    answered = [sorted({o.model for row in per for o in row if o and o.model}) for per in outputs]
+    if spec.judge and not spec.allow_self_judge:
+        for target, models_answered in zip(targets, answered, strict=True):
+            if set(models_answered) & context.judge_models:
+                raise EvalConfigError(
+                    f"the judge answered as {', '.join(sorted(context.judge_models))}, the model "
+                    f"under test in target {target.name}: pick another judge model or set "
+                    "`allow_self_judge: true`"
+                )
+    gated = {t.name for t in _gated(targets)}
+    summaries = {}
+    for ti, target in enumerate(targets):
+        flat = [o for row in outputs[ti] for o in row if o is not None]
+        case_results = [
+            {"id": case.id, "tags": list(case.tags), "scores": results[ti][ci]["scores"]}
+            for ci, case in enumerate(cases)
+        ]
+        summaries[target.name] = gate.target_summary(
+            [s for s, _ in suite.scorers],
+            case_results,
+            flat,
+            spec.gate,
+            gated=target.name in gated,
         )
-    summary, passed = summarise(suite, cases_out, [o for o in outputs.values()])
-    manifest = _manifest(suite, target, dataset, answered, context, route_headers)
+    passed = all(s["passed"] for name, s in summaries.items() if name in gated)
+    case_rows = [
+        {
+            "id": case.id,
+            "tags": list(case.tags),
+            "inputs": case.inputs,
+            "expected": case.expected,
+            "targets": {t.name: results[ti][ci] for ti, t in enumerate(targets)},
+        }
+        for ci, case in enumerate(cases)
+    ]
+    costs = _costs(calls, summaries)
+    manifest = _manifest(suite, targets, dataset, answered, served, context, models, calls)
     return RunOutcome(
-        id="run_" + datetime.now(UTC).strftime("%Y%m%d%H%M%S") + "_" + secrets.token_hex(3),
+        id=run_id,
         suite=suite,
         passed=passed,
-        manifest={**manifest, "replay_of": replay_of},
-        summary=summary,
-        cases=cases_out,
-        cache=calls.cache,
+        manifest={**manifest, **(origin or {})},
+        summary={
+            "passed": passed,
+            "targets": summaries,
+            "gated_targets": [t.name for t in targets if t.name in gated],
+            "cases": len(cases),
+            "calls": state.calls_total,
+            "cost_usd": costs,
+            "cache": {
+                "enabled": calls.cache is not None,
+                "hits": calls.counts["hits"],
+                "misses": calls.counts["misses"],
+                "uncached": calls.counts["uncached"],
+                "replayed": calls.counts["replayed"],
+                "resumed": calls.counts["resumed"],
+                "by_kind": {k: v for k, v in sorted(calls.counts.items()) if ":" in k},
+            },
+        },
+        cases=case_rows,
+        cache=calls.used,
         stats={
             "wall_seconds": round(time.perf_counter() - started, 3),
-            "calls": calls.calls_made,
-            "retries": calls.retries_made,
+            "calls": calls.counts["calls"],
+            "retries": calls.counts["retries"],
+            "infra_failures": calls.counts["infra_failures"],
+            "aborted": calls.broken,
             "replayed": calls.offline,
         },
     )
 
 
-def _is_config_error(error: str) -> bool:
-    # The gateway refusing the request itself (not the provider failing) will not get better.
-    return error.startswith(("HTTP 400", "HTTP 401", "HTTP 403", "HTTP 404", "HTTP 410"))
+def _gated(targets: Sequence[Target]) -> list[Target]:
+    marked = [t for t in targets if t.candidate]
+    return marked or list(targets)
 
 
-async def _gather(coroutines: Any) -> None:
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
+async def _gather(coroutines: Iterable[Coroutine[Any, Any, None]]) -> None:
+    await _gather_futures([asyncio.ensure_future(c) for c in coroutines])
+
+
+async def _gather_futures(tasks: list[asyncio.Future[None]]) -> None:
     try:
         await asyncio.gather(*tasks)
     except BaseException:
@@ -202,37 +264,25 @@ async def _gather(coroutines: Any) -> None:
         raise
 
 
-async def _score(
-    suite: Suite, cases: list[Case], outputs: dict[tuple[str, int], Output], context: Context
-) -> list[dict[str, Any]]:
-    semaphore = asyncio.Semaphore(suite.spec.concurrency)
-
-    async def one(case: Case) -> dict[str, Any]:
-        repeats = [outputs[(case.id, r)] for r in range(suite.spec.repeat)]
-        scores: dict[str, Any] = {}
-        for scorer_spec, scorer in suite.scorers:
-            async with semaphore:
-                scores[scorer_spec.key] = await _apply(
-                    scorer_spec, scorer, case, repeats, context, suite.spec.reducer
-                )
-        return {
-            "id": case.id,
-            "tags": list(case.tags),
-            "outputs": [_output_json(o) for o in repeats],
-            "scores": scores,
-        }
-
-    results: list[dict[str, Any]] = [{}] * len(cases)
-
-    async def place(index: int, case: Case) -> None:
-        results[index] = await one(case)
-
-    await _gather(place(i, c) for i, c in enumerate(cases))
-    return results
+async def _score_case(
+    suite: Suite, case: Case, repeats: list[Output], context: Context
+) -> dict[str, Any]:
+    scores: dict[str, Any] = {}
+    for scorer_spec, scorer in suite.scorers:
+        scores[scorer_spec.key] = await _apply(
+            scorer_spec, scorer, case, repeats, context, suite.spec.reducer, suite.spec.ties
+        )
+    return {"outputs": [_output_json(o) for o in repeats], "scores": scores}
 
 
 async def _apply(
-    spec: ScorerSpec, scorer: Any, case: Case, repeats: list[Output], context: Context, reducer: str
+    spec: ScorerSpec,
+    scorer: Any,
+    case: Case,
+    repeats: list[Output],
+    context: Context,
+    reducer: str,
+    ties: str,
 ) -> dict[str, Any]:
     try:
         if getattr(scorer, "group", False):
@@ -247,9 +297,7 @@ async def _apply(
     except CallFailed as exc:
         return {"value": None, "passed": None, "invalid": True, "reason": str(exc)}
     value, passed = stats.reduce_repeats(
-        [s.value for s in per_repeat],
-        [s.passed for s in per_repeat],
-        reducer,
+        [s.value for s in per_repeat], [s.passed for s in per_repeat], reducer, ties
     )
     invalid = value is None and passed is None
     reasons = [s.reason for s in per_repeat if s.reason]
@@ -259,7 +307,8 @@ async def _apply(
         "invalid": invalid,
         "reason": reasons[0] if reasons else None,
         "repeats": [
-            {"value": s.value, "passed": s.passed, "invalid": s.invalid} for s in per_repeat
+            {"value": s.value, "passed": s.passed, "invalid": s.invalid, "reason": s.reason}
+            for s in per_repeat
         ]
         if len(per_repeat) > 1
         else None,
@@ -270,115 +319,112 @@ def _output_json(output: Output) -> dict[str, Any]:
     return {k: v for k, v in output.__dict__.items() if v is not None}
 
 
-def summarise(
-    suite: Suite, cases: list[dict[str, Any]], outputs: list[Output]
-) -> tuple[dict[str, Any], bool]:
-    """Per-scorer pass rates and means with 95% intervals, invalid counts, and the gate."""
-    per_scorer: dict[str, dict[str, Any]] = {}
-    gate_ok = True
-    for spec, _ in suite.scorers:
-        verdicts = [c["scores"][spec.key] for c in cases]
-        valid = [v for v in verdicts if not v["invalid"]]
-        passes = sum(1 for v in valid if v["passed"])
-        n = len(valid)
-        values = [float(v["value"]) for v in valid if v["value"] is not None]
-        low, high = stats.wilson_interval(passes, n) if n else (0.0, 0.0)
-        mean, mean_low, mean_high = stats.mean_interval(values) if values else (None, None, None)
-        pass_rate = passes / n if n else 0.0
-        ok = spec.threshold is None or (n > 0 and pass_rate >= spec.threshold)
-        gate_ok &= ok
-        per_scorer[spec.key] = {
-            "type": spec.type,
-            "cases": len(verdicts),
-            "scored": n,
-            "passed": passes,
-            "pass_rate": pass_rate,
-            "pass_rate_ci95": [low, high],
-            "mean": mean,
-            "mean_ci95": [mean_low, mean_high] if mean is not None else None,
-            "invalid": len(verdicts) - n,
-            "threshold": spec.threshold,
-            "ok": ok,
-        }
-    errors = sum(1 for o in outputs if o.error)
-    error_rate = errors / len(outputs) if outputs else 0.0
-    invalid_total = sum(s["invalid"] for s in per_scorer.values())
-    scored_total = sum(s["cases"] for s in per_scorer.values())
-    invalid_rate = invalid_total / scored_total if scored_total else 0.0
-    gate = suite.spec.gate
-    checks = {
-        "thresholds": gate_ok,
-        "invalid_rate": invalid_rate <= gate.max_invalid_rate,
-        "error_rate": error_rate <= gate.max_error_rate,
+def _costs(calls: GatewayCalls, summaries: dict[str, Any]) -> dict[str, Any]:
+    """What the answers this run used cost when they were made, by kind; `spent` is what
+    this run's own calls to the gateway cost (cache hits and replays are free)."""
+    judge = embeddings = 0.0
+    unpriced = 0
+    for key, record in calls.used.items():
+        kind = calls.kind_of.get(key)
+        if kind == "judge":
+            judge += (record.get("output") or {}).get("cost_usd") or 0.0
+        elif kind == "embed":
+            if record.get("cost_usd") is None and not record.get("error"):
+                unpriced += 1
+            embeddings += record.get("cost_usd") or 0.0
+    target = sum(s["cost_usd"] for s in summaries.values())
+    return {
+        "target": target,
+        "judge": judge,
+        "embeddings": embeddings,
+        "total": target + judge + embeddings,
+        "unpriced_embedding_calls": unpriced,
+        "spent": sum(calls.spent_usd.values()),
     }
-    summary = {
-        "scorers": per_scorer,
-        "cases": len(cases),
-        "calls": len(outputs),
-        "errors": errors,
-        "error_rate": error_rate,
-        "invalid_rate": invalid_rate,
-        "gate": {
-            **checks,
-            "max_invalid_rate": gate.max_invalid_rate,
-            "max_error_rate": gate.max_error_rate,
-        },
-        "cost_usd": sum(o.cost_usd or 0.0 for o in outputs),
-    }
-    return summary, all(checks.values())
 
 
-def _manifest(
-    suite: Suite,
-    target: Target,
-    dataset: dict[str, Any],
-    answered: list[str],
-    context: Context,
-    route_headers: dict[str, str],
+def plan_manifest(
+    suite: Suite, targets: list[Target], dataset: dict[str, Any], models: dict[str, Any]
 ) -> dict[str, Any]:
+    """The manifest as known before any call (what `preflight.material` compares)."""
     spec = suite.spec
     judge = spec.judge
     rubrics = sorted(
         {s.options.get("rubric", "") for s, _ in suite.scorers if s.type == "llm_judge"}
     )
-
-    target_part: dict[str, Any] = {"kind": target.kind, "params": target.params}
-    if target.kind == "route":
-        target_part.update(
-            route=target.route,
-            release=target.release,
-            release_id=route_headers.get("x-pilothouse-release"),
-            prompt=route_headers.get("x-pilothouse-prompt"),
-            prompt_hash=route_headers.get("x-pilothouse-prompt-hash"),
-        )
-    else:
-        assert target.prompt is not None
-        target_part.update(
-            prompt=f"{target.prompt['name']}@{target.prompt['version']}",
-            prompt_hash=target.prompt["hash"],
-            model_alias=target.model,
-        )
-    target_part["provider_models"] = answered
     return {
         "suite": {"name": spec.name, "path": str(suite.path), "file_hash": suite.file_hash},
         "dataset": dataset,
-        "target": target_part,
+        "targets": [t.manifest() for t in targets],
         "judge": {
             "model_alias": judge.model,
             "params": judge.params,
-            "provider_models": sorted(context.judge_models),
+            "structured": judge.structured,
+            "identity": models.get(judge.model),
+            "provider_models": [],
             "rubric_hash": hashlib.sha256("\n---\n".join(rubrics).encode()).hexdigest(),
         }
         if judge
         else None,
-        "scorers": [
-            {"key": s.key, "type": s.type, "options": s.options, "threshold": s.threshold}
-            for s, _ in suite.scorers
-        ],
+        "embedding_model": {
+            "model_alias": spec.embedding_model,
+            "identity": models.get(spec.embedding_model),
+            "provider_models": [],
+        }
+        if suite.uses_embeddings
+        else None,
+        "scorers": scorer_manifest(suite),
         "scorer_code_version": SCORER_CODE_VERSION,
         "repeat": spec.repeat,
         "reducer": spec.reducer,
+        "ties": spec.ties,
         "seed": spec.seed,
+        "gate": spec.gate.model_dump(),
         "pilothouse_version": __version__,
         "python": sys.version.split()[0],
     }
+
+
+def _manifest(
+    suite: Suite,
+    targets: list[Target],
+    dataset: dict[str, Any],
+    answered: list[list[str]],
+    served: list[set[str]],
+    context: Context,
+    models: dict[str, Any],
+    calls: GatewayCalls,
+) -> dict[str, Any]:
+    manifest = plan_manifest(suite, targets, dataset, models)
+    for part, target, provider_models, releases in zip(
+        manifest["targets"], targets, answered, served, strict=True
+    ):
+        part["provider_models"] = provider_models
+        if target.kind == "route":
+            part["served_release_ids"] = sorted(releases)
+    if manifest["judge"] is not None:
+        manifest["judge"]["provider_models"] = sorted(context.judge_models)
+    if manifest["embedding_model"] is not None:
+        manifest["embedding_model"]["provider_models"] = sorted(
+            {
+                str(r["model"])
+                for k, r in calls.used.items()
+                if calls.kind_of.get(k) == "embed" and r.get("model")
+            }
+        )
+    return manifest
+
+
+def scorer_manifest(suite: Suite) -> list[dict[str, Any]]:
+    return [
+        {
+            "key": s.key,
+            "type": s.type,
+            "options": s.options,
+            "threshold": s.threshold,
+            "min_mean": s.min_mean,
+            "min_verdicts": s.min_verdicts,
+            "max_invalid_rate": s.max_invalid_rate,
+        }
+        for s, _ in suite.scorers
+    ]

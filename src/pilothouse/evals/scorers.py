@@ -25,7 +25,13 @@ from pilothouse.evals import (
 )
 from pilothouse.evals.scorers_behavior import cost, hedging, latency, length, refusal
 from pilothouse.evals.scorers_model import embedding_similarity, llm_judge, self_consistency
-from pilothouse.evals.scorers_options import ScorerConfigError, as_group, clip, failed_call
+from pilothouse.evals.scorers_options import (
+    ScorerConfigError,
+    as_group,
+    checks_cases,
+    clip,
+    failed_call,
+)
 from pilothouse.evals.scorers_text import contains, equals, json_schema, json_valid, label_in, regex
 from pilothouse.evals.types import (
     Case,
@@ -112,7 +118,9 @@ def custom(target: str, options: dict[str, Any]) -> ScoreFn | GroupScoreFn:
     case's outputs (failed ones included; it decides). Otherwise a failed call scores as
     a fail without calling it. Any other return value, or an exception, is an invalid
     verdict naming the function. Import failures, a missing or non-callable attribute,
-    and options the function's signature cannot take are config errors.
+    and options the function's signature cannot take are config errors. A function may
+    carry `check_case(case) -> problem or None` (run for every case before any call) and,
+    as a group scorer, `min_repeats` (the least `repeat` the suite may set).
     """
     module_name, _, attr = target.partition(":")
     if not module_name or not attr or ":" in attr:
@@ -150,19 +158,23 @@ def custom(target: str, options: dict[str, Any]) -> ScoreFn | GroupScoreFn:
             return Score.invalid_because(f"custom scorer {target} raised {type(e).__name__}: {e}")
         return _as_score(result, target)
 
+    check = getattr(fn, "check_case", None)
+    built: ScoreFn | GroupScoreFn
     if getattr(fn, "group", False):
 
         async def group_score(case: Case, outputs: Sequence[Output], ctx: ScoringContext) -> Score:
             return await call(case, list(outputs))
 
-        return as_group(group_score)
+        built = as_group(group_score, min_repeats=int(getattr(fn, "min_repeats", 1)))
+    else:
 
-    async def score(case: Case, output: Output, ctx: ScoringContext) -> Score:
-        if output.error is not None:
-            return failed_call(output)
-        return await call(case, output)
+        async def score(case: Case, output: Output, ctx: ScoringContext) -> Score:
+            if output.error is not None:
+                return failed_call(output)
+            return await call(case, output)
 
-    return score
+        built = score
+    return checks_cases(built, check) if callable(check) else built
 
 
 def _as_score(result: Any, target: str) -> Score:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -20,6 +21,7 @@ from pilothouse.evals.scorers_options import (
     NotJson,
     ScorerConfigError,
     as_group,
+    checks_cases,
     clip,
     failed_call,
     guard,
@@ -73,7 +75,7 @@ def self_consistency(*, min_agreement: Any = 0.6, normalize: Any = "strip") -> G
         value = count / len(ok)
         return Score(value, value >= share, f"{count}/{len(ok)} agree on {clip(answer)!r}")
 
-    return as_group(score)
+    return as_group(score, min_repeats=2)
 
 
 def embedding_similarity(*, min_similarity: Any = 0.8) -> ScoreFn:
@@ -106,7 +108,15 @@ def embedding_similarity(*, min_similarity: Any = 0.8) -> ScoreFn:
         value = min(1.0, max(0.0, cosine))
         return Score(value, value >= floor, f"cosine similarity {cosine:.3f}")
 
-    return score
+    score.uses_embeddings = True  # type: ignore[attr-defined]
+    return checks_cases(
+        score,
+        lambda case: (
+            None
+            if isinstance(case.expected, str) and case.expected.strip()
+            else "`expected` must be a non-empty text to compare the output with"
+        ),
+    )
 
 
 _SCALES: dict[str, tuple[float, float, str]] = {
@@ -116,8 +126,60 @@ _SCALES: dict[str, tuple[float, float, str]] = {
 }
 
 
+_RUBRIC_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+
+
+def rubric_fields(rubric: str) -> list[str]:
+    """The `{{name}}` placeholders of a rubric: case variables, or `expected`."""
+    return sorted(set(_RUBRIC_PLACEHOLDER.findall(rubric)))
+
+
+def _rubric_value(case: Case, name: str) -> Any:
+    if name == "expected":
+        return case.expected
+    variables = case.inputs.get("variables")
+    return variables.get(name) if isinstance(variables, dict) else None
+
+
+def rubric_problem(rubric: str, case: Case) -> str | None:
+    """Why `rubric` cannot be filled in for `case` (a missing or null value), or None."""
+    missing = [name for name in rubric_fields(rubric) if _rubric_value(case, name) is None]
+    if not missing:
+        return None
+    where = ", ".join("expected" if name == "expected" else f"variables.{name}" for name in missing)
+    return f"the judge's rubric needs {where}, which the case does not give (or gives null)"
+
+
+def fill_rubric(rubric: str, case: Case) -> str:
+    return _RUBRIC_PLACEHOLDER.sub(lambda m: _render(_rubric_value(case, m.group(1))), rubric)
+
+
+def verdict_format(scale: str) -> dict[str, Any]:
+    """The JSON schema response_format asking the judge for exactly the verdict object."""
+    low, high, _ = _SCALES[scale]
+    score: dict[str, Any] = (
+        {"type": "integer", "enum": [0, 1]}
+        if scale == "pass_fail"
+        else {"type": "number", "minimum": low, "maximum": high}
+    )
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": "verdict",
+            "schema": {
+                "type": "object",
+                "properties": {"score": score, "reason": {"type": "string"}},
+                "required": ["score", "reason"],
+                "additionalProperties": False,
+            },
+        },
+    }
+
+
 def judge_messages(rubric: str, scale: str, case: Case, output: Output) -> list[dict[str, Any]]:
-    """The judge conversation: the rubric and reply format, then the case and the answer."""
+    """The judge conversation: the rubric (its `{{placeholders}}` filled from the case) and
+    the reply format, then the case and the answer."""
+    rubric = fill_rubric(rubric, case)
     system = (
         "You grade one answer produced by an AI system, using the rubric below.\n\n"
         f"Rubric:\n{rubric}\n\n"
@@ -188,7 +250,9 @@ def parse_judge_reply(reply: Any, scale: str) -> tuple[float, str | None] | str:
 def llm_judge(*, rubric: Any = None, scale: Any = "1-5", pass_at: Any = None) -> ScoreFn:
     """Asks the suite's pinned judge model to grade the output against `rubric`.
 
-    The judge gets a system message with the rubric, the scale and the required reply
+    The rubric may name case values as `{{variable}}` or `{{expected}}`; every case must
+    give them (checked before any call). The judge gets a system message with the rubric,
+    the scale and the required reply
     (exactly one JSON object `{"score": <number>, "reason": "<one sentence>"}`), and a
     user message with the case inputs, the expected answer (if any) and the output.
     `scale`: `1-5` (default; value (score-1)/4, passes at score >= `pass_at`, default 4),
@@ -196,7 +260,8 @@ def llm_judge(*, rubric: Any = None, scale: Any = "1-5", pass_at: Any = None) ->
     1; no `pass_at`). The reply is read only as in `parse_judge_reply`; anything else
     (prose, a missing or non-numeric score, a score off the scale) is invalid, "judge
     reply could not be parsed: <first 80 chars> (<why>)", never a number. The judge's
-    `reason` becomes the Score reason.
+    `reason` becomes the Score reason. The judge is asked for the verdict object with a
+    JSON-schema `response_format` unless the suite's judge sets `structured: false`.
     """
     rubric = want_str("llm_judge", "rubric", rubric)
     if scale not in _SCALES:
@@ -212,9 +277,11 @@ def llm_judge(*, rubric: Any = None, scale: Any = "1-5", pass_at: Any = None) ->
     else:
         threshold = want_number("llm_judge", "pass_at", pass_at, low=low, high=high)
 
+    reply_format = verdict_format(scale)
+
     @guard
     async def score(case: Case, output: Output, ctx: ScoringContext) -> Score:
-        reply = await ctx.judge(judge_messages(rubric, scale, case, output))
+        reply = await ctx.judge(judge_messages(rubric, scale, case, output), reply_format)
         parsed = parse_judge_reply(reply, scale)
         if isinstance(parsed, str):
             shown = reply[:80] if isinstance(reply, str) else repr(reply)[:80]
@@ -222,4 +289,6 @@ def llm_judge(*, rubric: Any = None, scale: Any = "1-5", pass_at: Any = None) ->
         points, reason = parsed
         return Score((points - low) / (high - low), points >= threshold, reason)
 
-    return score
+    score.uses_judge = True  # type: ignore[attr-defined]
+    score.rubric = rubric  # type: ignore[attr-defined]
+    return checks_cases(score, lambda case: rubric_problem(rubric, case))

@@ -110,10 +110,36 @@ def guard(fn: ScoreFn) -> ScoreFn:
     return score
 
 
-def as_group(fn: Callable[[Case, Sequence[Output], ScoringContext], Any]) -> GroupScoreFn:
-    """Marks a scorer as a group scorer: the runner calls it once per case with all repeats."""
+def as_group(
+    fn: Callable[[Case, Sequence[Output], ScoringContext], Any], *, min_repeats: int = 1
+) -> GroupScoreFn:
+    """Marks a scorer as a group scorer: the runner calls it once per case with all repeats.
+
+    `min_repeats`: a suite whose `repeat` is lower is refused when it is loaded.
+    """
     fn.group = True  # type: ignore[attr-defined]
+    fn.min_repeats = min_repeats  # type: ignore[attr-defined]
     return fn
+
+
+CaseCheck = Callable[[Case], "str | None"]
+
+
+def checks_cases(fn: Any, check: CaseCheck) -> Any:
+    """Attach `check(case) -> problem or None`: what the scorer needs from every case.
+
+    The runner calls it for every case before the first model call, so a case the scorer
+    could never score (no `expected`, say) is reported up front instead of as an invalid
+    verdict after the run has been paid for.
+    """
+    fn.check_case = check
+    return fn
+
+
+def case_problems(scorer: Any, case: Case) -> str | None:
+    """What `scorer` finds wrong with `case` before any call, or None."""
+    check = getattr(scorer, "check_case", None)
+    return check(case) if callable(check) else None
 
 
 class NotJson(ValueError):

@@ -13,6 +13,7 @@ from typing import Any
 from pilothouse.evals.scorers_options import (
     NotJson,
     ScorerConfigError,
+    checks_cases,
     clip,
     guard,
     is_number,
@@ -66,6 +67,15 @@ def equals(*, value: Any = None, ignore_case: bool = False, strip: bool = True) 
             return Score.of(True)
         return Score.of(False, f"expected {clip(target)!r}, got {clip(got)!r}")
 
+    if fixed is None:
+        return checks_cases(
+            score,
+            lambda case: (
+                None
+                if _expected_text(case) is not None
+                else "`expected` must be a text or a number (the scorer has no `value`)"
+            ),
+        )
     return score
 
 
@@ -102,7 +112,18 @@ def contains(*, value: Any = None, any: bool = False, ignore_case: bool = False)
             not missing, f"missing: {', '.join(map(repr, missing))}" if missing else None
         )
 
+    if fixed is None:
+        return checks_cases(score, _check_needles)
     return score
+
+
+def _check_needles(case: Case) -> str | None:
+    e = case.expected
+    if (isinstance(e, str) and e) or (
+        isinstance(e, list) and e and all(isinstance(x, str) and x for x in e)
+    ):
+        return None
+    return "`expected` must be a text or a list of texts (the scorer has no `value`)"
 
 
 _FLAGS = {"i": re.IGNORECASE, "m": re.MULTILINE, "s": re.DOTALL, "x": re.VERBOSE, "a": re.ASCII}
@@ -260,4 +281,14 @@ def label_in(
             return Score.of(True)
         return Score.of(False, f"expected {clip(repr(want))}, got {clip(repr(got))}")
 
+    if expected_from is not None:
+
+        def check(case: Case) -> str | None:
+            exp = case.expected
+            want = exp.get(path, _at_path(exp, parts)) if isinstance(exp, dict) else exp
+            if want is None or want is _MISSING:
+                return f"`expected` has no value for {path!r} (label_in reads it)"
+            return None
+
+        return checks_cases(score, check)
     return score

@@ -30,6 +30,8 @@ class Output:
     completion_tokens: int = 0
     model: str | None = None  # the provider model that answered
     error: str | None = None  # set when the call failed after retries
+    error_kind: str | None = None  # "infra" (gateway, provider) or "refused" (this request)
+    refusal: str | None = None  # a structured-output refusal (OpenAI's `message.refusal`)
 
 
 @dataclass(frozen=True)
@@ -60,8 +62,13 @@ class ScoringContext(Protocol):
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
-    async def judge(self, messages: list[dict[str, Any]]) -> str:
-        """The pinned judge model's reply text (temperature 0, the suite's judge params)."""
+    async def judge(
+        self, messages: list[dict[str, Any]], response_format: dict[str, Any] | None = None
+    ) -> str:
+        """The pinned judge model's reply text (temperature 0, the suite's judge params).
+
+        `response_format` is sent along when the suite's judge is `structured` (default).
+        """
         ...
 
 
@@ -73,13 +80,25 @@ GroupScoreFn = Callable[[Case, Sequence[Output], ScoringContext], Awaitable[Scor
 
 @dataclass(frozen=True)
 class ScorerSpec:
-    """A scorer as a suite file declares it: `type`, its options, and the gate threshold."""
+    """A scorer as a suite file declares it: `type`, its options, and what the gate asks of it.
+
+    A scorer is *gated* when it has a `threshold` (minimum pass rate) or a `min_mean`; a
+    gated scorer also needs evidence: at least `min_verdicts` valid verdicts and at most
+    `max_invalid_rate` of its verdicts invalid (None: the suite's gate defaults).
+    """
 
     type: str
     options: dict[str, Any] = field(default_factory=dict)
-    threshold: float | None = None  # minimum pass rate (or mean) for the gate
+    threshold: float | None = None  # minimum pass rate for the gate
     name: str | None = None  # how results name it; defaults to `type`
+    min_mean: float | None = None  # minimum mean value for the gate
+    min_verdicts: int | None = None
+    max_invalid_rate: float | None = None
 
     @property
     def key(self) -> str:
         return self.name or self.type
+
+    @property
+    def gated(self) -> bool:
+        return self.threshold is not None or self.min_mean is not None

@@ -265,11 +265,10 @@ class GatewayApp:
                     raise ClientGone from None
                 raise
         account(record, deployment, result.usage)
-        extra = headers
         if endpoint == "chat":
             record.finish_reason = result.finish_reason
-            extra = [*headers, (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())]
-        await send_json(send, 200, result.body, extra)
+        cost = (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())
+        await send_json(send, 200, result.body, [*headers, cost])
 
     async def _stream(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, func, or_, select
 
 from pilothouse.store.tables import datasets, eval_runs, request_log
 
@@ -70,17 +70,19 @@ def all_datasets(conn: Connection) -> list[dict[str, Any]]:
 def logged_variables(
     conn: Connection, route: str, since: datetime, limit: int
 ) -> list[dict[str, Any]]:
-    """Recent successful calls of a route that carried template variables."""
+    """Recent calls of a route that were answered in full and carried template
+    variables, newest first; the eval runner's own calls (`source` = "eval") left out."""
+    source = request_log.c.source
+    columns = [request_log.c.id, request_log.c.variables, request_log.c.release_id, source]
+    conditions = [
+        request_log.c.route == route,
+        request_log.c.started_at >= since,
+        request_log.c.outcome == "ok",
+        request_log.c.variables.is_not(None),
+        or_(source.is_(None), source != "eval"),
+    ]
     query = (
-        select(request_log.c.id, request_log.c.variables, request_log.c.release_id)
-        .where(
-            request_log.c.route == route,
-            request_log.c.started_at >= since,
-            request_log.c.status_code == 200,
-            request_log.c.variables.is_not(None),
-        )
-        .order_by(request_log.c.started_at.desc())
-        .limit(limit)
+        select(*columns).where(*conditions).order_by(request_log.c.started_at.desc()).limit(limit)
     )
     return [dict(r._mapping) for r in conn.execute(query)]
 
