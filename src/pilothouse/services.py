@@ -11,7 +11,6 @@ from typing import Any
 from pilothouse import errors
 from pilothouse.bus import ChangeBus
 from pilothouse.config import ConfigFile
-from pilothouse.policy.admin_token import AdminAuth
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.store import Store, database
@@ -26,7 +25,6 @@ class Services:
     store: Store
     config: ConfigFile
     metrics: Metrics
-    admin_auth: AdminAuth
     holder: SnapshotHolder
     prompt_feed: PromptFeed
     request_log: RequestLogWriter

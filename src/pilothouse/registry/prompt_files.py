@@ -20,7 +20,6 @@ file, line and field at fault, before anything is sent anywhere.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,9 +28,8 @@ import yaml
 from pydantic import Field
 
 from pilothouse import yamlfile
+from pilothouse.registry import names
 from pilothouse.registry.prompt_content import PromptContent, template_problems
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
 
 
 class PromptFileModel(PromptContent):
@@ -72,11 +70,9 @@ def load_file(path: Path) -> PromptFile:
                 ("name",), f"is {model.name!r} but the file is {path.name}: they must match"
             )
         )
-    if not _NAME.match(name):
+    if not names.is_name(name):
         problems.append(
-            located.problem(
-                ("name",), f"{name!r} is not a valid prompt name (letters, digits, . _ -)"
-            )
+            located.problem(("name",), f"{name!r} is not a valid prompt name: {names.NAME_RULE}")
         )
     problems += [located.problem(loc, message) for loc, message in template_problems(model)]
     if problems:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pilothouse.store.tables import prompt_events, prompt_labels, prompt_versions, prompts
 
@@ -15,12 +17,29 @@ def get_prompt(conn: Connection, name: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
-def upsert_prompt(conn: Connection, name: str, fields: dict[str, Any]) -> None:
-    """Create the prompt, or update the given descriptive fields (never versions)."""
-    now = datetime.now(UTC)
-    if get_prompt(conn, name) is None:
-        conn.execute(prompts.insert().values(name=name, created_at=now, updated_at=now, **fields))
-    elif fields:
+def lock_prompt(conn: Connection, name: str, *, create: bool) -> dict[str, Any] | None:
+    """The prompt's row, locked until the transaction ends (PostgreSQL: FOR UPDATE; SQLite
+    writers hold the database lock already), created first when `create` and missing.
+
+    Every write to a prompt's versions and labels takes this lock first, so concurrent
+    writers to one prompt queue: version numbers and audit `before` values stay exact.
+    """
+    if create:
+        now = datetime.now(UTC)
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(
+            dialect_insert(prompts)
+            .values(name=name, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+    row = conn.execute(select(prompts).where(prompts.c.name == name).with_for_update()).first()
+    return dict(row._mapping) if row else None
+
+
+def update_prompt(conn: Connection, name: str, fields: dict[str, Any]) -> None:
+    """Update the given descriptive fields (never versions)."""
+    if fields:
+        now = datetime.now(UTC)
         conn.execute(update(prompts).where(prompts.c.name == name).values(updated_at=now, **fields))
 
 
@@ -55,6 +74,20 @@ def latest_version_number(conn: Connection, name: str) -> int:
 
 def insert_version(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(prompt_versions.insert().values(**row))
+
+
+def versions_by_key(
+    conn: Connection, keys: list[tuple[str, int]]
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Several versions by (name, number) in one query."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        select(prompt_versions).where(
+            tuple_(prompt_versions.c.prompt_name, prompt_versions.c.version).in_(keys)
+        )
+    )
+    return {(r.prompt_name, r.version): dict(r._mapping) for r in rows}
 
 
 def versions(conn: Connection, name: str) -> list[dict[str, Any]]:

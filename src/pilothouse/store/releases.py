@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pilothouse.store.tables import releases, route_events, routes
 
@@ -19,18 +21,20 @@ def all_routes(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in conn.execute(select(routes).order_by(routes.c.name))]
 
 
-def create_route(conn: Connection, name: str, owner: str | None, description: str | None) -> None:
-    now = datetime.now(UTC)
-    conn.execute(
-        routes.insert().values(
-            name=name,
-            owner=owner,
-            description=description,
-            canary_weight=0,
-            created_at=now,
-            updated_at=now,
+def lock_route(conn: Connection, name: str, *, create: bool) -> dict[str, Any] | None:
+    """The route's row, locked until the transaction ends (PostgreSQL: FOR UPDATE; SQLite
+    writers hold the database lock already), created first when `create` and missing.
+    Every change to a route takes this lock first, so concurrent promotions queue."""
+    if create:
+        now = datetime.now(UTC)
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(
+            dialect_insert(routes)
+            .values(name=name, canary_weight=0, canary_salt="", created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
         )
-    )
+    row = conn.execute(select(routes).where(routes.c.name == name).with_for_update()).first()
+    return dict(row._mapping) if row else None
 
 
 def update_route(conn: Connection, name: str, **fields: Any) -> None:
