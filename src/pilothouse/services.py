@@ -14,6 +14,7 @@ from pilothouse.config import ConfigFile
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.store import Store, database
+from pilothouse.store.tolerant import DamagedRow
 from pilothouse.telemetry.metrics import Metrics
 from pilothouse.telemetry.request_log import RequestLogWriter
 
@@ -65,7 +66,14 @@ class Services:
         return checks
 
     def explain(self, exc: Exception) -> errors.PilothouseError | None:
-        """Our error for a failure the store raised (the database is away), else None."""
+        """Our error for a failure the store raised (the database is away, or a row it
+        holds is damaged), else None."""
+        if isinstance(exc, DamagedRow):
+            return errors.ServiceUnavailable(
+                f"{exc}; nothing else is affected",
+                hint="an admin can repair or replace it; the server log has the details",
+                code="damaged_row",
+            )
         if database.is_unavailable(exc):
             return errors.ServiceUnavailable(
                 "the database is unavailable, so this request was not completed",

@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from pilothouse import errors
 from pilothouse.registry import templates
 from pilothouse.store import prompts as rows
+from pilothouse.store.tolerant import DamagedRow
 
 
 class Unresolvable(Exception):
@@ -108,7 +109,7 @@ def not_found(name: str, detail: str = "") -> errors.NotFound:
 def version_number(conn: Connection, name: str, label: str | None, version: int | None) -> int:
     """The version a label points at (default: production), or `version` checked to exist."""
     if version is not None:
-        if rows.get_version(conn, name, version) is None:
+        if not rows.version_exists(conn, name, version):
             latest = rows.latest_version_number(conn, name)
             if latest == 0:
                 raise not_found(name)
@@ -128,6 +129,19 @@ def _texts(content: Mapping[str, Any]) -> list[str]:
     texts = [m.get("content") for m in content.get("messages") or []]
     texts.append(content.get("text") or "")
     return [t for t in texts if isinstance(t, str)]
+
+
+def resolve_row(conn: Connection, name: str, number: int) -> dict[str, Any]:
+    """Version `number` of `name` as stored; Unresolvable if missing or damaged."""
+    try:
+        row = rows.get_version(conn, name, number)
+    except DamagedRow as exc:
+        raise Unresolvable(str(exc)) from None
+    if row is None:
+        raise Unresolvable(f"prompt {name}@{number} is not in the store")
+    if not isinstance(row["content"], dict):
+        raise Unresolvable(f"prompt {name}@{number} has no readable content")
+    return row
 
 
 def collect_fragments(
@@ -157,8 +171,10 @@ def _collect(
                 number = version_number(conn, fragment_name, None if pinned else ref, pinned)
             except errors.NotFound as exc:
                 raise Unresolvable(f"include {{{{> {key}}}}}: {exc.message}") from None
-            row = rows.get_version(conn, fragment_name, number)
-            assert row is not None
+            try:
+                row = resolve_row(conn, fragment_name, number)
+            except Unresolvable as exc:
+                raise Unresolvable(f"include {{{{> {key}}}}}: {exc}") from None
             if not isinstance(row["content"], dict) or "text" not in row["content"]:
                 raise Unresolvable(
                     f"include {{{{> {key}}}}}: prompt {fragment_name!r} is a chat prompt, "
@@ -202,9 +218,7 @@ def check(
 def resolve(conn: Connection, name: str, number: int) -> ResolvedPrompt:
     """Version `number` of `name` with its includes resolved live; Unresolvable when an
     include cannot be (the version itself must exist)."""
-    row = rows.get_version(conn, name, number)
-    if row is None:
-        raise Unresolvable(f"prompt {name}@{number} is not in the store")
+    row = resolve_row(conn, name, number)
     fragments = collect_fragments(conn, name, row["content"])
     labels = [r["label"] for r in rows.labels(conn, name) if r["version"] == number]
     return from_row(row, labels, fragments)
@@ -221,7 +235,10 @@ def resolve_frozen(
         if not isinstance(entry, Mapping) or not isinstance(entry.get("version"), int):
             raise Unresolvable(f"frozen fragment {ref!r} is not a version record")
         keys.append((str(entry.get("name")), entry["version"]))
-    found = rows.versions_by_key(conn, keys)
+    try:
+        found = rows.versions_by_key(conn, keys)
+    except DamagedRow as exc:
+        raise Unresolvable(str(exc)) from None
     row = found.get((name, number))
     if row is None:
         raise Unresolvable(f"prompt {name}@{number} is not in the store")

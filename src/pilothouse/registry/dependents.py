@@ -1,12 +1,14 @@
 """Who depends on a label, and whether a change to it would break them.
 
 A label change (a move, a delete, a rollback, a push with `--label`) is made inside its
-transaction first; then every dependent that used the label before the change is composed
-again, as it would be served after it. Dependents are the labelled versions of every
-prompt (what SDK clients read by label) and the active and canary releases of every route
-(frozen, so they keep serving, but a new promotion of the same prompt would take the new
-composition). If one would not render, the writer raises `Broken` and the transaction
-rolls back, unless the caller forces the change with a reason (then it is audited).
+transaction first; then every labelled prompt that included the label before the change
+is composed again, as readers (SDK clients) would get it after the change. If one would
+not render, the change is refused (Conflict naming them) and the transaction rolls back,
+unless the caller forces it with a reason (then it is audited).
+
+Routes are not broken by a label change: a release froze its fragments when it was made.
+The routes whose releases took a fragment from the label are still named (`unaffected`),
+since promoting the same prompt again would take the new state.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ from pilothouse import errors
 from pilothouse.registry import composition, templates
 from pilothouse.store import prompts as prompt_rows
 from pilothouse.store import releases as release_rows
+from pilothouse.store.tolerant import DamagedRow
 
 
 @dataclass(frozen=True)
 class Dependent:
     kind: str  # "prompt" (a labelled version) or "release" (a route's active/canary release)
     name: str  # the prompt, or the route
-    ref: str  # `triage@production` (version 3), or `active release rel_... (triage@2)`
+    ref: str  # `triage@production (version 3)`, or `active release rel_..., triage@2`
     prompt: str
     version: int
     problem: str = ""
+    label: str | None = None  # for a prompt: the label readers follow
 
     def public(self) -> dict[str, Any]:
         out = {"kind": self.kind, "name": self.name, "ref": self.ref, "problem": self.problem}
@@ -63,26 +67,30 @@ class Watch:
         """A label now points at `version` of `name`: it must compose and render itself."""
         self._own.append((name, version, how))
 
-    def check(self) -> list[Dependent]:
-        broken = []
+    def check(self) -> tuple[list[Dependent], list[Dependent]]:
+        """(broken, unaffected): labelled prompts that would no longer render, as their
+        labels point after the changes; routes whose frozen releases used a changed label."""
+        broken: dict[tuple[str, int], Dependent] = {}
         for name, version, how in self._own:
             problem = self._problem(name, version)
             if problem:
-                broken.append(Dependent("prompt", name, how, name, version, problem))
+                broken[(name, version)] = Dependent("prompt", name, how, name, version, problem)
+        unaffected = []
         for dependent in self._watched.values():
-            problem = self._problem(dependent.prompt, dependent.version)
+            if dependent.kind == "release":
+                unaffected.append(dependent)
+                continue
+            assert dependent.label is not None
+            now = prompt_rows.label_version(self._conn, dependent.name, dependent.label)
+            if now is None or (dependent.name, now) in broken:
+                continue  # the label went away with this change, or is already named
+            problem = self._problem(dependent.name, now)
             if problem:
-                broken.append(
-                    Dependent(
-                        dependent.kind,
-                        dependent.name,
-                        dependent.ref,
-                        dependent.prompt,
-                        dependent.version,
-                        problem,
-                    )
+                ref = f"{dependent.name}@{dependent.label} (version {now})"
+                broken[(dependent.name, now)] = Dependent(
+                    "prompt", dependent.name, ref, dependent.name, now, problem, dependent.label
                 )
-        return broken
+        return list(broken.values()), unaffected
 
     def _problem(self, name: str, version: int) -> str:
         try:
@@ -101,8 +109,8 @@ class Watch:
             refs = self._refs_live(name, version)
             if refs:
                 ref = f"{name}@{label} (version {version})"
-                users.append((Dependent("prompt", name, ref, name, version), refs))
-        routes = release_rows.all_routes(conn)
+                users.append((Dependent("prompt", name, ref, name, version, label=label), refs))
+        routes = [r for r in release_rows.all_routes(conn) if "problem" not in r]
         ids = [r[k] for r in routes for k in ("active_release_id", "canary_release_id") if r[k]]
         releases = release_rows.releases_by_id(conn, ids)
         for route in routes:
@@ -127,33 +135,44 @@ class Watch:
         return users
 
     def _refs_live(self, name: str, version: int) -> set[str]:
-        row = prompt_rows.get_version(self._conn, name, version)
-        if row is None or "{{>" not in str(row["content"]):
-            return set()
         try:
+            row = prompt_rows.get_version(self._conn, name, version)
+            if row is None or "{{>" not in str(row["content"]):
+                return set()
             return set(composition.collect_fragments(self._conn, name, row["content"]))
-        except composition.Unresolvable:
+        except (composition.Unresolvable, DamagedRow):
             return set()  # already broken before this change: not this change's doing
 
 
 def refuse_or_record(
-    broken: list[Dependent], *, what: str, force: bool, reason: str | None
+    broken: list[Dependent],
+    unaffected: list[Dependent],
+    *,
+    what: str,
+    force: bool,
+    reason: str | None,
 ) -> dict[str, Any] | None:
     """Raise Conflict naming what `what` would break, unless forced (with a reason); the
     record to keep in the audit trail when forced."""
     if not broken:
         return None
     listed = "; ".join(d.describe() for d in broken)
+    routes = [d.public() for d in unaffected]
     if not force:
+        kept = (
+            f" (routes keep serving their frozen releases: {', '.join(d.name for d in unaffected)})"
+            if unaffected
+            else ""
+        )
         raise errors.Conflict(
-            f"{what} would break {len(broken)} dependent(s): {listed}",
+            f"{what} would break {len(broken)} dependent(s): {listed}{kept}",
             hint="fix the dependents first, or force it with a reason "
             "(`--force --reason TEXT`; API: `force: true` and `reason`); forcing is audited",
             code="would_break_dependents",
-            details={"dependents": [d.public() for d in broken]},
+            details={"dependents": [d.public() for d in broken], "routes_unaffected": routes},
         )
     require_reason(force, reason)
-    return {"forced": True, "broken": [d.public() for d in broken]}
+    return {"forced": True, "broken": [d.public() for d in broken], "routes_unaffected": routes}
 
 
 def require_reason(force: bool, reason: str | None) -> None:

@@ -66,9 +66,12 @@ class LabelWriter:
         before = rows.label_version(self.conn, name, label)
         if before == version and not rollback:
             return False
-        target = rows.get_version(self.conn, name, version)
-        if target is None:
-            raise composition.not_found(name, f" version {version}")
+        try:
+            target = composition.resolve_row(self.conn, name, version)
+        except composition.Unresolvable as exc:
+            raise errors.Conflict(
+                f"cannot point {name}@{label} at version {version}: {exc}"
+            ) from None
         self.watch.label_changing(name, label)
         rows.set_label(self.conn, name, label, version, self.actor)
         self.watch.version_served(name, version, f"{name}@{label} (version {version})")
@@ -113,8 +116,9 @@ class LabelWriter:
         """Refuse (Conflict) if the changes break a dependent, unless forced; write the
         audit entries. Returns the forced record, if the change was forced."""
         dependents.require_reason(force, self.reason)
+        broken, unaffected = self.watch.check()
         forced = dependents.refuse_or_record(
-            self.watch.check(), what=what, force=force, reason=self.reason
+            broken, unaffected, what=what, force=force, reason=self.reason
         )
         for entry in self._audit:
             after = entry["after"]
@@ -224,6 +228,4 @@ def _read(conn: Connection, name: str, version: int) -> ResolvedPrompt:
     try:
         return composition.resolve(conn, name, version)
     except composition.Unresolvable:
-        row = rows.get_version(conn, name, version)
-        assert row is not None
-        return composition.from_row(row, [], {})
+        return composition.from_row(composition.resolve_row(conn, name, version), [], {})

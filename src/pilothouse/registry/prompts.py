@@ -222,9 +222,10 @@ def list_prompts(store: Store) -> list[dict[str, Any]]:
             out.append(
                 {
                     "name": prompt["name"],
-                    "description": prompt["description"],
-                    "owner": prompt["owner"],
-                    "tags": prompt["tags"] if isinstance(prompt["tags"], list) else [],
+                    "description": prompt.get("description"),
+                    "owner": prompt.get("owner"),
+                    "tags": prompt["tags"] if isinstance(prompt.get("tags"), list) else [],
+                    **({"problem": prompt["problem"]} if "problem" in prompt else {}),
                     "latest_version": rows.latest_version_number(conn, prompt["name"]),
                     "labels": {
                         r["label"]: r["version"]
@@ -244,11 +245,12 @@ def list_versions(store: Store, name: str) -> list[dict[str, Any]]:
         return [
             {
                 "version": v["version"],
-                "hash": v["hash"],
-                "note": v["note"],
-                "created_by": v["created_by"],
-                "created_at": v["created_at"].isoformat(),
+                "hash": v.get("hash"),
+                "note": v.get("note"),
+                "created_by": v.get("created_by"),
+                "created_at": v["created_at"].isoformat() if "created_at" in v else None,
                 "labels": [label["label"] for label in labels if label["version"] == v["version"]],
+                **({"problem": v["problem"]} if "problem" in v else {}),
             }
             for v in rows.versions(conn, name)
         ]

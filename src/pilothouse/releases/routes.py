@@ -42,14 +42,17 @@ def list_routes(store: Store) -> list[dict[str, Any]]:
     the row it names cannot be read)."""
     with store.connect() as conn:
         all_rows = rows.all_routes(conn)
-        ids = [r[k] for r in all_rows for k in ("active_release_id", "canary_release_id") if r[k]]
+        ids = [
+            r[k] for r in all_rows for k in ("active_release_id", "canary_release_id") if r.get(k)
+        ]
         known = _releases(conn, ids)
     out = []
     for r in all_rows:
-        active, canary = (
-            known.get(r["active_release_id"] or ""),
-            known.get(r["canary_release_id"] or ""),
-        )
+        if "problem" in r:
+            out.append({"name": r["name"], "problem": r["problem"], "active": None, "canary": None})
+            continue
+        active = known.get(r["active_release_id"] or "")
+        canary = known.get(r["canary_release_id"] or "")
         out.append(
             {
                 "name": r["name"],

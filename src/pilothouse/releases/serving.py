@@ -25,6 +25,7 @@ from pilothouse.registry.composition import ResolvedPrompt
 from pilothouse.store import releases as release_rows
 from pilothouse.store import tolerant
 from pilothouse.store.tables import routes as routes_table
+from pilothouse.store.tolerant import DamagedRow
 
 _BUCKETS = 10_000
 
@@ -90,8 +91,8 @@ class _Unservable(Exception):
 def _release(conn: Connection, release_id: str) -> ReleaseTarget:
     try:
         row = release_rows.get_release(conn, release_id)
-    except Exception as exc:
-        raise _Unservable(f"release {release_id} cannot be read ({type(exc).__name__})") from exc
+    except DamagedRow as exc:
+        raise _Unservable(str(exc)) from None
     if row is None:
         raise _Unservable(f"release {release_id} is not in the store")
     frozen = row.get("fragments")
@@ -140,8 +141,6 @@ def load_routes(conn: Connection) -> tuple[dict[str, RouteTarget], list[Quaranti
             try:
                 arms[arm] = _release(conn, str(release_id))
             except _Unservable as exc:
-                if isinstance(exc.__cause__, Exception):
-                    conn.rollback()  # PostgreSQL: the failed read aborted the transaction
                 arm_problems[arm] = str(exc)
                 problems.append(Quarantined("release", str(release_id), str(exc)))
         weight = row["canary_weight"]
