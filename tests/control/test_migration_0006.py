@@ -100,11 +100,18 @@ def test_existing_releases_are_frozen_and_an_unfreezable_one_is_quarantined(
             "b" * 64, {"house-style@production": fragment}
         )
         assert frozen["rel_search"] == "c" * 64 and frozen["rel_wedged"] is None
-        freezes = {e["reason"]: e for e in audit.history(conn) if e["action"] == "release.freeze"}
-        assert len(freezes) == 3 and all(e["actor"] == "migration 0006" for e in freezes.values())
-        assert any(
-            "rel_wedged could not be frozen" in r and "tone@production" in r for r in freezes
-        )
+        freezes = [e for e in audit.history(conn) if e["action"] == "release.freeze"]
+        assert len(freezes) == 3 and {e["actor"] for e in freezes} == {"migration 0006"}
+        by_release = {(e["after"] or {}).get("release"): e for e in freezes}
+        assert by_release["rel_support"]["after"]["fragments"]["house-style@production"] == {
+            "name": "house-style",
+            "version": 1,
+            "hash": "a" * 64,
+            "label": "production",
+        }
+        (failed,) = [e for e in freezes if e["after"] is None]
+        assert "rel_wedged could not be frozen" in failed["reason"]
+        assert "tone@production" in failed["reason"]
         routes, problems = load_routes(conn)
     store.close()
     assert routes["support"].active is not None and routes["search"].active is not None
