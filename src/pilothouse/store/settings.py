@@ -21,12 +21,13 @@ def get(conn: Connection, name: str, *, lock: bool = False) -> str | None:
 def insert_if_absent(conn: Connection, name: str, value: str, actor: str) -> bool:
     """Store `value` unless the setting exists (another instance may race); True if stored."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    result = conn.execute(
+    stored = conn.execute(
         dialect_insert(settings)
         .values(name=name, value=value, updated_by=actor, updated_at=datetime.now(UTC))
         .on_conflict_do_nothing(index_elements=["name"])
-    )
-    return bool(result.rowcount)
+        .returning(settings.c.name)  # rowcount is not reliable for DO NOTHING on every driver
+    ).first()
+    return stored is not None
 
 
 def put(conn: Connection, name: str, value: str, actor: str) -> None:
