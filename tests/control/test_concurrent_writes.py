@@ -5,6 +5,7 @@ state (PostgreSQL, and SQLite sharing one file)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,7 +47,7 @@ def client(gw: Gateway) -> httpx.Client:
 
 def chained(entries: list[dict[str, Any]], key: str) -> None:
     """Each entry's `before` is the previous entry's `after` (oldest first)."""
-    for earlier, later in zip(entries, entries[1:], strict=False):
+    for earlier, later in itertools.pairwise(entries):
         assert later["before"][key] == earlier["after"][key], (earlier, later)
 
 
@@ -98,7 +99,7 @@ def test_concurrent_pushes_label_moves_and_promotions(pair: tuple[Gateway, Gatew
         assert [r.status_code for r in promoted] == [201] * WRITERS, [r.text for r in promoted]
         events = clients[0].get("/api/routes/concurrent/history").json()["data"][::-1]
         assert [e["kind"] for e in events] == ["promote"] * WRITERS
-        for earlier, later in zip(events, events[1:], strict=False):
+        for earlier, later in itertools.pairwise(events):
             assert later["previous_release_id"] == earlier["release"]["id"]
     finally:
         for c in clients:
