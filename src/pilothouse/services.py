@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from pilothouse import errors
 from pilothouse.bus import ChangeBus
 from pilothouse.config import ConfigFile
@@ -73,6 +75,11 @@ class Services:
                 f"{exc}; nothing else is affected",
                 hint="an admin can repair or replace it; the server log has the details",
                 code="damaged_row",
+            )
+        if isinstance(exc, IntegrityError):  # writers lock what they change; a safety net
+            return errors.Conflict(
+                "a concurrent write changed this first; nothing was stored",
+                hint="read the current state and retry",
             )
         if database.is_unavailable(exc):
             return errors.ServiceUnavailable(
