@@ -137,3 +137,37 @@ def test_the_help_lists_each_commands_own_summary() -> None:
         command = main.get_command(context, name)
         assert command is not None
         assert command.get_short_help_str(limit=1000) == summary, name
+
+
+def test_one_prompt_that_cannot_be_exported_does_not_stop_pull(
+    server: Gateway, tmp_path: Path
+) -> None:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{server.data_dir / 'p.db'}")
+    with engine.begin() as conn:  # a name the old rules let in, and a row that is damaged
+        conn.execute(
+            sa.text("INSERT INTO prompts (name, created_at, updated_at) VALUES (:n, :t, :t)"),
+            {"n": "bad\x00name", "t": "2026-01-01 00:00:00"},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO prompts (name, tags, created_at, updated_at) VALUES (:n, '{x', :t, :t)"
+            ),
+            {"n": "damaged", "t": "2026-01-01 00:00:00"},
+        )
+    engine.dispose()
+    try:
+        done = pilothouse(server, "prompts", "pull", str(tmp_path / "out"))
+        assert done.returncode == 1
+        assert "'bad\\x00name': not a valid prompt name" in done.stderr
+        assert (tmp_path / "out" / "house-style.yaml").exists()
+        assert (tmp_path / "out" / "hello.yaml").exists()
+        listed = pilothouse(server, "prompts", "ls", "--json")
+        assert listed.returncode == 0 and '"damaged"' in listed.stdout
+    finally:
+        engine = sa.create_engine(f"sqlite:///{server.data_dir / 'p.db'}")
+        with engine.begin() as conn:
+            for name in ("bad\x00name", "damaged"):
+                conn.execute(sa.text("DELETE FROM prompts WHERE name = :n"), {"n": name})
+        engine.dispose()

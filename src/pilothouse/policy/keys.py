@@ -23,9 +23,8 @@ from sqlalchemy import Connection
 from pilothouse import errors
 from pilothouse.policy.credentials import bearer_secret, secret_hash
 from pilothouse.quarantine import Quarantined
-from pilothouse.store import Store, audit, changes, tolerant
+from pilothouse.store import Store, audit, changes
 from pilothouse.store import keys as key_rows
-from pilothouse.store.tables import api_keys
 
 SECRET_PREFIX = "ph-"
 
@@ -126,7 +125,7 @@ def load_keys(conn: Connection) -> tuple[dict[str, ApiKey], list[Quarantined]]:
     keys: dict[str, ApiKey] = {}
     problems: list[Quarantined] = []
     damaged: dict[str, str] = {}
-    for key_id, row, unreadable in tolerant.rows_or_problems(conn, api_keys, api_keys.c.id):
+    for key_id, row, unreadable in key_rows.all_keys_checked(conn):
         try:
             if row is None:
                 raise ValueError(unreadable)

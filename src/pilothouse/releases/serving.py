@@ -23,8 +23,6 @@ from pilothouse.quarantine import Quarantined
 from pilothouse.registry import composition
 from pilothouse.registry.composition import ResolvedPrompt
 from pilothouse.store import releases as release_rows
-from pilothouse.store import tolerant
-from pilothouse.store.tables import routes as routes_table
 from pilothouse.store.tolerant import DamagedRow
 
 _BUCKETS = 10_000
@@ -123,11 +121,12 @@ def load_routes(conn: Connection) -> tuple[dict[str, RouteTarget], list[Quaranti
     could not be loaded. Raises only when the store cannot be read at all."""
     routes: dict[str, RouteTarget] = {}
     problems: list[Quarantined] = []
-    for name, row, damaged in tolerant.rows_or_problems(conn, routes_table, routes_table.c.name):
-        if row is None:
-            problems.append(Quarantined("route", str(name), damaged or "unreadable"))
-            routes[str(name)] = RouteTarget(
-                str(name), None, None, 0, problems={"active": f"route {name}: {damaged}"}
+    for row in release_rows.all_routes(conn):
+        name = str(row["name"])
+        if "problem" in row:
+            problems.append(Quarantined("route", name, row["problem"]))
+            routes[name] = RouteTarget(
+                name, None, None, 0, problems={"active": f"route {name}: {row['problem']}"}
             )
             continue
         if not row["active_release_id"]:

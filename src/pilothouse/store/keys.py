@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from pilothouse.store import tolerant
 from pilothouse.store.tables import api_keys
 
 
@@ -28,6 +29,11 @@ def find_by_name(conn: Connection, name: str) -> list[dict[str, Any]]:
 def all_keys(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(select(api_keys).order_by(api_keys.c.created_at))
     return [dict(row._mapping) for row in rows]
+
+
+def all_keys_checked(conn: Connection) -> list[tuple[str, dict[str, Any] | None, str | None]]:
+    """(id, row, None) for each readable key, (id, None, problem) for each damaged one."""
+    return list(tolerant.rows_or_problems(conn, api_keys, api_keys.c.id))
 
 
 def set_disabled(conn: Connection, key_id: str, disabled: bool) -> None:
