@@ -105,6 +105,9 @@ def test_the_cli_and_the_sdk_work_without_the_servers_packages(
         assert done.returncode == 0, (args, done.stderr[-2000:])
     refused = pilothouse(server, "serve", light=True)
     assert refused.returncode == 1 and "pip install 'pilothouse[server]'" in refused.stderr
+    (tmp_path / "suite.yaml").write_text("name: s\n")
+    evals = pilothouse(server, "eval", "run", str(tmp_path / "suite.yaml"), light=True)
+    assert evals.returncode == 1 and "pip install 'pilothouse[evals]'" in evals.stderr
     sdk = subprocess.run(
         [
             sys.executable,
