@@ -151,3 +151,34 @@ async def test_openapi_path_parameters_carry_the_name_pattern(tmp_path: Path) ->
         assert route["schema"]["pattern"] == names.NAME_PATTERN
         batch = spec["paths"]["/api/prompts:batch"]["post"]["requestBody"]
         assert batch["content"]["application/json"]["schema"]["$ref"].endswith("/PushBatch")
+
+
+async def test_if_match_on_versions_and_labels(tmp_path: Path) -> None:
+    async with InProcess.start(tmp_path) as gw:
+        assert (await push(gw, "tone", {"text": "one"})).status_code == 201
+        stale = await gw.client.post(
+            "/api/prompts/tone/versions",
+            json={"text": "two"},
+            headers={**gw.admin, "If-Match": '"0"'},
+        )
+        assert stale.status_code == 409
+        assert stale.json()["error"]["current"] == {"name": "tone", "latest_version": 1}
+        fresh = await gw.client.post(
+            "/api/prompts/tone/versions",
+            json={"text": "two"},
+            headers={**gw.admin, "If-Match": '"1"'},
+        )
+        assert fresh.status_code == 201 and fresh.json()["version"] == 2
+        path = "/api/prompts/tone/labels/production"
+        create = await gw.client.post(
+            path, json={"version": 1}, headers={**gw.admin, "If-Match": '"0"'}
+        )
+        assert create.status_code == 200
+        again = await gw.client.post(
+            path, json={"version": 2}, headers={**gw.admin, "If-Match": '"0"'}
+        )
+        assert again.status_code == 409 and again.json()["error"]["current"]["version"] == 1
+        bad = await gw.client.post(
+            path, json={"version": 2}, headers={**gw.admin, "If-Match": "nope"}
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["field"] == "If-Match"
