@@ -574,7 +574,7 @@ models:
         with httpx.Client(
             base_url=gw_url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
         ) as admin:
-            created = admin.post("/api/keys", json={"name": "bench-evals"})
+            created = admin.post("/api/keys", json={"name": "bench-evals", "scopes": ["evals"]})
             assert created.status_code == 201, created.text
             key = str(created.json()["secret"])
             prompt = admin.post("/api/prompts/bench/versions", json=PROMPT)

@@ -23,9 +23,8 @@ import httpx
 import orjson
 
 from pilothouse.config import ProviderSpec, Settings, load_config_file
+from pilothouse.policy import admin_token
 from pilothouse.policy import keys as key_policy
-from pilothouse.policy.admin_token import AdminAuth
-from pilothouse.policy.credentials import secret_hash
 from pilothouse.providers.transport import UpstreamResponse
 from pilothouse.server import Server, create_server
 from pilothouse.store import open_store
@@ -215,9 +214,8 @@ class InProcess:
             transports[name] = ScriptedTransport(name)
             return transports[name]
 
-        server = create_server(
-            settings, AdminAuth(secret_hash(ADMIN_TOKEN)), store, transport_for=transport_for
-        )
+        admin_token.prepare(store, data_dir, ADMIN_TOKEN)
+        server = create_server(settings, store, transport_for=transport_for)
         _, secret = key_policy.create_key(store, name="inprocess")
         try:
             async with server.running():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -97,8 +98,13 @@ def test_demo_serves_a_completion_on_a_fresh_data_dir(tmp_path: Path) -> None:
                 break
             time.sleep(0.2)
         assert models == {"fast", "claude"}
-        stored = (tmp_path / "data" / "admin-token.sha256").read_text()
-        assert admin_token not in stored and len(stored.strip()) == 64
+        # Only the token's hash is kept, in the store every instance shares.
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'pilothouse.db'}")
+        with engine.connect() as conn:
+            stored = conn.execute(sa.text("SELECT value FROM settings")).scalars().all()
+        engine.dispose()
+        assert stored == [hashlib.sha256(admin_token.encode()).hexdigest()]
+        assert not (tmp_path / "data" / "admin-token.sha256").exists()
         simulator_port = int(
             re.search(
                 r"127\.0\.0\.1:(\d+)", (tmp_path / "data" / "demo-config.yaml").read_text()

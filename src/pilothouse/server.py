@@ -8,7 +8,7 @@ the hot path; everything else goes to a small Starlette app that is handed the p
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -18,7 +18,7 @@ from pilothouse.config import Settings
 from pilothouse.fleet.deployments import TransportFor, build_aliases
 from pilothouse.gateway.app import GatewayApp
 from pilothouse.gateway.http_io import Receive, Scope, Send
-from pilothouse.policy.admin_token import AdminAuth
+from pilothouse.quarantine import KINDS
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.services import Services
 from pilothouse.snapshot import SnapshotHolder
@@ -39,13 +39,11 @@ class Server:
         self,
         settings: Settings,
         store: Store,
-        admin_auth: AdminAuth,
         *,
         transport_for: TransportFor | None = None,
     ):
         self.settings = settings
         self.store = store
-        self.admin_auth = admin_auth
         self.metrics = Metrics()
         self.bus = ChangeBus(
             redis_url=settings.redis_url,
@@ -59,10 +57,16 @@ class Server:
         self.web = create_web(self._lifespan)
 
     async def announce(self) -> None:
-        """A write happened here: load it now and tell the other processes."""
-        if self.holder is not None:
+        """A write happened here: load it now and tell the other processes. Never raises:
+        the write is committed, and its answer is its own (a failed reload is logged, and
+        the poll and the bus retry it)."""
+        if self.holder is None:
+            return
+        try:
             await self.refresh()
-            await self.bus.publish(self.holder.current.version)
+        except Exception as exc:
+            log.error("a write was committed but reloading the configuration failed: %s", exc)
+        await self.bus.publish(self.holder.current.version)
 
     async def refresh(self) -> None:
         assert self.holder is not None
@@ -77,6 +81,8 @@ class Server:
         )
         holder = self.holder
         self.metrics.config_version.set_function(lambda: holder.current.version)
+        for kind in KINDS:
+            self.metrics.quarantined.labels(kind).set_function(_counter(holder, kind))
         self.writer = RequestLogWriter(
             self.store, self.settings.data_dir / "spool" / "request_log.jsonl", self.metrics
         )
@@ -94,7 +100,6 @@ class Server:
             store=self.store,
             config=self.settings.config,
             metrics=self.metrics,
-            admin_auth=self.admin_auth,
             holder=self.holder,
             prompt_feed=self.prompt_feed,
             request_log=self.writer,
@@ -136,17 +141,18 @@ class Server:
             await self.web(scope, receive, send)
 
 
+def _counter(holder: SnapshotHolder, kind: str) -> Callable[[], float]:
+    return lambda: holder.current.quarantined_count(kind)
+
+
 def create_server(
     settings: Settings,
-    admin_auth: AdminAuth,
     store: Store | None = None,
     *,
     transport_for: TransportFor | None = None,
 ) -> Server:
-    """A server over an already-migrated store."""
+    """A server over an already-migrated store (whose admin token is prepared:
+    `policy.admin_token.prepare`)."""
     return Server(
-        settings,
-        store or open_store(settings.effective_database_url),
-        admin_auth,
-        transport_for=transport_for,
+        settings, store or open_store(settings.effective_database_url), transport_for=transport_for
     )

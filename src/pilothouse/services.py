@@ -8,13 +8,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from pilothouse import errors
 from pilothouse.bus import ChangeBus
 from pilothouse.config import ConfigFile
-from pilothouse.policy.admin_token import AdminAuth
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.store import Store, database
+from pilothouse.store.tolerant import DamagedRow
 from pilothouse.telemetry.metrics import Metrics
 from pilothouse.telemetry.request_log import RequestLogWriter
 
@@ -26,7 +28,6 @@ class Services:
     store: Store
     config: ConfigFile
     metrics: Metrics
-    admin_auth: AdminAuth
     holder: SnapshotHolder
     prompt_feed: PromptFeed
     request_log: RequestLogWriter
@@ -67,7 +68,19 @@ class Services:
         return checks
 
     def explain(self, exc: Exception) -> errors.PilothouseError | None:
-        """Our error for a failure the store raised (the database is away), else None."""
+        """Our error for a failure the store raised (the database is away, or a row it
+        holds is damaged), else None."""
+        if isinstance(exc, DamagedRow):
+            return errors.ServiceUnavailable(
+                f"{exc}; nothing else is affected",
+                hint="an admin can repair or replace it; the server log has the details",
+                code="damaged_row",
+            )
+        if isinstance(exc, IntegrityError):  # writers lock what they change; a safety net
+            return errors.Conflict(
+                "a concurrent write changed this first; nothing was stored",
+                hint="read the current state and retry",
+            )
         if database.is_unavailable(exc):
             return errors.ServiceUnavailable(
                 "the database is unavailable, so this request was not completed",

@@ -25,6 +25,6 @@ def setup(eval_sim: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iter
     data_dir = tmp_path_factory.mktemp("eval-gw")
     gw = start_gateway(config(eval_sim), f"sqlite:///{data_dir / 'p.db'}", data_dir)
     try:
-        yield Setup(gw=gw, sim=eval_sim, key=gw.create_key(name="ci-evals"))
+        yield Setup(gw=gw, sim=eval_sim, key=gw.create_key(name="ci-evals", scopes=["evals"]))
     finally:
         gw.stop()

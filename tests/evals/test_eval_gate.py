@@ -303,7 +303,7 @@ def test_a_run_that_cannot_be_stored_exits_3_after_writing_every_file(
     data_dir = tmp_path / "gw"
     gw = start_gateway(config(setup.sim), f"sqlite:///{data_dir / 'p.db'}", data_dir)
     try:
-        key = gw.create_key(name="ci")
+        key = gw.create_key(name="ci", scopes=["evals"])
         response = gw.admin.post(
             "/api/prompts/triage/versions", json={**triage_prompt(), "labels": ["production"]}
         )

@@ -87,7 +87,7 @@ def env(gw: Gateway) -> dict[str, str]:
         **os.environ,
         "PILOTHOUSE_URL": gw.url,
         "PILOTHOUSE_ADMIN_TOKEN": ADMIN_TOKEN,
-        "PILOTHOUSE_API_KEY": gw.create_key(name="ci-evals"),
+        "PILOTHOUSE_API_KEY": gw.create_key(name="ci-evals", scopes=["evals"]),
     }
 
 

@@ -1,26 +1,68 @@
 """The `pilothouse` command line: one module per command group, imported only when used,
-so `pilothouse keys list` does not pay for the server's imports."""
+so `pilothouse --help` and the commands that call the API import neither the server's
+stack nor scipy (`bench/cli_startup.py` measures it). Each command's one-line help is
+written here, so listing the commands imports none of them."""
 
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import click
 
-from pilothouse import __version__
-
+# name: (module:attribute, one-line help shown by `pilothouse --help`)
 COMMANDS = {
-    "serve": "pilothouse.cli.serve:serve",
-    "simulate": "pilothouse.cli.simulate:simulate",
-    "keys": "pilothouse.cli.keys:keys",
-    "prompts": "pilothouse.cli.prompts:prompts",
-    "logs": "pilothouse.cli.logs:logs",
-    "db": "pilothouse.cli.db:db",
-    "releases": "pilothouse.cli.releases:releases",
-    "models": "pilothouse.cli.models:models",
-    "doctor": "pilothouse.cli.models:doctor",
-    "eval": "pilothouse.cli.evals:eval_",
-    "datasets": "pilothouse.cli.datasets:datasets",
+    "admin": ("pilothouse.cli.admin:admin", "The deployment's admin token: rotate, reset."),
+    "datasets": (
+        "pilothouse.cli.datasets:datasets",
+        "Eval datasets: push files, sample real traffic, export for labelling, list versions.",
+    ),
+    "db": (
+        "pilothouse.cli.db:db",
+        "Database schema: status and upgrades (serve upgrades automatically).",
+    ),
+    "doctor": (
+        "pilothouse.cli.models:doctor",
+        "Routes pinned to models that are retired, retiring soon, deprecated or not GA.",
+    ),
+    "eval": (
+        "pilothouse.cli.evals:eval_",
+        "Eval-as-code: run suites as CI gates, list and compare runs.",
+    ),
+    "keys": ("pilothouse.cli.keys:keys", "Manage API keys (the gateway's client credentials)."),
+    "logs": ("pilothouse.cli.logs:logs", "Show recent gateway requests, newest first."),
+    "models": (
+        "pilothouse.cli.models:models",
+        "The model catalog: aliases, providers, prices, lifecycle.",
+    ),
+    "prompts": (
+        "pilothouse.cli.prompts:prompts",
+        "The prompt registry: versions, labels, history; prompts as files.",
+    ),
+    "releases": (
+        "pilothouse.cli.releases:releases",
+        "What each route serves: show, promote, canary, roll back, history.",
+    ),
+    "serve": (
+        "pilothouse.cli.serve:serve",
+        "Serve the gateway (/v1), the admin API (/api), /healthz, /readyz and /metrics.",
+    ),
+    "simulate": (
+        "pilothouse.cli.simulate:simulate",
+        "Run an OpenAI- and Anthropic-compatible LLM provider simulator.",
+    ),
+}
+# Packages only the `server` extra installs (the `evals` extra: aiohttp and scipy).
+_EXTRAS = {
+    "aiohttp": "evals",
+    "scipy": "evals",
+    "sqlalchemy": "server",
+    "alembic": "server",
+    "psycopg": "server",
+    "starlette": "server",
+    "uvicorn": "server",
+    "redis": "server",
+    "prometheus_client": "server",
 }
 
 
@@ -32,12 +74,29 @@ class LazyGroup(click.Group):
         target = COMMANDS.get(cmd_name)
         if target is None:
             return None
-        module, _, attribute = target.partition(":")
+        module, _, attribute = target[0].partition(":")
         command: click.Command = getattr(importlib.import_module(module), attribute)
         return command
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, help_text) in sorted(COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ModuleNotFoundError as exc:
+            extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+            if extra is None:
+                raise
+            raise click.ClickException(
+                f"this command needs {exc.name}, which the light install leaves out: "
+                f"pip install 'pilothouse[{extra}]'"
+            ) from None
+
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="pilothouse")
+@click.version_option(package_name="pilothouse", prog_name="pilothouse")
 def main() -> None:
     """Pilothouse: the control room for LLM features in production."""

@@ -1,12 +1,23 @@
-"""The CLI's client of the control-plane REST API (PILOTHOUSE_URL, PILOTHOUSE_ADMIN_TOKEN)."""
+"""The CLI's client of the control-plane REST API (PILOTHOUSE_URL, PILOTHOUSE_ADMIN_TOKEN).
+
+Built on the standard library's `urllib.request` rather than httpx: a command makes one or
+two calls, and importing httpx was a third of the CLI's start-up (bench/cli_startup.py).
+Proxies from the environment and HTTPS work as with any urllib client.
+"""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
 from typing import Any
 
 import click
-import httpx
+
+TIMEOUT_SECONDS = 30.0
 
 
 class ApiClient:
@@ -15,42 +26,74 @@ class ApiClient:
         self.token = token or os.environ.get("PILOTHOUSE_ADMIN_TOKEN")
         self.headers: dict[str, str] = {}
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> Any:
         """Call the API; raise a ClickException that says what went wrong and what to do."""
         if not self.token:
             raise click.ClickException(
                 "PILOTHOUSE_ADMIN_TOKEN is not set: export the admin token that "
                 "`pilothouse serve` printed on its first start (or the one you configured)"
             )
-        headers = {**self.headers, "Authorization": f"Bearer {self.token}"}
+        url = self.url + path
+        if params:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        headers = {
+            **self.headers,
+            "Authorization": f"Bearer {self.token}",
+            "Accept": "application/json",
+        }
+        data = None
+        if json is not None:
+            data = _dumps(json)
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            response = httpx.request(
-                method, self.url + path, headers=headers, timeout=30.0, **kwargs
-            )
-        except httpx.ConnectError:
-            raise click.ClickException(
-                f"cannot reach Pilothouse at {self.url}: is `pilothouse serve` running? "
-                "(set PILOTHOUSE_URL to point elsewhere)"
-            ) from None
-        except httpx.HTTPError as exc:
-            raise click.ClickException(f"request to {self.url}{path} failed: {exc}") from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        if response.status_code >= 400:
-            error = (body or {}).get("error") if isinstance(body, dict) else None
-            if isinstance(error, dict):
-                message = error.get("message", "")
-                if error.get("hint"):
-                    message += f" ({error['hint']})"
-            else:
-                message = response.text[:300]
-            raise click.ClickException(f"{response.status_code}: {message}")
-        return body
+            with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+                return _loads(response.read())
+        except urllib.error.HTTPError as exc:
+            raise click.ClickException(_refusal(exc)) from None
+        except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            if isinstance(reason, ConnectionRefusedError | socket.gaierror):
+                raise click.ClickException(
+                    f"cannot reach Pilothouse at {self.url}: is `pilothouse serve` running? "
+                    "(set PILOTHOUSE_URL to point elsewhere)"
+                ) from None
+            raise click.ClickException(f"request to {self.url}{path} failed: {reason}") from None
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, json=body or {})
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False).encode()
+
+
+def _loads(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except ValueError:
+        return None
+
+
+def _refusal(exc: urllib.error.HTTPError) -> str:
+    """`status: message (hint)` from our error shape, else the start of the body."""
+    raw = exc.read()
+    body = _loads(raw)
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        message = str(error.get("message", ""))
+        if error.get("hint"):
+            message += f" ({error['hint']})"
+    else:
+        message = raw[:300].decode(errors="replace")
+    return f"{exc.code}: {message}"

@@ -1,7 +1,9 @@
-"""Demo mode for `serve` with no provider configured: a simulator, a config, a key.
+"""Demo mode for `serve` with no provider configured: a simulator, a config, a key, and
+on a fresh store one prompt, one fragment and one route.
 
 This is what `make run` shows a newcomer: a working gateway in front of the simulator,
-with a ready-to-paste request.
+with a ready-to-paste request. The examples in docs/prompts.md, docs/releases.md and
+docs/sdk.md run against exactly this (tests/test_docs_examples.py runs them).
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import httpx
 
 from pilothouse.config import Settings, load_config_file
 from pilothouse.policy import keys as key_policy
+from pilothouse.registry import prompts as registry
+from pilothouse.registry.prompt_content import PromptContent
+from pilothouse.releases.promotion import Promoter
 from pilothouse.simulator.scenario import DEMO_SCENARIO_PATH
 from pilothouse.store import Store
 
@@ -106,6 +111,51 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str) -> None:
         time.sleep(0.1)
 
 
+HOUSE_STYLE = {"text": "Be brief and kind. Never promise refunds."}
+SUPPORT_TRIAGE = {
+    "variables": {"ticket": {"required": True}, "language": {"default": "English"}},
+    "messages": [
+        {
+            "role": "system",
+            "content": "You sort support tickets into queues: billing, shipping or other. "
+            "Answer in {{language}}.\n{{> house-style}}",
+        },
+        {"role": "user", "content": "{{ticket}}"},
+    ],
+}
+
+
+def seed(store: Store, settings: Settings) -> str:
+    """On a store with no prompts: the `house-style` fragment, the `support-triage` prompt
+    (both labelled production) and the `support-triage` route serving it on `fast`.
+    Returns the demo key's secret."""
+    if not registry.list_prompts(store):
+        actor = "serve --demo"
+        for name, content, owner in (
+            ("house-style", HOUSE_STYLE, "support"),
+            ("support-triage", SUPPORT_TRIAGE, "support"),
+        ):
+            registry.create_version(
+                store,
+                name,
+                PromptContent.model_validate(content),
+                owner=owner,
+                description="seeded by the demo",
+                labels=["production"],
+                actor=actor,
+            )
+        Promoter(store, settings.config.models).promote(
+            "support-triage",
+            prompt="support-triage@production",
+            model="fast",
+            params={"temperature": 0.2},
+            reason="seeded by the demo",
+            owner="support",
+            actor=actor,
+        )
+    return demo_key(store, settings.data_dir)
+
+
 def demo_key(store: Store, data_dir: Path) -> str:
     """The demo key's secret, kept in the data dir so every demo start can print it."""
     path = data_dir / "demo-key"
@@ -114,7 +164,10 @@ def demo_key(store: Store, data_dir: Path) -> str:
         known = {k.prefix for k in key_policy.list_keys(store)}
         if secret[: len(key_policy.SECRET_PREFIX) + 6] in known:
             return secret
-    _, secret = key_policy.create_key(store, name="demo", user="demo", actor="serve --demo")
+    # The demo key may also run evals (docs/evals.md walks through that with it).
+    _, secret = key_policy.create_key(
+        store, name="demo", user="demo", scopes=["evals"], actor="serve --demo"
+    )
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(secret + "\n")
@@ -138,7 +191,11 @@ def banner(url: str, secret: str) -> str:
           messages=[{{"role": "user", "content": "Hello!"}}]).choices[0].message.content)
 
   Models: fast, smart, claude (Anthropic API, translated), embed. The simulator answers
-  with realistic latency and the occasional fault, as real providers do.
+  with realistic latency and the occasional fault, as real providers do. The route
+  `route:support-triage` serves the seeded prompt `support-triage` (docs/releases.md).
+
+  For the CLI and the SDK:
+    export PILOTHOUSE_URL={url} PILOTHOUSE_API_KEY={secret}
   Then, with PILOTHOUSE_ADMIN_TOKEN set: {cli} logs   ({cli} --help for the rest)
 """
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+import click
+
 from pilothouse.cli.eval_api import EvalApi, SuiteProblem
 from pilothouse.evals import datasets
 from pilothouse.evals.suite import Suite, SuiteTarget
 from pilothouse.evals.targets import Target
+from pilothouse.registry import names
 from pilothouse.yamlfile import FileError
 
 
@@ -94,21 +97,20 @@ def _route(api: EvalApi, name: str) -> dict[str, Any]:
 
 
 def _prompt(api: EvalApi, ref: str) -> dict[str, Any]:
-    name, version, label = _split_ref(ref)
-    fetched = api.get(f"/api/prompts/{quote(name)}", version=version, label=label)
+    try:
+        parsed = names.parse_ref(ref)
+    except names.InvalidName as exc:
+        raise SuiteProblem(str(exc)) from None
+    if parsed.legacy:
+        click.echo(
+            f"warning: {ref!r}: write {parsed} (NAME@LABEL); NAME:LABEL is the old spelling",
+            err=True,
+        )
+    name = parsed.name
+    fetched = api.get(f"/api/prompts/{quote(name)}", version=parsed.version, label=parsed.label)
     if fetched.get("messages") is None:
         raise SuiteProblem(f"prompt {name!r} is a fragment: a target needs a chat prompt")
     return dict(fetched)
-
-
-def _split_ref(ref: str) -> tuple[str, str | None, str | None]:
-    if "@" in ref:
-        name, version = ref.split("@", 1)
-        return name, version, None
-    if ":" in ref:
-        name, label = ref.split(":", 1)
-        return name, None, label
-    return ref, None, None
 
 
 def dataset(suite: Suite, api: EvalApi) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:

@@ -42,7 +42,7 @@ from pilothouse.evals.runner import EvalConfigError, Progress, plan_manifest, ru
 from pilothouse.evals.suite import Suite
 from pilothouse.evals.targets import Target
 from pilothouse.evals.types import Case
-from pilothouse.releases.promotion import check_params
+from pilothouse.releases.params import check_params
 from pilothouse.yamlfile import FileError
 
 

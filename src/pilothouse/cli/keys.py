@@ -19,7 +19,24 @@ def keys() -> None:
 @click.option("--name", required=True, help="What the key is for, e.g. the calling service.")
 @click.option("--user", default=None, help="The user the key belongs to.")
 @click.option("--team", default=None, help="The team the key belongs to.")
-@click.option("--models", default=None, help="Comma-separated aliases it may use (default: all).")
+@click.option(
+    "--models",
+    default=None,
+    help="Comma-separated aliases and route:NAME it may call (default: all). A key limited "
+    "this way reads only the prompts its routes serve (and --prompts).",
+)
+@click.option(
+    "--scopes",
+    default=None,
+    help="Comma-separated extra rights: evals (what `pilothouse eval` needs in CI), "
+    "release:pin, routes:read, history:read.",
+)
+@click.option(
+    "--prompts",
+    "prompt_patterns",
+    default=None,
+    help="Comma-separated prompt name patterns it may also read, e.g. support-*.",
+)
 @click.option(
     "--expires",
     default=None,
@@ -32,6 +49,8 @@ def create(
     user: str | None,
     team: str | None,
     models: str | None,
+    scopes: str | None,
+    prompt_patterns: str | None,
     expires: datetime | None,
     as_json: bool,
 ) -> None:
@@ -40,7 +59,9 @@ def create(
         "name": name,
         "user": user,
         "team": team,
-        "models": [m.strip() for m in models.split(",") if m.strip()] if models else None,
+        "models": _listed(models),
+        "scopes": _listed(scopes),
+        "prompts": _listed(prompt_patterns),
         "expires_at": expires.isoformat() if expires else None,
     }
     key = ApiClient().post("/api/keys", body)
@@ -52,6 +73,10 @@ def create(
     click.echo("store it now: it is not shown again.")
 
 
+def _listed(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
 @keys.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 def list_(as_json: bool) -> None:
@@ -60,7 +85,10 @@ def list_(as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    print_table(data, ["id", "name", "prefix", "user", "team", "models", "expires_at", "disabled"])
+    print_table(
+        data,
+        ["id", "name", "prefix", "user", "team", "models", "scopes", "expires_at", "disabled"],
+    )
 
 
 @keys.command("disable")

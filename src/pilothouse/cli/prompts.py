@@ -1,22 +1,25 @@
-"""`pilothouse prompts`: the registry from the command line, and prompts as files."""
+"""`pilothouse prompts`: the registry from the command line, and prompts as files.
+
+References are `NAME`, `NAME@VERSION` or `NAME@LABEL` (the old `NAME:LABEL` still works,
+with a warning). Reading files (pydantic, YAML) is imported only by the commands that do.
+"""
 
 from __future__ import annotations
 
 import difflib
 import getpass
-import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import click
 
 from pilothouse.cli.client import ApiClient
 from pilothouse.cli.output import print_json, print_table
-from pilothouse.registry import prompt_files
-from pilothouse.yamlfile import FileError
+from pilothouse.registry import names
 
-_REF = re.compile(r"^(?P<name>[^@:]+)(?:@(?P<version>\d+)|:(?P<label>.+))?$")
+if TYPE_CHECKING:
+    from pilothouse.registry.prompt_files import PromptFile
 
 
 def _client() -> ApiClient:
@@ -25,13 +28,32 @@ def _client() -> ApiClient:
     return client
 
 
-def _fetch(client: ApiClient, ref: str) -> dict[str, Any]:
-    """NAME, NAME@VERSION or NAME:LABEL (default: the production label)."""
-    match = _REF.match(ref)
-    if not match:
-        raise click.BadParameter(f"{ref!r}: use NAME, NAME@VERSION or NAME:LABEL")
-    params = {"version": match["version"], "label": match["label"]}
-    return client.get(f"/api/prompts/{quote(match['name'])}", **params)
+def parse_ref(text: str) -> names.PromptRef:
+    """A reference from the command line; the old spelling is read with a warning."""
+    try:
+        ref = names.parse_ref(text)
+    except names.InvalidName as exc:
+        raise click.BadParameter(str(exc)) from None
+    if ref.warning:
+        click.echo(f"warning: {ref.warning}", err=True)
+    return ref
+
+
+def _fetch(client: ApiClient, ref: names.PromptRef) -> dict[str, Any]:
+    """The version `ref` names (default: the production label)."""
+    found: dict[str, Any] = client.get(
+        f"/api/prompts/{quote(ref.name)}", version=ref.version, label=ref.label
+    )
+    return found
+
+
+def _force_options(func: Any) -> Any:
+    func = click.option(
+        "--force",
+        is_flag=True,
+        help="Do it even though it breaks what depends on the label (needs --reason; audited).",
+    )(func)
+    return func
 
 
 @click.group()
@@ -56,27 +78,25 @@ def ls(as_json: bool) -> None:
 @click.argument("ref")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 def show(ref: str, as_json: bool) -> None:
-    """Show a version: NAME (production), NAME@VERSION or NAME:LABEL."""
-    prompt = _fetch(_client(), ref)
+    """Show a version: NAME (production), NAME@VERSION or NAME@LABEL."""
+    from pilothouse.registry.prompt_files import to_yaml
+
+    prompt = _fetch(_client(), parse_ref(ref))
     if as_json:
         print_json(prompt)
         return
-    click.echo(prompt_files.to_yaml(prompt), nl=False)
+    click.echo(to_yaml(prompt), nl=False)
     if prompt["fragments"]:
-        used = ", ".join(f"{ref} (v{f['version']})" for ref, f in prompt["fragments"].items())
+        used = ", ".join(f"{key} (v{f['version']})" for key, f in prompt["fragments"].items())
         click.echo(f"# includes: {used}")
     click.echo(f"# labels: {', '.join(prompt['labels']) or '(none)'}")
 
 
-@prompts.command()
-@click.argument("directory", type=click.Path(exists=True, path_type=Path))
-def lint(directory: Path) -> None:
-    """Check prompt files (a directory or one file) without sending anything."""
-    paths = _load(directory)
-    click.echo(f"{len(paths)} prompt file(s) OK")
+def _load(path: Path) -> list[PromptFile]:
+    """The prompt files at `path` (a directory or one file); exit 1 listing every fault."""
+    from pilothouse.registry import prompt_files
+    from pilothouse.yamlfile import FileError
 
-
-def _load(path: Path) -> list[prompt_files.PromptFile]:
     try:
         return [prompt_files.load_file(path)] if path.is_file() else prompt_files.load_dir(path)
     except FileError as exc:
@@ -86,67 +106,133 @@ def _load(path: Path) -> list[prompt_files.PromptFile]:
 
 
 @prompts.command()
-@click.argument("directory", type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--label", "labels", multiple=True, help="Also point this label at each pushed version."
-)
-@click.option("--note", default=None, help="A note stored with new versions (e.g. the commit).")
-def push(directory: Path, labels: tuple[str, ...], note: str | None) -> None:
-    """Create versions for the prompt files that changed; nothing for the rest.
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def lint(path: Path) -> None:
+    """Check prompt files (a directory or one file) without sending anything: syntax,
+    declared variables, and the composition (includes of fragments among the files, and
+    the variables those fragments use)."""
+    from pilothouse.registry import prompt_files
 
-    Every file is checked first: if one is invalid, nothing is pushed.
+    files = _load(path)
+    for note in prompt_files.composition_problems(files)[1]:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"{len(files)} prompt file(s) OK")
+
+
+@prompts.command()
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--label", "labels", multiple=True, help="Also point this label at each version.")
+@click.option("--note", default=None, help="A note stored with new versions (e.g. the commit).")
+@click.option("--reason", default=None, help="Why (kept in the audit trail; --force needs one).")
+@_force_options
+def push(
+    path: Path, labels: tuple[str, ...], note: str | None, reason: str | None, force: bool
+) -> None:
+    """Create versions for the prompt files (a directory or one file) that changed.
+
+    Every file is checked first, then all are sent in one request that the registry
+    stores in one transaction: if one file or label is refused, nothing is stored.
     """
-    files = _load(directory)
-    client = _client()
-    created = 0
-    for file in files:
-        body = {**file.api_body(), "note": note, "labels": list(labels) or None}
-        result = client.post(f"/api/prompts/{quote(file.name)}/versions", body)
-        state = "created" if result["created"] else "unchanged"
-        created += result["created"]
-        click.echo(f"{file.name}: {state} (version {result['version']})")
-    click.echo(f"{created} new version(s), {len(files) - created} unchanged")
+    for label in labels:
+        if not names.is_label(label):
+            raise click.BadParameter(
+                f"{label!r}: {names.NAME_RULE}, not only digits", param_hint="--label"
+            )
+    files = _load(path)
+    body = {
+        "prompts": [{"name": f.name, **f.api_body()} for f in files],
+        "labels": list(labels) or None,
+        "note": note,
+        "reason": reason,
+        "force": force,
+    }
+    result = _client().post("/api/prompts:batch", body)
+    for item in result["prompts"]:
+        state = "created" if item["created"] else "unchanged"
+        click.echo(f"{item['name']}: {state} (version {item['version']})")
+    click.echo(f"{result['created']} new version(s), {result['unchanged']} unchanged")
 
 
 @prompts.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--label", default="production", show_default=True, help="Which label to export.")
 def pull(directory: Path, label: str) -> None:
-    """Export each prompt's LABEL version to DIRECTORY/<name>.yaml."""
+    """Export each prompt's LABEL version to DIRECTORY/<name>.yaml.
+
+    A prompt that cannot be exported is reported and skipped; the others are written
+    (exit 1 if any was skipped)."""
+    from pilothouse.registry.prompt_files import to_yaml
+
     client = _client()
     directory.mkdir(parents=True, exist_ok=True)
+    failed = 0
     for row in client.get("/api/prompts")["data"]:
-        if label not in row["labels"]:
-            click.echo(f"{row['name']}: no {label!r} label, skipped")
+        name = row.get("name")
+        if not names.is_name(name):
+            click.echo(f"{name!r}: not a valid prompt name ({names.NAME_RULE}), skipped", err=True)
+            failed += 1
             continue
-        prompt = client.get(f"/api/prompts/{quote(row['name'])}", label=label)
-        (directory / f"{row['name']}.yaml").write_text(prompt_files.to_yaml(prompt, row))
-        click.echo(f"{row['name']}: version {prompt['version']} -> {directory / row['name']}.yaml")
+        if label not in row["labels"]:
+            click.echo(f"{name}: no {label!r} label, skipped")
+            continue
+        try:
+            prompt = client.get(f"/api/prompts/{quote(name)}", label=label)
+        except click.ClickException as exc:
+            click.echo(f"{name}: {exc.message}, skipped", err=True)
+            failed += 1
+            continue
+        (directory / f"{name}.yaml").write_text(to_yaml(prompt, row))
+        click.echo(f"{name}: version {prompt['version']} -> {directory / name}.yaml")
+    if failed:
+        raise SystemExit(1)
 
 
 @prompts.command()
 @click.argument("name")
-@click.argument("version", type=int)
+@click.argument("version", type=click.IntRange(1))
 @click.argument("label")
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
-def label(name: str, version: int, label: str, reason: str) -> None:
-    """Point LABEL of prompt NAME at VERSION."""
-    result = _client().post(
-        f"/api/prompts/{quote(name)}/labels/{quote(label)}", {"version": version, "reason": reason}
+@_force_options
+def label(name: str, version: int, label: str, reason: str, force: bool) -> None:
+    """Point LABEL of prompt NAME at VERSION.
+
+    Refused when a prompt or release that includes NAME@LABEL would no longer render,
+    naming them; --force does it anyway."""
+    body = {"version": version, "reason": reason, "force": force}
+    result = _client().post(f"/api/prompts/{quote(name)}/labels/{quote(label)}", body)
+    click.echo(f"{name}@{label} -> version {result['version']}")
+
+
+@prompts.command("delete-label")
+@click.argument("name")
+@click.argument("label")
+@click.option("--reason", default=None, help="Why (kept in the audit trail; --force needs one).")
+@_force_options
+def delete_label(name: str, label: str, reason: str | None, force: bool) -> None:
+    """Remove LABEL from prompt NAME.
+
+    Refused when a prompt or release includes NAME@LABEL (it would no longer render),
+    naming them; --force does it anyway."""
+    body = {"reason": reason, "force": force}
+    result = _client().request(
+        "DELETE", f"/api/prompts/{quote(name)}/labels/{quote(label)}", json=body
     )
-    click.echo(f"{name}:{label} -> version {result['version']}")
+    forced = " (forced)" if result.get("forced") else ""
+    click.echo(f"{name}@{label} deleted (it pointed at version {result['version']}){forced}")
 
 
 @prompts.command()
 @click.argument("name")
 @click.argument("label")
 @click.option("--reason", default=None, help="Why (kept in the audit trail).")
-def rollback(name: str, label: str, reason: str | None) -> None:
+@_force_options
+def rollback(name: str, label: str, reason: str | None, force: bool) -> None:
     """Point LABEL back at the version it had before its current one."""
     result = _client().post(
-        f"/api/prompts/{quote(name)}/labels/{quote(label)}/rollback", {"reason": reason}
+        f"/api/prompts/{quote(name)}/labels/{quote(label)}/rollback",
+        {"reason": reason, "force": force},
     )
-    click.echo(f"{name}:{label} rolled back to version {result['version']}")
+    click.echo(f"{name}@{label} rolled back to version {result['version']}")
 
 
 @prompts.command()
@@ -165,12 +251,13 @@ def history(name: str, as_json: bool) -> None:
 
 def _describe(entry: dict[str, Any]) -> str:
     before, after = entry.get("before") or {}, entry.get("after") or {}
+    forced = " (forced)" if after.get("forced") else ""
     if entry["action"] == "prompt.version":
         return f"version {after.get('version')} ({str(after.get('hash'))[:12]})"
     if "label" in after:
-        return f"{after['label']}: {before.get('version') or '-'} -> {after.get('version')}"
+        return f"{after['label']}: {before.get('version') or '-'} -> {after.get('version')}{forced}"
     if "label" in before:
-        return f"{before['label']}: {before.get('version')} -> (deleted)"
+        return f"{before['label']}: {before.get('version')} -> (deleted){forced}"
     return ""
 
 
@@ -180,10 +267,11 @@ def _describe(entry: dict[str, Any]) -> str:
 @click.argument("b")
 def diff(name: str, a: str, b: str) -> None:
     """Text diff between two versions or labels of NAME (e.g. `diff triage 3 production`)."""
+    from pilothouse.registry.prompt_files import to_yaml
+
     client = _client()
     texts = []
     for side in (a, b):
-        ref = f"{name}@{side}" if side.isdigit() else f"{name}:{side}"
-        texts.append(prompt_files.to_yaml(_fetch(client, ref)).splitlines(keepends=True))
+        texts.append(to_yaml(_fetch(client, parse_ref(f"{name}@{side}"))).splitlines(keepends=True))
     out = "".join(difflib.unified_diff(texts[0], texts[1], f"{name} {a}", f"{name} {b}"))
     click.echo(out or f"{name} {a} and {b} have the same content")

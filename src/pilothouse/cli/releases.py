@@ -1,4 +1,4 @@
-"""`pilothouse releases`: promote, canary and roll back what a route serves."""
+"""`pilothouse releases`: show, promote, canary and roll back what a route serves."""
 
 from __future__ import annotations
 
@@ -45,7 +45,11 @@ def _summary(release: dict[str, Any] | None) -> str:
 
 
 release_options = [
-    click.option("--prompt", help="NAME@VERSION, or NAME:LABEL (resolved to its version now)."),
+    click.option(
+        "--prompt",
+        help="NAME@VERSION, or NAME@LABEL: the label and every fragment the prompt includes "
+        "are resolved to versions now and frozen in the release.",
+    ),
     click.option("--model", help="Model alias from the catalog."),
     click.option(
         "--param", "params", multiple=True, help="NAME=VALUE, e.g. temperature=0.2 (repeatable)."
@@ -60,9 +64,14 @@ def with_release_options(func: Any) -> Any:
     return func
 
 
+def _warn(result: dict[str, Any]) -> None:
+    for warning in result.get("warnings") or ():
+        click.echo(f"warning: {warning}", err=True)
+
+
 @click.group()
 def releases() -> None:
-    """What each route serves: promote, canary, roll back, history."""
+    """What each route serves: show, promote, canary, roll back, history."""
 
 
 @releases.command("ls")
@@ -87,9 +96,42 @@ def ls(as_json: bool) -> None:
 
 @releases.command()
 @click.argument("route")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+def show(route: str, as_json: bool) -> None:
+    """ROUTE's active and canary releases with the fragment versions frozen in each, and
+    whether a newer version is now under the label a fragment was taken from."""
+    data = _client().get(f"/api/routes/{quote(route)}")
+    if as_json:
+        print_json(data)
+        return
+    click.echo(f"route {data['name']} (owner {data['owner'] or '-'})")
+    for side in ("active", "canary"):
+        release = data.get(side)
+        if release is None:
+            click.echo(f"{side}: -")
+            continue
+        if "problem" in release:
+            click.echo(f"{side}: {release['id']}: {release['problem']}")
+            continue
+        weight = f" at {data['canary_weight']}%" if side == "canary" else ""
+        click.echo(f"{side}{weight}: {_summary(release)}")
+        click.echo(f"  prompt hash {release['prompt_hash'][:16]} (prompt and fragments)")
+        if release["fragments"] is None:
+            click.echo("  fragments: not frozen (made before frozen releases; promote again)")
+        for fragment in release["fragments"] or ():
+            taken = f" from {fragment['label']}" if fragment.get("label") else " (pinned)"
+            note = f": {fragment['note']}" if fragment.get("note") else ""
+            click.echo(f"  {fragment['ref']} -> version {fragment['version']}{taken}{note}")
+
+
+@releases.command()
+@click.argument("route")
 @with_release_options
 @click.option("--owner", default=None, help="The team that owns the route (set on first promote).")
 @click.option("--canary", "from_canary", is_flag=True, help="Promote the running canary as it is.")
+@click.option(
+    "--force", is_flag=True, help="Promote a canary on a retired model anyway (needs --reason)."
+)
 def promote(
     route: str,
     prompt: str | None,
@@ -98,6 +140,7 @@ def promote(
     reason: str | None,
     owner: str | None,
     from_canary: bool,
+    force: bool,
 ) -> None:
     """Make a new release (or the running canary) ROUTE's active release."""
     if not from_canary and not (prompt and model):
@@ -111,8 +154,10 @@ def promote(
         "reason": reason,
         "owner": owner,
         "from_canary": from_canary,
+        "force": force,
     }
     release = _client().post(f"/api/routes/{quote(route)}/promote", body)
+    _warn(release)
     click.echo(f"{route}: active is now {_summary(release)}")
 
 
@@ -142,6 +187,7 @@ def canary(
         "weight": weight,
     }
     result = _client().post(f"/api/routes/{quote(route)}/canary", body)
+    _warn(result)
     if result["canary"]:
         click.echo(f"{route}: canary {_summary(result['canary'])} at {result['weight']}%")
     else:
@@ -151,9 +197,17 @@ def canary(
 @releases.command()
 @click.argument("route")
 @click.option("--reason", default=None, help="Why (kept in the audit trail and history).")
-def rollback(route: str, reason: str | None) -> None:
-    """Back to the previous active release, and stop any canary: one call to known-good."""
-    release = _client().post(f"/api/routes/{quote(route)}/rollback", {"reason": reason})
+@click.option(
+    "--force", is_flag=True, help="Roll back onto a retired model anyway (needs --reason)."
+)
+def rollback(route: str, reason: str | None, force: bool) -> None:
+    """Back to the previous active release, and stop any canary: one call to known-good.
+
+    Refused when that release's model is retired (every call would fail); --force does it
+    anyway."""
+    release = _client().post(
+        f"/api/routes/{quote(route)}/rollback", {"reason": reason, "force": force}
+    )
     click.echo(f"{route}: rolled back to {_summary(release)}")
 
 

@@ -56,16 +56,18 @@ def serve(
                 f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}. Check "
                 "PILOTHOUSE_DATABASE_URL and that the server is running."
             ) from None
-        auth, new_token = admin_token.load_or_create(settings.data_dir, settings.admin_token)
+        startup = admin_token.prepare(store, settings.data_dir, settings.admin_token)
         url = f"http://{settings.host}:{settings.port}"
-        if new_token:
+        if startup.new_token:
             click.echo(
-                f"\n  Admin token (shown once; only its hash is kept in {settings.data_dir}):\n"
-                f"    export PILOTHOUSE_ADMIN_TOKEN={new_token}\n"
+                "\n  Admin token for this deployment (shown once; only its hash is kept, in "
+                f"the database):\n    export PILOTHOUSE_ADMIN_TOKEN={startup.new_token}\n"
             )
+        for warning in startup.warnings:
+            click.echo(f"pilothouse: {warning}", err=True)
         if simulator is not None:
-            click.echo(demo.banner(url, demo.demo_key(store, settings.data_dir)))
-        server = create_server(settings, auth, store)
+            click.echo(demo.banner(url, demo.seed(store, settings)))
+        server = create_server(settings, store)
         config = uvicorn.Config(
             server,
             host=settings.host,

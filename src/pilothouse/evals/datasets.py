@@ -6,18 +6,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import random
-import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from pilothouse import errors
 from pilothouse.evals.types import Case
-from pilothouse.store import Store
-from pilothouse.store import evals as rows_sql
 from pilothouse.yamlfile import FileError
 
 ROW_KEYS = {"id", "variables", "messages", "expected", "tags"}
@@ -48,7 +43,7 @@ def parse_located(text: str, source: str, fmt: str) -> tuple[list[dict[str, Any]
         except orjson.JSONDecodeError as exc:
             problems.append(f"{source}:{number}: not valid JSON: {exc}")
             continue
-        problem = _check_row(row)
+        problem = check_row(row)
         if problem:
             problems.append(f"{source}:{number}: {problem}")
         else:
@@ -104,7 +99,7 @@ def _from_csv(text: str, source: str) -> tuple[list[dict[str, Any]], list[str]]:
     return out, where
 
 
-def _check_row(row: Any) -> str | None:
+def check_row(row: Any) -> str | None:
     if not isinstance(row, dict):
         return "each line must be a JSON object"
     unknown = set(row) - ROW_KEYS
@@ -188,80 +183,6 @@ def cases(rows: list[dict[str, Any]], where: list[str] | None = None) -> list[Ca
     return out
 
 
-def store_version(
-    store: Store, name: str, rows: list[dict[str, Any]], *, source: str | None, actor: str
-) -> dict[str, Any]:
-    """Store rows as the next version of `name`, unless identical rows are stored already."""
-    for index, row in enumerate(rows):
-        problem = _check_row(row)
-        if problem:
-            where = row.get("id", index + 1) if isinstance(row, dict) else index + 1
-            raise errors.InvalidRequest(f"dataset row {where}: {problem}", param="rows")
-    digest = dataset_hash(rows)
-    with store.begin() as conn:
-        existing = rows_sql.dataset_by_hash(conn, name, digest)
-        if existing is not None:
-            return {
-                "name": name,
-                "version": existing["version"],
-                "hash": digest,
-                "rows": len(rows),
-                "created": False,
-            }
-        version = rows_sql.insert_dataset(conn, name, digest, rows, source, actor)
-    return {"name": name, "version": version, "hash": digest, "rows": len(rows), "created": True}
-
-
-def get_version(store: Store, name: str, version: int | None) -> dict[str, Any]:
-    with store.connect() as conn:
-        row = rows_sql.dataset(conn, name, version)
-    if row is None:
-        raise errors.NotFound(
-            f"no dataset {name!r}" + (f" version {version}" if version else ""),
-            hint="`pilothouse datasets ls` lists datasets",
-        )
-    return row
-
-
-def from_logs(
-    store: Store,
-    name: str,
-    *,
-    route: str,
-    since: datetime,
-    sample: int,
-    actor: str,
-    seed: int | None = None,
-) -> dict[str, Any]:
-    """A dataset of `sample` real calls of `route` since `since`, drawn at random.
-
-    Calls an eval made (request-log `source` "eval") are never sampled, and calls with the
-    same variables count once (the newest), so a dataset is not an echo of earlier evals
-    or of one retried request.
-    """
-    with store.connect() as conn:
-        logged = rows_sql.logged_variables(conn, route, since, limit=50_000)
-    distinct = unique_variables(logged)
-    if not distinct:
-        raise errors.NotFound(
-            f"no successful calls of route {route!r} with variables since {since.isoformat()} "
-            "(calls made by evals are left out)",
-            hint="route calls record their `pilothouse.variables`; widen --since",
-        )
-    rng = random.Random(seed if seed is not None else secrets.randbits(32))
-    chosen = rng.sample(distinct, min(sample, len(distinct)))
-    rows = [
-        {
-            "id": r["id"],
-            "variables": r["variables"],
-            "tags": [f"route:{route}", f"release:{r['release_id']}"],
-        }
-        for r in sorted(chosen, key=lambda r: r["id"])
-    ]
-    source = f"from-logs route={route} since={since.isoformat()} sample={sample}"
-    return store_version(store, name, rows, source=source, actor=actor)
-
-
 def unique_variables(logged: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Logged calls minus eval traffic, one per distinct variable set (the first kept)."""
     seen: set[bytes] = set()
@@ -319,9 +240,3 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def list_datasets(store: Store) -> list[dict[str, Any]]:
-    """Every version of every dataset, without its rows."""
-    with store.connect() as conn:
-        return rows_sql.all_datasets(conn)

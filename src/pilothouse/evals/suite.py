@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pilothouse import errors, yamlfile
 from pilothouse.evals import scorers as scorer_registry
 from pilothouse.evals.types import ScorerSpec
-from pilothouse.releases.promotion import check_params
+from pilothouse.releases.params import check_params
 
 Release = Literal["active", "canary"]
 

@@ -226,7 +226,7 @@ class GatewayApp:
             record.release_arm = choice.arm
             record.prompt_name = release.prompt.name
             record.prompt_version = release.prompt.version
-            record.prompt_hash = release.prompt.hash
+            record.prompt_hash = release.hash  # the composed prompt: version and fragments
             record.variables = choice.variables or None
         if endpoint == "embeddings":
             validation.check_embeddings(resolution.body)

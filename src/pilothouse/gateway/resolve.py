@@ -104,15 +104,28 @@ def _route(
             code="model_not_found",
         )
     if arm is None:
-        release, arm = route.choose(sticky)
-    elif arm == "active":
-        release = route.active
-    elif arm == "canary" and route.canary is not None:
-        release = route.canary
-    else:
+        arm = route.choose(sticky)
+    elif not key.grants("release:pin"):
+        raise errors.PermissionDenied(
+            f"X-Pilothouse-Release pins a route's release arm, which API key {key.id} may not "
+            "do: send no such header to be assigned as every caller is",
+            hint="pinning needs a key with the `release:pin` (or `evals`) scope",
+            param="X-Pilothouse-Release",
+        )
+    elif arm not in ("active", "canary") or (arm == "canary" and not route.has_canary):
         raise errors.InvalidRequest(
             f"X-Pilothouse-Release must be `active` or `canary` (route {name!r} "
-            f"{'has no canary' if route.canary is None else 'has both'}), got {arm!r}"
+            f"{'has both' if route.has_canary else 'has no canary'}), got {arm[:40]!r}"
+        )
+    release = route.arm(arm)
+    if release is None:
+        problem = route.problems.get(arm, "it cannot be loaded")
+        raise errors.ServiceUnavailable(
+            f"route {name!r} cannot serve its {arm} release: {problem}. Other routes and "
+            "models are not affected",
+            hint="an admin can promote a new release, or roll back; the server log and "
+            "`pilothouse releases show ROUTE` name the fault",
+            code="route_quarantined",
         )
     variables = _route_variables(payload.get("pilothouse"))
     try:

@@ -1,10 +1,19 @@
 """API keys: creation (the secret is shown once), enable/disable, authentication against
-the in-memory key set, and loading that set for the configuration snapshot."""
+the in-memory key set, and loading that set for the configuration snapshot.
+
+What a key may do beyond calling `/v1` for its models and routes is granted explicitly:
+`scopes` (SCOPES below) and `prompts`, name patterns of prompts it may read besides the
+ones its routes serve. A key limited to some models and routes reads only the prompts
+those routes serve (their frozen composition) and the ones it was granted; a key with no
+limits reads every prompt.
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,10 +22,21 @@ from sqlalchemy import Connection
 
 from pilothouse import errors
 from pilothouse.policy.credentials import bearer_secret, secret_hash
+from pilothouse.quarantine import Quarantined
 from pilothouse.store import Store, audit, changes
 from pilothouse.store import keys as key_rows
 
 SECRET_PREFIX = "ph-"
+
+SCOPES = {
+    "evals": "what `pilothouse eval` needs in CI: read datasets, routes and every prompt, "
+    "record and read eval runs, pin a route's release arm",
+    "release:pin": "pin a route's active or canary release with the X-Pilothouse-Release header",
+    "routes:read": "list routes with their releases and read their history",
+    "history:read": "read the audit history of prompts",
+}
+_IMPLIED = {"evals": ("release:pin", "routes:read")}
+PROMPT_PATTERN = re.compile(r"^[A-Za-z0-9._*?-]{1,100}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,27 +48,56 @@ class ApiKey:
     prefix: str
     user: str | None
     team: str | None
-    models: tuple[str, ...] | None  # None: every model alias
+    models: tuple[str, ...] | None  # None: every model alias and route
     expires_at: datetime | None
     disabled: bool
     created_at: datetime
+    scopes: frozenset[str] = frozenset()
+    prompts: tuple[str, ...] | None = None  # name patterns of prompts it may also read
+    problem: str | None = None  # the stored row cannot be used: calls get this error
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ApiKey:
+        """The key a row describes; ValueError when the row is damaged."""
+        models, scopes, prompts = row["models"], row.get("scopes"), row.get("prompts")
+        for field, value in (("models", models), ("scopes", scopes), ("prompts", prompts)):
+            if value is not None and not (
+                isinstance(value, list) and all(isinstance(v, str) for v in value)
+            ):
+                raise ValueError(f"`{field}` is not a list of names")
+        if not isinstance(row["created_at"], datetime) or not (
+            row["expires_at"] is None or isinstance(row["expires_at"], datetime)
+        ):
+            raise ValueError("a timestamp is not a time")
         return cls(
             id=row["id"],
             name=row["name"],
             prefix=row["prefix"],
             user=row["user"],
             team=row["team"],
-            models=tuple(row["models"]) if row["models"] is not None else None,
+            models=tuple(models) if models is not None else None,
             expires_at=row["expires_at"],
             disabled=bool(row["disabled"]),
             created_at=row["created_at"],
+            scopes=frozenset(scopes or ()),
+            prompts=tuple(prompts) if prompts is not None else None,
         )
 
     def allows(self, model: str) -> bool:
         return self.models is None or model in self.models
+
+    def grants(self, scope: str) -> bool:
+        """Whether the key holds `scope`, directly or through one that implies it."""
+        return scope in self.scopes or any(scope in _IMPLIED.get(s, ()) for s in self.scopes)
+
+    def may_read_prompt(self, name: str, served: Iterable[tuple[str, Iterable[str]]]) -> bool:
+        """Whether the key may read prompt `name`. `served` lists (route, the prompts its
+        releases use): the ones it may call count."""
+        if self.grants("evals") or (self.models is None and self.prompts is None):
+            return True
+        if any(fnmatch.fnmatchcase(name, pattern) for pattern in self.prompts or ()):
+            return True
+        return any(name in prompts for route, prompts in served if self.allows("route:" + route))
 
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -61,15 +110,43 @@ class ApiKey:
             "user": self.user,
             "team": self.team,
             "models": list(self.models) if self.models is not None else None,
+            "scopes": sorted(self.scopes),
+            "prompts": list(self.prompts) if self.prompts is not None else None,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "disabled": self.disabled,
             "created_at": self.created_at.isoformat(),
         }
 
 
-def load_keys(conn: Connection) -> dict[str, ApiKey]:
-    """Every key by the hash of its secret: the snapshot's key set."""
-    return {row["key_hash"]: ApiKey.from_row(row) for row in key_rows.all_keys(conn)}
+def load_keys(conn: Connection) -> tuple[dict[str, ApiKey], list[Quarantined]]:
+    """Every key by the hash of its secret (the snapshot's key set), and the keys that
+    could not be loaded. A damaged key is kept under its hash when that can be read, so
+    its calls get an error naming the problem instead of "invalid API key"."""
+    keys: dict[str, ApiKey] = {}
+    problems: list[Quarantined] = []
+    damaged: dict[str, str] = {}
+    for key_id, row, unreadable in key_rows.all_keys_checked(conn):
+        try:
+            if row is None:
+                raise ValueError(unreadable)
+            keys[row["key_hash"]] = ApiKey.from_row(row)
+        except (KeyError, TypeError, ValueError) as exc:
+            damaged[str(key_id)] = f"API key {key_id} cannot be loaded: {exc}"
+            problems.append(Quarantined("key", str(key_id), damaged[str(key_id)]))
+    for key_id, key_hash in key_rows.hashes(conn, list(damaged)).items():
+        keys[key_hash] = ApiKey(
+            id=key_id,
+            name="(damaged)",
+            prefix="",
+            user=None,
+            team=None,
+            models=(),
+            expires_at=None,
+            disabled=False,
+            created_at=datetime.now(UTC),
+            problem=damaged[key_id],
+        )
+    return keys, problems
 
 
 def authenticate(
@@ -85,6 +162,12 @@ def authenticate(
     key = keys_by_hash.get(secret_hash(secret))
     if key is None:
         raise errors.AuthenticationFailed("invalid API key")
+    if key.problem is not None:
+        raise errors.ServiceUnavailable(
+            f"{key.problem}; nothing else is affected",
+            hint="ask an admin: `pilothouse keys list` shows the key; the server log names the fault",
+            code="key_quarantined",
+        )
     if key.disabled:
         raise errors.AuthenticationFailed(
             f"API key {key.prefix}… ({key.id}) is disabled", hint="ask an admin to enable it"
@@ -92,6 +175,23 @@ def authenticate(
     if key.expired(now):
         raise errors.AuthenticationFailed(f"API key {key.prefix}… ({key.id}) has expired")
     return key
+
+
+def check_grants(scopes: Iterable[str] | None, prompts: Iterable[str] | None) -> None:
+    """InvalidRequest for an unknown scope or a prompt pattern that is not one."""
+    unknown = sorted(set(scopes or ()) - set(SCOPES))
+    if unknown:
+        raise errors.InvalidRequest(
+            f"unknown scopes {', '.join(unknown)}; known: {', '.join(sorted(SCOPES))}",
+            param="scopes",
+        )
+    for pattern in prompts or ():
+        if not PROMPT_PATTERN.match(pattern):
+            raise errors.InvalidRequest(
+                f"invalid prompt pattern {pattern[:100]!r}: a prompt name, where * matches "
+                "any run of characters and ? one (e.g. support-*)",
+                param="prompts",
+            )
 
 
 def create_key(
@@ -102,11 +202,15 @@ def create_key(
     team: str | None = None,
     models: list[str] | None = None,
     expires_at: datetime | None = None,
+    scopes: list[str] | None = None,
+    prompts: list[str] | None = None,
     actor: str = "admin",
 ) -> tuple[ApiKey, str]:
-    """Create a key; return it with its secret, which is not stored and not shown again."""
+    """Create a key; return it with its secret, which is not stored and not shown again.
+    `scopes` and `prompts` grant what it may do beyond calling its models and routes."""
     if not name.strip():
         raise errors.InvalidRequest("a key needs a non-empty name", param="name")
+    check_grants(scopes, prompts)
     if expires_at is not None:
         if expires_at.tzinfo is None:
             expires_at = expires_at.replace(tzinfo=UTC)  # a time with no zone is UTC
@@ -123,11 +227,13 @@ def create_key(
         "user": user,
         "team": team,
         "models": sorted(set(models)) if models else None,
+        "scopes": sorted(set(scopes)) if scopes else None,
+        "prompts": sorted(set(prompts)) if prompts else None,
         "expires_at": expires_at,
         "disabled": False,
         "created_at": datetime.now(UTC),
     }
-    with store.begin() as conn:
+    with store.write() as conn:
         key_rows.insert(conn, row)
         key = ApiKey.from_row(row)
         audit.record(conn, actor=actor, action="key.create", target=key.id, after=key.public())
@@ -136,27 +242,33 @@ def create_key(
 
 
 def list_keys(store: Store) -> list[ApiKey]:
+    """Every key; a damaged one is listed with its problem instead of failing the list."""
     with store.connect() as conn:
-        return [ApiKey.from_row(row) for row in key_rows.all_keys(conn)]
+        keys, _ = load_keys(conn)
+    return sorted(keys.values(), key=lambda k: (k.created_at, k.id))
+
+
+def _find(conn: Connection, id_or_name: str, *, lock: bool = False) -> dict[str, Any]:
+    row = key_rows.get(conn, id_or_name, lock=lock)
+    if row is None:
+        matches = key_rows.find_by_name(conn, id_or_name)
+        if len(matches) > 1:
+            ids = ", ".join(m["id"] for m in matches)
+            raise errors.Conflict(
+                f"{len(matches)} keys are named {id_or_name!r} ({ids}); use the key id"
+            )
+        row = key_rows.get(conn, matches[0]["id"], lock=lock) if matches else None
+    if row is None:
+        raise errors.NotFound(
+            f"no API key with id or name {id_or_name!r}", hint="`pilothouse keys list` shows them"
+        )
+    return row
 
 
 def resolve_key(store: Store, id_or_name: str) -> ApiKey:
     """Find a key by id, or by name when exactly one key has it."""
     with store.connect() as conn:
-        row = key_rows.get(conn, id_or_name)
-        if row is None:
-            matches = key_rows.find_by_name(conn, id_or_name)
-            if len(matches) > 1:
-                ids = ", ".join(m["id"] for m in matches)
-                raise errors.Conflict(
-                    f"{len(matches)} keys are named {id_or_name!r} ({ids}); use the key id"
-                )
-            row = matches[0] if matches else None
-    if row is None:
-        raise errors.NotFound(
-            f"no API key with id or name {id_or_name!r}", hint="`pilothouse keys list` shows them"
-        )
-    return ApiKey.from_row(row)
+        return ApiKey.from_row(_find(conn, id_or_name))
 
 
 def set_disabled(
@@ -168,17 +280,19 @@ def set_disabled(
     reason: str | None = None,
 ) -> ApiKey:
     """Disable or enable a key; every gateway instance obeys on its next snapshot swap."""
-    key = resolve_key(store, id_or_name)
-    with store.begin() as conn:
-        key_rows.set_disabled(conn, key.id, disabled)
+    with store.write() as conn:
+        row = _find(
+            conn, id_or_name, lock=True
+        )  # locked: `before` is exact under concurrent writers
+        key_rows.set_disabled(conn, row["id"], disabled)
         audit.record(
             conn,
             actor=actor,
             action="key.disable" if disabled else "key.enable",
-            target=key.id,
-            before={"disabled": key.disabled},
+            target=row["id"],
+            before={"disabled": bool(row["disabled"])},
             after={"disabled": disabled},
             reason=reason,
         )
         changes.bump(conn)
-    return resolve_key(store, key.id)
+        return ApiKey.from_row({**row, "disabled": disabled})

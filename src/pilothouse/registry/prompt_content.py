@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pilothouse import errors
 from pilothouse.registry import templates
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$"
+MAX_CONTENT_BYTES = 512 * 1024  # one version's canonical JSON: a prompt, not a corpus
 
 
 class _Strict(BaseModel):
@@ -65,7 +65,7 @@ class PromptContent(_Strict):
             out["messages"] = [m.model_dump() for m in self.messages]
         else:
             out["text"] = self.text
-        if self.tools is not None:
+        if self.tools:  # `tools: []` means no tools: normalised away, not forwarded
             out["tools"] = self.tools
         if self.response_format is not None:
             out["response_format"] = self.response_format
@@ -114,6 +114,12 @@ def parse_content(body: dict[str, Any]) -> PromptContent:
         raise errors.InvalidRequest(
             f"{field}: {str(first['msg']).removeprefix('Value error, ')}", param=field
         ) from None
+    size = len(orjson.dumps(content.canonical()))
+    if size > MAX_CONTENT_BYTES:
+        raise errors.InvalidRequest(
+            f"this version is {size} bytes as JSON; a prompt version may be at most "
+            f"{MAX_CONTENT_BYTES} bytes"
+        )
     problems = template_problems(content)
     if problems:
         loc, message = problems[0]

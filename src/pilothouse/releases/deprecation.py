@@ -34,7 +34,7 @@ def route_warnings(
                 found.append(
                     {
                         "route": route["name"],
-                        "owner": route["owner"],
+                        "owner": route.get("owner"),
                         "side": side,
                         "release_id": release["id"],
                         **warning.public(),

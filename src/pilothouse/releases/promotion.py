@@ -1,17 +1,19 @@
 """Promote, canary and roll back releases of a route.
 
-A *route* is a named LLM feature. A *release* is an immutable bundle: prompt version (by
-number, never a label), model alias and parameters. A route has one active release and at
-most one canary with a traffic weight. Every change is audited, recorded as a route event
-and bumps the configuration version, so every gateway obeys it within a second.
+A *route* is a named LLM feature. A *release* is an immutable bundle: a prompt version
+(by number, never a label) with every fragment it includes frozen to a version, a model
+alias and parameters; its `composition_hash` covers all of that content. Nothing but a
+new release changes what a route serves. A route has one active release and at most one
+canary with a traffic weight and its own salt (each new canary draws a fresh slice of
+users; widening keeps everyone already in it). Every change locks the route's row,
+is audited, recorded as a route event and bumps the configuration version, so every
+gateway obeys it within a second.
 """
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -19,91 +21,32 @@ from sqlalchemy import Connection
 
 from pilothouse import errors
 from pilothouse.config import ModelSpec
-from pilothouse.registry import catalog
+from pilothouse.registry import catalog, composition, names
 from pilothouse.registry import prompts as prompt_registry
+from pilothouse.registry.dependents import require_reason
+from pilothouse.releases.params import PARAMS, check_params
+from pilothouse.releases.release import Release
+from pilothouse.releases.routes import history, list_routes, route_etag, show_route
 from pilothouse.store import Store, audit, changes
 from pilothouse.store import releases as rows
 
-ROUTE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$")
-_PROMPT_REF = re.compile(
-    r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)(?:@(?P<version>\d+)|:(?P<label>[A-Za-z0-9_.-]+))?$"
-)
-
-# Parameters a release may fix, with the check each value must pass.
-PARAMS: dict[str, tuple[str, Any]] = {
-    "temperature": ("a number from 0 to 2", lambda v: _number(v) and 0 <= v <= 2),
-    "top_p": ("a number from 0 to 1", lambda v: _number(v) and 0 <= v <= 1),
-    "max_tokens": ("a positive integer", lambda v: _integer(v) and v > 0),
-    "max_completion_tokens": ("a positive integer", lambda v: _integer(v) and v > 0),
-    "presence_penalty": ("a number from -2 to 2", lambda v: _number(v) and -2 <= v <= 2),
-    "frequency_penalty": ("a number from -2 to 2", lambda v: _number(v) and -2 <= v <= 2),
-    "seed": ("an integer", lambda v: _integer(v)),
-    "stop": (
-        "a string or a list of strings",
-        lambda v: (
-            isinstance(v, str) or (isinstance(v, list) and all(isinstance(s, str) for s in v))
-        ),
-    ),
-    "reasoning_effort": ("low, medium or high", lambda v: v in ("low", "medium", "high")),
-    "parallel_tool_calls": ("true or false", lambda v: isinstance(v, bool)),
-}
+__all__ = [
+    "PARAMS",
+    "Promoter",
+    "Release",
+    "check_params",
+    "history",
+    "list_routes",
+    "route_etag",
+    "show_route",
+]
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def check_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Refuse unknown parameters (a typo would silently do nothing) and bad values."""
-    for name, value in params.items():
-        if name not in PARAMS:
-            raise errors.InvalidRequest(
-                f"unknown release parameter {name!r}; allowed: {', '.join(sorted(PARAMS))}",
-                param=f"params.{name}",
-            )
-        expected, valid = PARAMS[name]
-        if not valid(value):
-            raise errors.InvalidRequest(
-                f"parameter {name} must be {expected}, got {value!r}", param=f"params.{name}"
-            )
-    return dict(params)
-
-
-@dataclass(frozen=True)
-class Release:
-    id: str
-    route: str
-    prompt_name: str
-    prompt_version: int
-    prompt_hash: str
-    model_alias: str
-    params: dict[str, Any]
-    note: str | None
-    created_by: str
-    created_at: datetime
-
-    @classmethod
-    def from_row(cls, row: dict[str, Any]) -> Release:
-        return cls(**row)
-
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "route": self.route,
-            "prompt": f"{self.prompt_name}@{self.prompt_version}",
-            "prompt_name": self.prompt_name,
-            "prompt_version": self.prompt_version,
-            "prompt_hash": self.prompt_hash,
-            "model": self.model_alias,
-            "params": self.params,
-            "note": self.note,
-            "created_by": self.created_by,
-            "created_at": self.created_at.isoformat(),
-        }
+def check_route_name(route: str) -> str:
+    try:
+        return names.check_name(route, "route name")
+    except names.InvalidName as exc:
+        raise errors.InvalidRequest(str(exc), param="route") from None
 
 
 class Promoter:
@@ -124,14 +67,22 @@ class Promoter:
         actor: str = "admin",
         owner: str | None = None,
         from_canary: bool = False,
+        force: bool = False,
+        expected: str | None = None,
     ) -> Release:
         """Make a new release (or the running canary, with `from_canary`) the active one."""
-        with self.store.begin() as conn:
-            state = self._route(conn, route, owner, create=not from_canary)
+        check_route_name(route)
+        require_reason(force, reason)
+        with self.store.write() as conn:
+            state = self._route(conn, route, create=not from_canary, expected=expected)
+            if owner is not None and owner != state["owner"]:
+                rows.update_route(conn, route, owner=owner)
+            forced = None
             if from_canary:
                 if not state["canary_release_id"]:
                     raise errors.Conflict(f"route {route!r} has no canary to promote")
-                release = Release.from_row(rows.get_release(conn, state["canary_release_id"]) or {})
+                release = self._release(conn, state["canary_release_id"])
+                forced = self._refuse_unservable(release, "promoting the canary", force)
             else:
                 release = self._new_release(conn, route, prompt, model, params, reason, actor)
             previous = state["active_release_id"]
@@ -147,13 +98,14 @@ class Promoter:
                 actor=actor,
                 reason=reason,
             )
+            after: dict[str, Any] = {"active": release.id, "canary": None}
             audit.record(
                 conn,
                 actor=actor,
                 action="release.promote",
                 target=f"route:{route}",
                 before={"active": previous, "canary": state["canary_release_id"]},
-                after={"active": release.id, "canary": None},
+                after={**after, **(forced or {})},
                 reason=reason,
             )
             changes.bump(conn)
@@ -169,19 +121,23 @@ class Promoter:
         weight: int,
         reason: str | None,
         actor: str = "admin",
+        expected: str | None = None,
     ) -> Release | None:
-        """Send `weight`% of users to a new release; weight 0 stops the canary."""
+        """Send `weight`% of users to a new release; weight 0 stops the canary. Without a
+        prompt and model only the running canary's weight changes, and its users stay."""
         if not 0 <= weight <= 100:
             raise errors.InvalidRequest(
                 f"weight must be 0 to 100 (percent of users), got {weight}", param="weight"
             )
-        with self.store.begin() as conn:
-            state = self._route(conn, route, None, create=False)
+        check_route_name(route)
+        with self.store.write() as conn:
+            state = self._route(conn, route, create=False, expected=expected)
             if not state["active_release_id"]:
                 raise errors.Conflict(
                     f"route {route!r} has no active release: promote one before a canary"
                 )
             release = None
+            salt = state["canary_salt"] or ""
             if weight == 0:
                 release_id = None
             elif prompt is None and model is None and state["canary_release_id"]:
@@ -189,8 +145,13 @@ class Promoter:
             else:
                 release = self._new_release(conn, route, prompt, model, params, reason, actor)
                 release_id = release.id
+                salt = secrets.token_hex(8)  # a new canary: a fresh slice of users
             rows.update_route(
-                conn, route, canary_release_id=release_id, canary_weight=weight if release_id else 0
+                conn,
+                route,
+                canary_release_id=release_id,
+                canary_weight=weight if release_id else 0,
+                canary_salt=salt,
             )
             rows.add_event(
                 conn,
@@ -213,33 +174,46 @@ class Promoter:
             )
             changes.bump(conn)
             if release is None and release_id:
-                return Release.from_row(rows.get_release(conn, release_id) or {})
+                return self._release(conn, release_id)
             return release
 
-    def rollback(self, route: str, *, reason: str | None, actor: str = "admin") -> Release:
+    def rollback(
+        self,
+        route: str,
+        *,
+        reason: str | None,
+        actor: str = "admin",
+        force: bool = False,
+        expected: str | None = None,
+    ) -> Release:
         """Back to the release that was active before the current one, and stop any canary.
+        Refused (Conflict) when that release's model is retired or no longer in the catalog,
+        unless forced with a reason.
 
         Rollbacks stack: two rollbacks go two promotions back.
         """
-        with self.store.begin() as conn:
-            state = self._route(conn, route, None, create=False)
+        check_route_name(route)
+        require_reason(force, reason)
+        with self.store.write() as conn:
+            state = self._route(conn, route, create=False, expected=expected)
             stack: list[str] = []
             for event in rows.events(conn, route):
                 if event["kind"] == "promote":
                     stack.append(event["release_id"])
-                elif event["kind"] == "rollback":
+                elif event["kind"] == "rollback" and stack:
                     stack.pop()
             if len(stack) < 2:
                 raise errors.Conflict(f"route {route!r} has no earlier release to roll back to")
-            target = stack[-2]
+            target = self._release(conn, stack[-2])
+            forced = self._refuse_unservable(target, f"rolling {route} back", force)
             rows.update_route(
-                conn, route, active_release_id=target, canary_release_id=None, canary_weight=0
+                conn, route, active_release_id=target.id, canary_release_id=None, canary_weight=0
             )
             rows.add_event(
                 conn,
                 route=route,
                 kind="rollback",
-                release_id=target,
+                release_id=target.id,
                 previous_release_id=state["active_release_id"],
                 actor=actor,
                 reason=reason,
@@ -250,31 +224,55 @@ class Promoter:
                 action="release.rollback",
                 target=f"route:{route}",
                 before={"active": state["active_release_id"], "canary": state["canary_release_id"]},
-                after={"active": target, "canary": None},
+                after={"active": target.id, "canary": None, **(forced or {})},
                 reason=reason,
             )
             changes.bump(conn)
-            return Release.from_row(rows.get_release(conn, target) or {})
+            return target
+
+    def _refuse_unservable(self, release: Release, what: str, force: bool) -> dict[str, Any] | None:
+        """Conflict when `release` pins a retired or unknown model, unless forced."""
+        spec = self.models.get(release.model_alias)
+        if spec is None:
+            problem = f"model alias {release.model_alias!r} is not in this deployment's catalog"
+        elif catalog.is_retired(spec, date.today()):
+            successor = f"; its successor is {spec.successor!r}" if spec.successor else ""
+            problem = f"model {release.model_alias!r} is retired{successor}"
+        else:
+            return None
+        if not force:
+            raise errors.Conflict(
+                f"{what} would serve release {release.id}, whose {problem}: every call "
+                "would be refused",
+                hint="promote a release on a current model instead, or force it with a reason",
+                code="release_not_servable",
+                details={"release": release.id, "model": release.model_alias},
+            )
+        return {"forced": True, "problem": problem}
 
     def _route(
-        self, conn: Connection, route: str, owner: str | None, *, create: bool
+        self, conn: Connection, route: str, *, create: bool, expected: str | None
     ) -> dict[str, Any]:
-        state = rows.get_route(conn, route)
+        state = rows.lock_route(conn, route, create=create)
         if state is None:
-            if not create:
-                raise errors.NotFound(
-                    f"no route {route!r}", hint="`pilothouse releases ls` lists routes"
-                )
-            if not ROUTE_NAME.match(route):
-                raise errors.InvalidRequest(
-                    f"invalid route name {route!r} (letters, digits, . _ -)", param="route"
-                )
-            rows.create_route(conn, route, owner, None)
-            state = rows.get_route(conn, route)
-            assert state is not None
-        elif owner is not None and owner != state["owner"]:
-            rows.update_route(conn, route, owner=owner)
+            raise errors.NotFound(
+                f"no route {route!r}", hint="`pilothouse releases ls` lists routes"
+            )
+        if expected is not None and route_etag(state) != expected:
+            raise errors.Conflict(
+                f"route {route!r} changed since you read it (If-Match {expected!r}, now "
+                f"{route_etag(state)!r})",
+                hint="read the route again (`GET /api/routes/{route}`) and retry",
+                code="if_match_failed",
+                details={"current": {"etag": route_etag(state), **_state(state)}},
+            )
         return state
+
+    def _release(self, conn: Connection, release_id: str) -> Release:
+        row = rows.get_release(conn, release_id)
+        if row is None:
+            raise errors.Conflict(f"release {release_id} is not in the store")
+        return Release.from_row(row)
 
     def _new_release(
         self,
@@ -288,7 +286,7 @@ class Promoter:
     ) -> Release:
         if not prompt:
             raise errors.InvalidRequest(
-                "a release needs a prompt: NAME@VERSION or NAME:LABEL", param="prompt"
+                "a release needs a prompt: NAME@VERSION or NAME@LABEL", param="prompt"
             )
         if not model:
             raise errors.InvalidRequest("a release needs a model alias", param="model")
@@ -301,18 +299,22 @@ class Promoter:
         if catalog.is_retired(spec, date.today()):
             successor = f"; use its successor {spec.successor!r}" if spec.successor else ""
             raise errors.InvalidRequest(f"model {model!r} is retired{successor}", param="model")
-        match = _PROMPT_REF.match(prompt)
-        if match is None:
-            raise errors.InvalidRequest(
-                f"{prompt!r}: use NAME@VERSION or NAME:LABEL", param="prompt"
-            )
-        version = int(match["version"]) if match["version"] else None
-        resolved = prompt_registry.resolve_in(
-            conn, match["name"], label=match["label"], version=version
-        )
+        try:
+            ref = names.parse_ref(prompt)
+        except names.InvalidName as exc:
+            raise errors.InvalidRequest(str(exc), param="prompt") from None
+        resolved = prompt_registry.resolve_in(conn, ref.name, label=ref.label, version=ref.version)
         if resolved.content.get("messages") is None:
             raise errors.InvalidRequest(
-                f"prompt {match['name']!r} is a fragment; a release needs a chat prompt"
+                f"prompt {ref.name!r} is a fragment; a release needs a chat prompt", param="prompt"
+            )
+        problems = composition.variable_problems(
+            resolved.name, resolved.content, resolved.fragments
+        )
+        if problems:
+            raise errors.InvalidRequest(
+                f"{resolved.name}@{resolved.version} would not render: {'; '.join(problems)}",
+                param="prompt",
             )
         row = {
             "id": "rel_" + secrets.token_hex(6),
@@ -322,6 +324,8 @@ class Promoter:
             "prompt_hash": resolved.hash,
             "model_alias": model,
             "params": check_params(params or {}),
+            "fragments": composition.frozen_record(resolved.fragments),
+            "composition_hash": resolved.composition_hash,
             "note": note,
             "created_by": actor,
             "created_at": datetime.now(UTC),
@@ -330,41 +334,9 @@ class Promoter:
         return Release.from_row(row)
 
 
-def list_routes(store: Store) -> list[dict[str, Any]]:
-    with store.connect() as conn:
-        all_rows = rows.all_routes(conn)
-        ids = [r[k] for r in all_rows for k in ("active_release_id", "canary_release_id") if r[k]]
-        known = {i: Release.from_row(r) for i, r in rows.releases_by_id(conn, ids).items()}
-    return [
-        {
-            "name": r["name"],
-            "owner": r["owner"],
-            "active": known[r["active_release_id"]].public() if r["active_release_id"] else None,
-            "canary": known[r["canary_release_id"]].public() if r["canary_release_id"] else None,
-            "canary_weight": r["canary_weight"],
-        }
-        for r in all_rows
-    ]
-
-
-def history(store: Store, route: str) -> list[dict[str, Any]]:
-    with store.connect() as conn:
-        if rows.get_route(conn, route) is None:
-            raise errors.NotFound(
-                f"no route {route!r}", hint="`pilothouse releases ls` lists routes"
-            )
-        events = rows.events(conn, route)
-        ids = [e["release_id"] for e in events if e["release_id"]]
-        known = {i: Release.from_row(r).public() for i, r in rows.releases_by_id(conn, ids).items()}
-    return [
-        {
-            "at": e["at"].isoformat(),
-            "kind": e["kind"],
-            "release": known.get(e["release_id"]),
-            "previous_release_id": e["previous_release_id"],
-            "canary_weight": e["canary_weight"],
-            "actor": e["actor"],
-            "reason": e["reason"],
-        }
-        for e in reversed(events)
-    ]
+def _state(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "active": state.get("active_release_id"),
+        "canary": state.get("canary_release_id"),
+        "canary_weight": state.get("canary_weight"),
+    }

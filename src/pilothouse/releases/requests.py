@@ -15,14 +15,15 @@ def release_request(
     params: Mapping[str, Any],
 ) -> dict[str, Any]:
     """A new request body: the prompt's rendered messages before the caller's, the prompt's
-    `tools` and `response_format` unless the caller set them, and the release's parameters
-    over the caller's (the release decides; that is what it is for). `payload` is not
-    changed."""
+    `tools` (when it has any) and `response_format` unless the caller set them, and the
+    release's parameters over the caller's (the release decides; that is what it is for).
+    `payload` is not changed."""
     body = dict(payload)
     messages = payload.get("messages") or []
     body["messages"] = [*rendered_messages, *messages]
     for field in ("tools", "response_format"):
-        if prompt_content.get(field) is not None and field not in payload:
+        # An empty `tools` (stored before it was normalised away) means none.
+        if prompt_content.get(field) and field not in payload:
             body[field] = prompt_content[field]
     body.update(params)
     return body

@@ -31,6 +31,26 @@ class Store:
             yield conn
 
     @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A transaction that reads, then writes what it read (registry, releases, keys).
+
+        On SQLite it takes the write lock at BEGIN (IMMEDIATE), so two such transactions
+        queue behind each other instead of one failing to upgrade its read lock; on
+        PostgreSQL the caller locks the rows it changes (`SELECT ... FOR UPDATE`).
+        """
+        with self.engine.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                conn.begin()
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    @contextmanager
     def connect(self) -> Iterator[Connection]:
         with self.engine.connect() as conn:
             yield conn

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select, update
 
+from pilothouse.store import tolerant
 from pilothouse.store.tables import api_keys
 
 
@@ -13,8 +14,10 @@ def insert(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(api_keys.insert().values(**row))
 
 
-def get(conn: Connection, key_id: str) -> dict[str, Any] | None:
-    found = conn.execute(select(api_keys).where(api_keys.c.id == key_id)).first()
+def get(conn: Connection, key_id: str, *, lock: bool = False) -> dict[str, Any] | None:
+    """The key's row; with `lock`, locked until the transaction ends (PostgreSQL)."""
+    query = select(api_keys).where(api_keys.c.id == key_id)
+    found = conn.execute(query.with_for_update() if lock else query).first()
     return dict(found._mapping) if found else None
 
 
@@ -28,5 +31,20 @@ def all_keys(conn: Connection) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
+def all_keys_checked(conn: Connection) -> list[tuple[str, dict[str, Any] | None, str | None]]:
+    """(id, row, None) for each readable key, (id, None, problem) for each damaged one."""
+    return list(tolerant.rows_or_problems(conn, api_keys, api_keys.c.id))
+
+
 def set_disabled(conn: Connection, key_id: str, disabled: bool) -> None:
     conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(disabled=disabled))
+
+
+def hashes(conn: Connection, key_ids: list[str]) -> dict[str, str]:
+    """The secret hash of each key id (only that column: it is readable when others are not)."""
+    if not key_ids:
+        return {}
+    rows = conn.execute(
+        select(api_keys.c.id, api_keys.c.key_hash).where(api_keys.c.id.in_(key_ids))
+    )
+    return {key_id: key_hash for key_id, key_hash in rows if isinstance(key_hash, str)}

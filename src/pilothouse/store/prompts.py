@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from pilothouse.store import tolerant
 from pilothouse.store.tables import prompt_events, prompt_labels, prompt_versions, prompts
 
 
@@ -15,17 +18,38 @@ def get_prompt(conn: Connection, name: str) -> dict[str, Any] | None:
     return dict(row._mapping) if row else None
 
 
-def upsert_prompt(conn: Connection, name: str, fields: dict[str, Any]) -> None:
-    """Create the prompt, or update the given descriptive fields (never versions)."""
-    now = datetime.now(UTC)
-    if get_prompt(conn, name) is None:
-        conn.execute(prompts.insert().values(name=name, created_at=now, updated_at=now, **fields))
-    elif fields:
+def lock_prompt(conn: Connection, name: str, *, create: bool) -> dict[str, Any] | None:
+    """The prompt's row, locked until the transaction ends (PostgreSQL: FOR UPDATE; SQLite
+    writers hold the database lock already), created first when `create` and missing.
+
+    Every write to a prompt's versions and labels takes this lock first, so concurrent
+    writers to one prompt queue: version numbers and audit `before` values stay exact.
+    """
+    if create:
+        now = datetime.now(UTC)
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(
+            dialect_insert(prompts)
+            .values(name=name, created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+    row = conn.execute(select(prompts).where(prompts.c.name == name).with_for_update()).first()
+    return dict(row._mapping) if row else None
+
+
+def update_prompt(conn: Connection, name: str, fields: dict[str, Any]) -> None:
+    """Update the given descriptive fields (never versions)."""
+    if fields:
+        now = datetime.now(UTC)
         conn.execute(update(prompts).where(prompts.c.name == name).values(updated_at=now, **fields))
 
 
 def all_prompts(conn: Connection) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in conn.execute(select(prompts).order_by(prompts.c.name))]
+    """Every prompt; one whose row cannot be read is {"name", "problem"}."""
+    return [
+        row if row is not None else {"name": name, "problem": problem}
+        for name, row, problem in tolerant.rows_or_problems(conn, prompts, prompts.c.name)
+    ]
 
 
 def version_by_hash(conn: Connection, name: str, content_hash: str) -> dict[str, Any] | None:
@@ -38,12 +62,18 @@ def version_by_hash(conn: Connection, name: str, content_hash: str) -> dict[str,
 
 
 def get_version(conn: Connection, name: str, version: int) -> dict[str, Any] | None:
-    row = conn.execute(
-        select(prompt_versions).where(
-            prompt_versions.c.prompt_name == name, prompt_versions.c.version == version
-        )
-    ).first()
-    return dict(row._mapping) if row else None
+    """The version's row; tolerant.DamagedRow when it cannot be read."""
+    query = select(prompt_versions).where(
+        prompt_versions.c.prompt_name == name, prompt_versions.c.version == version
+    )
+    return tolerant.first(conn, query, f"prompt {name}@{version}")
+
+
+def version_exists(conn: Connection, name: str, version: int) -> bool:
+    query = select(prompt_versions.c.id).where(
+        prompt_versions.c.prompt_name == name, prompt_versions.c.version == version
+    )
+    return conn.execute(query).first() is not None
 
 
 def latest_version_number(conn: Connection, name: str) -> int:
@@ -57,13 +87,46 @@ def insert_version(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(prompt_versions.insert().values(**row))
 
 
-def versions(conn: Connection, name: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        select(prompt_versions)
-        .where(prompt_versions.c.prompt_name == name)
-        .order_by(prompt_versions.c.version)
+def versions_by_key(
+    conn: Connection, keys: list[tuple[str, int]]
+) -> dict[tuple[str, int], dict[str, Any]]:
+    """Several versions by (name, number) in one query."""
+    if not keys:
+        return {}
+    query = select(prompt_versions).where(
+        tuple_(prompt_versions.c.prompt_name, prompt_versions.c.version).in_(keys)
     )
-    return [dict(r._mapping) for r in rows]
+    try:
+        return {(r.prompt_name, r.version): dict(r._mapping) for r in conn.execute(query)}
+    except tolerant.DECODE_ERRORS:  # find the damaged one, so its error names it
+        found = {}
+        for name, number in keys:
+            row = get_version(conn, name, number)
+            if row is not None:
+                found[(name, number)] = row
+        return found
+
+
+def versions(conn: Connection, name: str) -> list[dict[str, Any]]:
+    """Every version of `name` (content included); a damaged one is {"version", "problem"}."""
+    numbers = [
+        n
+        for (n,) in conn.execute(
+            select(prompt_versions.c.version)
+            .where(prompt_versions.c.prompt_name == name)
+            .order_by(prompt_versions.c.version)
+        )
+    ]
+    out = []
+    for number in numbers:
+        try:
+            row = get_version(conn, name, number)
+        except tolerant.DamagedRow as exc:
+            out.append({"version": number, "problem": str(exc)})
+            continue
+        if row is not None:
+            out.append(row)
+    return out
 
 
 def labels(conn: Connection, name: str | None = None) -> list[dict[str, Any]]:

@@ -6,31 +6,40 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from pilothouse.store import tolerant
 from pilothouse.store.tables import releases, route_events, routes
 
 
 def get_route(conn: Connection, name: str) -> dict[str, Any] | None:
-    row = conn.execute(select(routes).where(routes.c.name == name)).first()
-    return dict(row._mapping) if row else None
+    """The route's row; tolerant.DamagedRow when it cannot be read."""
+    return tolerant.first(conn, select(routes).where(routes.c.name == name), f"route {name}")
 
 
 def all_routes(conn: Connection) -> list[dict[str, Any]]:
-    return [dict(r._mapping) for r in conn.execute(select(routes).order_by(routes.c.name))]
+    """Every route; one whose row cannot be read is {"name", "problem"}."""
+    return [
+        row if row is not None else {"name": name, "problem": problem}
+        for name, row, problem in tolerant.rows_or_problems(conn, routes, routes.c.name)
+    ]
 
 
-def create_route(conn: Connection, name: str, owner: str | None, description: str | None) -> None:
-    now = datetime.now(UTC)
-    conn.execute(
-        routes.insert().values(
-            name=name,
-            owner=owner,
-            description=description,
-            canary_weight=0,
-            created_at=now,
-            updated_at=now,
+def lock_route(conn: Connection, name: str, *, create: bool) -> dict[str, Any] | None:
+    """The route's row, locked until the transaction ends (PostgreSQL: FOR UPDATE; SQLite
+    writers hold the database lock already), created first when `create` and missing.
+    Every change to a route takes this lock first, so concurrent promotions queue."""
+    if create:
+        now = datetime.now(UTC)
+        dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        conn.execute(
+            dialect_insert(routes)
+            .values(name=name, canary_weight=0, canary_salt="", created_at=now, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["name"])
         )
-    )
+    query = select(routes).where(routes.c.name == name).with_for_update()
+    return tolerant.first(conn, query, f"route {name}")
 
 
 def update_route(conn: Connection, name: str, **fields: Any) -> None:
@@ -44,15 +53,15 @@ def insert_release(conn: Connection, row: dict[str, Any]) -> None:
 
 
 def get_release(conn: Connection, release_id: str) -> dict[str, Any] | None:
-    row = conn.execute(select(releases).where(releases.c.id == release_id)).first()
-    return dict(row._mapping) if row else None
+    """The release's row; tolerant.DamagedRow when it cannot be read."""
+    query = select(releases).where(releases.c.id == release_id)
+    return tolerant.first(conn, query, f"release {release_id}")
 
 
 def releases_by_id(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
-    if not ids:
-        return {}
-    rows = conn.execute(select(releases).where(releases.c.id.in_(ids)))
-    return {r.id: dict(r._mapping) for r in rows}
+    """The readable releases among `ids` (a damaged one is left out)."""
+    found = tolerant.rows_or_problems(conn, releases, releases.c.id, sorted(set(ids)))
+    return {key: row for key, row, _ in found if row is not None}
 
 
 def add_event(conn: Connection, **fields: Any) -> None:

@@ -64,6 +64,8 @@ api_keys = Table(
     Column("user", String(200)),
     Column("team", String(200)),
     Column("models", JSON),
+    Column("scopes", JSON),  # policy.keys.SCOPES this key was granted
+    Column("prompts", JSON),  # name patterns of prompts it may read beyond its routes'
     Column("expires_at", UTCDateTime()),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -192,6 +194,8 @@ routes = Table(
     Column("active_release_id", String(40)),
     Column("canary_release_id", String(40)),
     Column("canary_weight", Integer, nullable=False, default=0),
+    # Drawn for each new canary, so each one takes a fresh slice of users.
+    Column("canary_salt", String(32), nullable=False, default=""),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -207,6 +211,10 @@ releases = Table(
     Column("prompt_hash", String(64), nullable=False),
     Column("model_alias", String(200), nullable=False),
     Column("params", JSON, nullable=False),
+    # Every include frozen to a version at promotion: {"tone@production": {name, version,
+    # hash, label}}; NULL only for a release made before 0006 that could not be frozen.
+    Column("fragments", JSON),
+    Column("composition_hash", String(64)),  # the prompt version and every fragment it uses
     Column("note", Text),
     Column("created_by", String(200), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
@@ -258,4 +266,14 @@ eval_runs = Table(
     Column("results", JSON, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_eval_runs_suite", "suite"),
+)
+
+# Deployment-wide settings every instance reads from the store, e.g. the admin token's hash.
+settings = Table(
+    "settings",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_by", String(200), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -65,6 +65,13 @@ class Metrics:
             ["provider", "error_class"],
             registry=r,
         )
+        self.quarantined = Gauge(
+            "pilothouse_quarantined_items",
+            "Configuration items that cannot be loaded and answer with an error, by kind "
+            "(key, route, release, setting); everything else is served.",
+            ["kind"],
+            registry=r,
+        )
         self.log_rows_written = Counter(
             "pilothouse_request_log_rows_written", "Request-log rows written.", registry=r
         )

@@ -17,6 +17,8 @@ A body annotated `Model | None` is optional (an empty body reads as `{}`).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import re
 import types
 import typing
 from collections.abc import Awaitable, Callable, Mapping
@@ -57,6 +59,8 @@ class Query(BaseModel):
 
 
 MAX_PATH_PARAM_CHARS = 200
+# A path parameter's rule, when it has one: (regular expression, the rule in words).
+PathRules = Mapping[str, tuple[str, str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,25 +198,29 @@ class Operation:
     body_optional: bool
     query: type[BaseModel] | None
     doc_body: type[BaseModel] | None = None  # a body the function reads itself, for the docs
+    path_rules: PathRules = dataclasses.field(default_factory=dict)
 
 
 class Api:
     """The endpoints of one API module, as Starlette routes and as declared operations."""
 
-    def __init__(self) -> None:
+    def __init__(self, path_rules: PathRules | None = None) -> None:
         self.routes: list[Route] = []
         self.operations: list[Operation] = []
+        self.path_rules = dict(path_rules or {})  # for every endpoint of this module
 
     def endpoint(
         self, method: str, path: str, access: Access, *, doc_body: type[BaseModel] | None = None
     ) -> Callable[[DataFunction], DataFunction]:
         def register(function: DataFunction) -> DataFunction:
             operation = _operation(method, path, access, function, doc_body)
+            operation = dataclasses.replace(operation, path_rules=self.path_rules)
+            compiled = {n: (re.compile(p), rule) for n, (p, rule) in self.path_rules.items()}
 
             async def handle(request: Request) -> Response:
                 services: Services = request.app.state.services
                 principal = authorize(request, services, access)
-                _check_path(request.path_params)
+                _check_path(request.path_params, compiled)
                 call = Call(request, services, principal)
                 kwargs: dict[str, Any] = {}
                 if operation.body is not None:
@@ -263,11 +271,18 @@ def _operation(
     return Operation(method, path, access, function, body, optional, hints.get("query"), doc_body)
 
 
-def _check_path(params: Mapping[str, str]) -> None:
+def _check_path(
+    params: Mapping[str, str], rules: Mapping[str, tuple[re.Pattern[str], str]]
+) -> None:
     for name, value in params.items():
         if len(value) > MAX_PATH_PARAM_CHARS or not value.isprintable():
             raise errors.InvalidRequest(
                 f"`{name}` in the path must be printable text of at most "
                 f"{MAX_PATH_PARAM_CHARS} characters",
                 param=name,
+            )
+        rule = rules.get(name)
+        if rule is not None and not rule[0].fullmatch(value):
+            raise errors.InvalidRequest(
+                f"`{name}` in the path is {value[:60]!r}; it must be {rule[1]}", param=name
             )

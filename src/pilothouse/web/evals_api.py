@@ -1,5 +1,6 @@
 """Datasets and eval runs over HTTP. CI holds an application key, so reading datasets and
-recording runs accept one; creating datasets needs the admin token."""
+recording runs accept one granted the `evals` scope; creating datasets needs the admin
+token."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator
 
-from pilothouse.evals import datasets, runs
+from pilothouse.evals import dataset_store as datasets
+from pilothouse.evals import runs
 from pilothouse.web.auth import Access
 from pilothouse.web.endpoint import Api, Body, Call, Query, parse_since
 from pilothouse.web.fields import INT32_MAX, Json, Name, Seed, Text
@@ -85,30 +87,30 @@ async def dataset_from_logs(call: Call, body: FromLogs) -> Result:
     return Result(result, status=201 if result["created"] else 200)
 
 
-@api.get("/api/datasets", Access.READER)
+@api.get("/api/datasets", Access.EVALS)
 async def list_datasets(call: Call) -> dict[str, Any]:
     return {"data": await call.run(datasets.list_datasets, call.services.store)}
 
 
-@api.get("/api/datasets/{name}", Access.READER)
+@api.get("/api/datasets/{name}", Access.EVALS)
 async def get_dataset(call: Call, query: VersionQuery) -> dict[str, Any]:
     return await call.run(
         datasets.get_version, call.services.store, call.path["name"], query.version
     )
 
 
-@api.post("/api/evals/runs", Access.READER)
+@api.post("/api/evals/runs", Access.EVALS)
 async def record_run(call: Call, body: RunArtifact) -> Result:
     artifact = body
     run_id = await call.run(runs.record_run, call.services.store, artifact.model_dump())
     return Result({"id": run_id}, status=201)
 
 
-@api.get("/api/evals/runs", Access.READER)
+@api.get("/api/evals/runs", Access.EVALS)
 async def list_runs(call: Call, query: RunsQuery) -> dict[str, Any]:
     return {"data": await call.run(runs.list_runs, call.services.store, query.suite)}
 
 
-@api.get("/api/evals/runs/{run_id}", Access.READER)
+@api.get("/api/evals/runs/{run_id}", Access.EVALS)
 async def get_run(call: Call) -> dict[str, Any]:
     return await call.run(runs.get_run, call.services.store, call.path["run_id"])

@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from pilothouse.registry import names
+
 INT32_MAX = 2**31 - 1
 INT64_MAX = 2**63 - 1
 
@@ -40,6 +42,17 @@ def _no_nul_anywhere(value: Any) -> Any:
 
 # A name or label a person chose: one line, printable, short.
 Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable)]
+# A prompt, fragment, label or route name (registry/names.py): one pattern everywhere.
+Ident = Annotated[str, Field(pattern=names.NAME_PATTERN, max_length=names.MAX_NAME_CHARS)]
+
+
+def _not_digits(value: str) -> str:
+    if value.isdigit():
+        raise ValueError("a label is not only digits (digits are a version)")
+    return value
+
+
+Label = Annotated[Ident, AfterValidator(_not_digits)]
 # Free text such as a reason or a note: any length up to 10,000 characters, no NUL.
 Text = Annotated[str, Field(max_length=10_000), AfterValidator(_no_nul)]
 # A 32-bit count or version, as the databases store them.

@@ -1,17 +1,25 @@
-"""API keys over HTTP (admin token): list, create (the secret is shown once), disable and
-enable."""
+"""Credentials over HTTP (admin token): API keys (list, create with the secret shown once,
+disable, enable) and the deployment's admin token (rotate, shown once)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import Field
 
 from pilothouse import errors
+from pilothouse.policy import admin_token
 from pilothouse.policy import keys as key_policy
+from pilothouse.registry import names
 from pilothouse.web.auth import Access
 from pilothouse.web.endpoint import Api, Body, Call, parse_time
 from pilothouse.web.fields import Name, Text
 from pilothouse.web.rendering import Result
+
+Scope = Literal["evals", "release:pin", "routes:read", "history:read"]
+assert set(get_args(Scope)) == set(key_policy.SCOPES), "Scope must list policy.keys.SCOPES"
+PromptPattern = Annotated[str, Field(pattern=key_policy.PROMPT_PATTERN.pattern)]
 
 api = Api()
 
@@ -20,8 +28,10 @@ class CreateKey(Body):
     name: Name
     user: Name | None = None
     team: Name | None = None
-    models: list[Name] | None = None
+    models: list[Name] | None = Field(default=None, max_length=1000)
     expires_at: str | None = None
+    scopes: list[Scope] | None = Field(default=None, max_length=len(key_policy.SCOPES))
+    prompts: list[PromptPattern] | None = Field(default=None, max_length=100)
 
 
 class Reason(Body):
@@ -38,6 +48,14 @@ async def list_keys(call: Call) -> dict[str, Any]:
 async def create_key(call: Call, body: CreateKey) -> Result:
     known = set(call.services.config.models)
     unknown = sorted(m for m in set(body.models or ()) - known if not m.startswith("route:"))
+    bad_routes = [
+        m for m in body.models or () if m.startswith("route:") and not names.is_name(m[6:])
+    ]
+    if bad_routes:
+        raise errors.InvalidRequest(
+            f"{bad_routes[0][:60]!r} is not a route: route:NAME, NAME being {names.NAME_RULE}",
+            param="models",
+        )
     if unknown:
         raise errors.InvalidRequest(
             f"unknown model aliases {', '.join(unknown)}; known: "
@@ -53,6 +71,8 @@ async def create_key(call: Call, body: CreateKey) -> Result:
         team=body.team,
         models=body.models,
         expires_at=expires_at,
+        scopes=body.scopes,
+        prompts=body.prompts,
         actor=call.actor,
     )
     await call.services.announce()
@@ -78,3 +98,21 @@ def _set_disabled(disabled: bool) -> Any:
 
 disable_key = api.post("/api/keys/{key}/disable", Access.ADMIN)(_set_disabled(True))
 enable_key = api.post("/api/keys/{key}/enable", Access.ADMIN)(_set_disabled(False))
+
+
+class Rotate(Body):
+    reason: Text | None = None
+
+
+@api.post("/api/admin/token/rotate", Access.ADMIN)
+async def rotate_admin_token(call: Call, body: Rotate | None) -> Result:
+    """A new admin token for every instance (the old one stops working within a second);
+    the new token is in the answer, once."""
+    token = await call.run(
+        admin_token.rotate,
+        call.services.store,
+        actor=call.actor,
+        reason=body.reason if body else None,
+    )
+    await call.services.announce()
+    return Result({"token": token, "note": "shown once: only its hash is kept"}, status=201)

@@ -83,7 +83,7 @@ def _operation(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
                 "name": name,
                 "in": "path",
                 "required": True,
-                "schema": {"type": "string", "maxLength": 200},
+                "schema": _path_schema(operation, name),
             }
             for name in _PATH_PARAM.findall(operation.path)
         ],
@@ -106,6 +106,13 @@ def _operation(operation: Operation, schemas: dict[str, Any]) -> dict[str, Any]:
             "content": {"application/json": {"schema": _schema(body, schemas)}},
         }
     return entry
+
+
+def _path_schema(operation: Operation, name: str) -> dict[str, Any]:
+    rule = operation.path_rules.get(name)
+    if rule is None:
+        return {"type": "string", "maxLength": 200}
+    return {"type": "string", "pattern": rule[0], "description": rule[1]}
 
 
 def _schema(model: type[BaseModel], schemas: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,8 @@
-"""Routes, releases and the model catalog over HTTP (admin token; applications may list
-routes)."""
+"""Routes, releases and the model catalog over HTTP. Writes need the admin token; reading
+routes needs the admin token or a key with the `routes:read` (or `evals`) scope.
+
+Writes take `If-Match: "<etag>"` (the `etag` of `GET /api/routes/{route}`) for optimistic
+locking: a route changed meanwhile answers 409 with its current state."""
 
 from __future__ import annotations
 
@@ -8,34 +11,37 @@ from typing import Any
 
 from pydantic import Field
 
-from pilothouse.registry import catalog
+from pilothouse import errors
+from pilothouse.registry import catalog, names
 from pilothouse.releases import deprecation, promotion
 from pilothouse.web.auth import Access
 from pilothouse.web.endpoint import Api, Body, Call, Query
 from pilothouse.web.fields import Json, Name, Text
 from pilothouse.web.rendering import Result
 
-api = Api()
+api = Api({"route": (names.NAME_PATTERN, names.NAME_RULE)})
 
 
 class ReleaseFields(Body):
-    prompt: Name | None = None
+    prompt: Name | None = Field(default=None, description="NAME@VERSION or NAME@LABEL")
     model: Name | None = None
-    params: dict[str, Json] | None = None
+    params: dict[str, Json] | None = Field(default=None, max_length=20)
     reason: Text | None = None
 
 
 class Promote(ReleaseFields):
     owner: Name | None = None
     from_canary: bool = False
+    force: bool = False
 
 
 class Canary(ReleaseFields):
     weight: int = Field(ge=0, le=100)
 
 
-class Reason(Body):
+class Rollback(Body):
     reason: Text | None = None
+    force: bool = False
 
 
 class DoctorQuery(Query):
@@ -46,9 +52,33 @@ def _promoter(call: Call) -> promotion.Promoter:
     return promotion.Promoter(call.services.store, call.services.config.models)
 
 
-@api.get("/api/routes", Access.READER)
+def _if_match(call: Call) -> str | None:
+    raw = call.request.headers.get("if-match")
+    if raw is None or raw.strip() == "*":
+        return None
+    return raw.strip().removeprefix("W/").strip('"')[:200]
+
+
+def _warnings(prompt: str | None) -> dict[str, Any]:
+    """A reference in the old `name:label` spelling still works, with a warning."""
+    try:
+        warning = names.parse_ref(prompt).warning if prompt else None
+    except names.InvalidName as exc:
+        raise errors.InvalidRequest(str(exc), param="prompt") from None
+    return {"warnings": [warning]} if warning else {}
+
+
+@api.get("/api/routes", Access.ROUTES)
 async def list_routes(call: Call) -> dict[str, Any]:
     return {"data": await call.run(promotion.list_routes, call.services.store)}
+
+
+@api.get("/api/routes/{route}", Access.ROUTES)
+async def show_route(call: Call) -> Result:
+    """One route: its releases, their frozen fragments (and whether a newer version is under
+    the label each was taken from), and its etag for If-Match."""
+    route = await call.run(promotion.show_route, call.services.store, call.path["route"])
+    return Result(route, headers={"etag": f'"{route["etag"]}"'})
 
 
 @api.post("/api/routes/{route}/promote", Access.ADMIN)
@@ -63,10 +93,12 @@ async def promote(call: Call, body: Promote) -> Result:
         owner=body.owner,
         from_canary=body.from_canary,
         reason=body.reason,
+        force=body.force,
+        expected=_if_match(call),
         **fields,
     )
     await call.services.announce()
-    return Result(release.public(), status=201)
+    return Result({**release.public(), **_warnings(fields["prompt"])}, status=201)
 
 
 @api.post("/api/routes/{route}/canary", Access.ADMIN)
@@ -80,27 +112,32 @@ async def canary(call: Call, body: Canary) -> dict[str, Any]:
         model=body.model,
         params=body.params or {},
         reason=body.reason,
+        expected=_if_match(call),
     )
     await call.services.announce()
     return {
         "canary": release.public() if release else None,
         "weight": body.weight if release else 0,
+        **_warnings(body.prompt),
     }
 
 
 @api.post("/api/routes/{route}/rollback", Access.ADMIN)
-async def rollback(call: Call, body: Reason | None) -> dict[str, Any]:
+async def rollback(call: Call, body: Rollback | None) -> dict[str, Any]:
+    """Back to the previous active release (409 when its model is retired, unless forced)."""
     release = await call.run(
         _promoter(call).rollback,
         call.path["route"],
         reason=body.reason if body else None,
+        force=body.force if body else False,
         actor=call.actor,
+        expected=_if_match(call),
     )
     await call.services.announce()
     return release.public()
 
 
-@api.get("/api/routes/{route}/history", Access.ADMIN)
+@api.get("/api/routes/{route}/history", Access.ROUTES)
 async def route_history(call: Call) -> dict[str, Any]:
     return {"data": await call.run(promotion.history, call.services.store, call.path["route"])}
 

@@ -174,7 +174,7 @@ async def login(request: Request) -> Response:
     origin = request.headers.get("origin")
     if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
         return render(request, "login.html", {"next": "/", "failed": True}, 403)
-    if not services.admin_auth.check(f"Bearer {token}"):
+    if not session.token_ok(services, token):
         log.warning(
             "dashboard sign-in refused", extra={"client": request.client and request.client.host}
         )
@@ -263,14 +263,9 @@ async def route_list(call: Call) -> dict[str, Any]:
 
 @page("/routes/{route}", "route.html")
 async def route(call: Call) -> dict[str, Any]:
-    name = call.path["route"]
-    everything = (await releases_api.list_routes(call))["data"]
-    found = next((r for r in everything if r["name"] == name), None)
-    if found is None:
-        raise errors.NotFound(f"no route {name!r}")
     models = (await releases_api.list_models(call))["data"]
     return {
-        "route": found,
+        "route": _data(await releases_api.show_route(call)),
         "history": (await releases_api.route_history(call))["data"],
         "models": [m["alias"] for m in models],
     }
@@ -300,7 +295,7 @@ async def models(call: Call) -> dict[str, Any]:
 
 @action("/routes/{route}/rollback")
 async def rollback(call: Call, form: dict[str, str]) -> str:
-    body = parse(releases_api.Reason, _reason_only(form))
+    body = parse(releases_api.Rollback, _reason_only(form))
     release = await releases_api.rollback(call, body)
     return _with_notice(f"/routes/{quote(call.path['route'])}", f"rolled back to {release['id']}")
 

@@ -16,6 +16,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from pilothouse.policy import admin_token
 from pilothouse.services import Services
 from pilothouse.web.auth import Principal
 
@@ -23,8 +24,15 @@ COOKIE = "pilothouse_session"
 SESSION_SECONDS = 12 * 3600
 
 
-def _key(services: Services) -> bytes:
-    return services.admin_auth.derived_key("dashboard-session")
+def _key(services: Services) -> bytes | None:
+    """The signing key, or None while the deployment has no usable admin token."""
+    token_hash = services.snapshot.admin_token_sha256
+    return admin_token.derived_key(token_hash, "dashboard-session") if token_hash else None
+
+
+def token_ok(services: Services, token: str) -> bool:
+    """Whether `token` is this deployment's admin token (the sign-in form)."""
+    return admin_token.check(services.snapshot.admin_token_sha256, f"Bearer {token}")
 
 
 def _sign(key: bytes, message: str) -> str:
@@ -33,11 +41,13 @@ def _sign(key: bytes, message: str) -> str:
 
 def start(response: Response, services: Services, request: Request) -> None:
     """Sign the caller in (after checking the admin token): set the session cookie."""
+    key = _key(services)
+    assert key is not None, "sign-in checked the admin token first"
     expires = int(time.time()) + SESSION_SECONDS
     payload = f"{expires}.{secrets.token_urlsafe(18)}"
     response.set_cookie(
         COOKIE,
-        f"{payload}.{_sign(_key(services), payload)}",
+        f"{payload}.{_sign(key, payload)}",
         max_age=SESSION_SECONDS,
         httponly=True,
         secure=True,
@@ -57,7 +67,8 @@ def _nonce(request: Request, services: Services) -> str | None:
     if len(parts) != 3 or not parts[0].isdigit():
         return None
     expires, nonce, signature = parts
-    if not hmac.compare_digest(signature, _sign(_key(services), f"{expires}.{nonce}")):
+    key = _key(services)
+    if key is None or not hmac.compare_digest(signature, _sign(key, f"{expires}.{nonce}")):
         return None
     if int(expires) < time.time():
         return None
@@ -73,7 +84,8 @@ def principal(request: Request, services: Services) -> Principal | None:
 
 def csrf_token(request: Request, services: Services) -> str:
     nonce = _nonce(request, services)
-    return _sign(_key(services), f"csrf.{nonce}") if nonce else ""
+    key = _key(services)
+    return _sign(key, f"csrf.{nonce}") if nonce and key else ""
 
 
 def csrf_ok(request: Request, services: Services, given: str | None) -> bool:

@@ -1,0 +1,231 @@
+"""Labels: movable pointers to versions. Moves, rollbacks and deletes are checked against
+what depends on the label (registry/dependents.py) and refused when they would break it,
+unless forced with a reason; every change is an event (SSE, rollback) and an audit entry
+with exact before and after values (the prompt's row is locked first).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection
+
+from pilothouse import errors
+from pilothouse.registry import composition, dependents, names
+from pilothouse.registry.composition import ResolvedPrompt
+from pilothouse.store import Store, audit, changes
+from pilothouse.store import prompts as rows
+
+
+def check_label(label: str) -> str:
+    try:
+        return names.check_label(label)
+    except names.InvalidName as exc:
+        raise errors.InvalidRequest(str(exc), param="label") from None
+
+
+def lock(conn: Connection, name: str) -> None:
+    """Lock prompt `name` for this transaction; NotFound when there is no such prompt."""
+    if rows.lock_prompt(conn, name, create=False) is None:
+        raise composition.not_found(name)
+
+
+def expect(conn: Connection, name: str, label: str, expected: int | None) -> int | None:
+    """The label's current version; Conflict (with the current state) when the caller's
+    If-Match said another (0: the label must not exist yet)."""
+    current = rows.label_version(conn, name, label)
+    if expected is not None and (current or 0) != expected:
+        raise errors.Conflict(
+            f"label {label!r} of prompt {name!r} points at "
+            + (f"version {current}" if current else "nothing")
+            + f", not {expected} as If-Match said: someone changed it meanwhile",
+            hint="read the current state and retry",
+            code="if_match_failed",
+            details={"current": {"name": name, "label": label, "version": current}},
+        )
+    return current
+
+
+@dataclass
+class LabelWriter:
+    """The label changes of one transaction: made at once, checked and audited at the end."""
+
+    conn: Connection
+    actor: str
+    reason: str | None
+    watch: dependents.Watch = field(init=False)
+    _audit: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.watch = dependents.Watch(self.conn)
+
+    def move(self, name: str, label: str, version: int, *, rollback: bool = False) -> bool:
+        """Point `label` at `version` (it must exist); False when it already did."""
+        check_label(label)
+        before = rows.label_version(self.conn, name, label)
+        if before == version and not rollback:
+            return False
+        try:
+            target = composition.resolve_row(self.conn, name, version)
+        except composition.Unresolvable as exc:
+            raise errors.Conflict(
+                f"cannot point {name}@{label} at version {version}: {exc}"
+            ) from None
+        self.watch.label_changing(name, label)
+        rows.set_label(self.conn, name, label, version, self.actor)
+        self.watch.version_served(name, version, f"{name}@{label} (version {version})")
+        rows.add_event(
+            self.conn,
+            kind="label_moved",
+            prompt_name=name,
+            label=label,
+            version=version,
+            previous_version=before,
+            hash=target["hash"],
+            rollback=rollback,
+        )
+        self._audit.append(
+            {
+                "action": "prompt.rollback" if rollback else "prompt.label",
+                "target": f"prompt:{name}",
+                "before": {"label": label, "version": before},
+                "after": {"label": label, "version": version},
+            }
+        )
+        return True
+
+    def delete(self, name: str, label: str) -> int:
+        before = composition.version_number(self.conn, name, label, None)
+        self.watch.label_changing(name, label)
+        rows.delete_label(self.conn, name, label)
+        rows.add_event(
+            self.conn, kind="label_deleted", prompt_name=name, label=label, previous_version=before
+        )
+        self._audit.append(
+            {
+                "action": "prompt.label_delete",
+                "target": f"prompt:{name}",
+                "before": {"label": label, "version": before},
+                "after": None,
+            }
+        )
+        return before
+
+    def finish(self, what: str, *, force: bool) -> dict[str, Any] | None:
+        """Refuse (Conflict) if the changes break a dependent, unless forced; write the
+        audit entries. Returns the forced record, if the change was forced."""
+        dependents.require_reason(force, self.reason)
+        broken, unaffected = self.watch.check()
+        forced = dependents.refuse_or_record(
+            broken, unaffected, what=what, force=force, reason=self.reason
+        )
+        for entry in self._audit:
+            after = entry["after"]
+            if forced is not None:
+                after = {**(after or {}), **forced}
+            audit.record(
+                self.conn,
+                actor=self.actor,
+                action=entry["action"],
+                target=entry["target"],
+                before=entry["before"],
+                after=after,
+                reason=self.reason,
+            )
+        return forced
+
+
+def move_label(
+    store: Store,
+    name: str,
+    label: str,
+    version: int,
+    *,
+    actor: str = "admin",
+    reason: str | None = None,
+    force: bool = False,
+    expected: int | None = None,
+) -> ResolvedPrompt:
+    """Point `label` of `name` at `version`; Conflict if that breaks a dependent (unless
+    forced) or if `expected` (If-Match) is not the label's current version."""
+    check_label(label)
+    with store.write() as conn:
+        lock(conn, name)
+        composition.version_number(conn, name, None, version)
+        expect(conn, name, label, expected)
+        writer = LabelWriter(conn, actor, reason)
+        if writer.move(name, label, version):
+            writer.finish(f"moving {name}@{label} to version {version}", force=force)
+            changes.bump(conn)
+        return _read(conn, name, version)
+
+
+def rollback_label(
+    store: Store,
+    name: str,
+    label: str,
+    *,
+    actor: str = "admin",
+    reason: str | None = None,
+    force: bool = False,
+    expected: int | None = None,
+) -> ResolvedPrompt:
+    """Point the label back at the version it had before its current one.
+
+    Rollbacks stack: rolling back twice goes two assignments back, not forth and back.
+    """
+    check_label(label)
+    with store.write() as conn:
+        lock(conn, name)
+        composition.version_number(conn, name, label, None)
+        expect(conn, name, label, expected)
+        stack: list[int] = []
+        for event in rows.label_events(conn, name, label):
+            if event["kind"] == "label_deleted":
+                stack = []
+            elif event["rollback"]:
+                if stack:
+                    stack.pop()
+            else:
+                stack.append(event["version"])
+        if len(stack) < 2:
+            raise errors.Conflict(
+                f"label {label!r} of prompt {name!r} has no earlier version to roll back to"
+            )
+        writer = LabelWriter(conn, actor, reason)
+        writer.move(name, label, stack[-2], rollback=True)
+        writer.finish(f"rolling {name}@{label} back to version {stack[-2]}", force=force)
+        changes.bump(conn)
+        return _read(conn, name, stack[-2])
+
+
+def delete_label(
+    store: Store,
+    name: str,
+    label: str,
+    *,
+    actor: str = "admin",
+    reason: str | None = None,
+    force: bool = False,
+    expected: int | None = None,
+) -> dict[str, Any]:
+    """Remove a label; Conflict if a prompt or release includes it and would no longer
+    render, unless forced with a reason."""
+    check_label(label)
+    with store.write() as conn:
+        lock(conn, name)
+        expect(conn, name, label, expected)
+        writer = LabelWriter(conn, actor, reason)
+        before = writer.delete(name, label)
+        forced = writer.finish(f"deleting {name}@{label}", force=force)
+        changes.bump(conn)
+    return {"deleted": True, "name": name, "label": label, "version": before, **(forced or {})}
+
+
+def _read(conn: Connection, name: str, version: int) -> ResolvedPrompt:
+    """The version as readers now see it; its composition may be broken when forced."""
+    try:
+        return composition.resolve(conn, name, version)
+    except composition.Unresolvable:
+        return composition.from_row(composition.resolve_row(conn, name, version), [], {})
