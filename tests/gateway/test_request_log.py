@@ -151,7 +151,9 @@ def test_store_outage_mid_traffic_loses_no_row(
             assert all(r["status_code"] == 200 for r in rows)
             # The gauges follow the loader's commit: poll them briefly.
             deadline = time.monotonic() + 5
-            while metric(gw, "pilothouse_request_log_backlog_bytes") and time.monotonic() < deadline:
+            while (
+                metric(gw, "pilothouse_request_log_backlog_bytes") and time.monotonic() < deadline
+            ):
                 time.sleep(0.05)
             assert metric(gw, "pilothouse_request_log_backlog_bytes") == 0
             assert metric(gw, "pilothouse_request_log_store_up") == 1

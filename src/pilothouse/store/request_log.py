@@ -34,8 +34,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from pilothouse.store.tables import request_log
 
-COLUMNS = frozenset(c.name for c in request_log.columns)
-COLUMN_ORDER = tuple(c.name for c in request_log.columns)
+COLUMN_ORDER = tuple(str(c.name) for c in request_log.columns)  # str: not quoted_name
+COLUMNS = frozenset(COLUMN_ORDER)
 ROWS_PER_STATEMENT = 256  # x 32 columns: under SQLite's 32,766 and PostgreSQL's 65,535 parameters
 TIMESTAMP_FORMAT_EXAMPLE = "2026-01-31 23:59:59.999999"  # UTC, no offset: SQLite's storage form
 
@@ -80,7 +80,7 @@ def _spec(column: Any) -> ColumnSpec:
         column.default.arg if column.default is not None and column.default.is_scalar else None
     )
     return ColumnSpec(
-        column.name,
+        str(column.name),
         kind,
         bool(column.nullable),
         getattr(column_type, "length", None),

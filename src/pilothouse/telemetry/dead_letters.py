@@ -44,7 +44,8 @@ class DeadLetters:
 
     def _write(self, reason_key: str, reason: str, entry: dict[str, Any]) -> None:
         at = datetime.now(UTC).isoformat()
-        line = orjson.dumps({"at": at, "reason": reason, **entry}) + b"\n"
+        line = orjson.dumps({"at": at, "reason": reason, **entry}, option=orjson.OPT_NON_STR_KEYS)
+        line += b"\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:

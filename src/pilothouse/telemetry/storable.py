@@ -170,8 +170,10 @@ def stable_key(value: Any, max_chars: int) -> str:
     the same row twice still gives the same key)."""
     original = value if isinstance(value, str) else repr(value)
     digest = hashlib.sha256(original.encode("utf-8", "surrogatepass")).hexdigest()
-    prefix, _ = _clean_text(original)
-    return prefix[: max_chars - KEY_HASH_CHARS - 1] + "~" + digest[:KEY_HASH_CHARS]
+    room = max_chars - KEY_HASH_CHARS - 1
+    if room < 1:
+        return digest[:max_chars]
+    return _clean_text(original)[0][:room] + "~" + digest[:KEY_HASH_CHARS]
 
 
 def _encodable(text: str) -> bool:
