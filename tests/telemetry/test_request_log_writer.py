@@ -155,7 +155,7 @@ def test_rows_the_database_refuses_are_set_aside_and_the_rest_load_across_restar
     lines.insert(250, journal_line(good(250), id=too_long))
     lines.insert(300, b'{"not": "a row"}\n')
     torn = journal_line(good(999))[:40]  # the last write of a killed process, cut short
-    journal = Journal(tmp_path / "journal", max_bytes=1 << 30)
+    journal = Journal(tmp_path / "journal", COLUMN_ORDER, max_bytes=1 << 30)
     journal.open()
     journal.append([*lines, torn])
     journal.close()
@@ -309,3 +309,26 @@ def test_close_loads_everything_still_queued(store: Store, tmp_path: Path) -> No
         for i in range(1500):
             writer.submit(good(i))
     assert len(stored(store)) == 1500
+
+
+def test_a_journal_written_with_other_columns_loads_after_an_upgrade(
+    store: Store, tmp_path: Path
+) -> None:
+    """A segment names its columns: rows written by a version with fewer columns (here:
+    no `variables`, and another order) load, the missing column taking its default."""
+    older = tuple(reversed([c for c in COLUMN_ORDER if c not in ("variables", "stream")]))
+    journal = Journal(tmp_path / "journal", older, max_bytes=1 << 30)
+    journal.open()
+    lines = []
+    for i in range(300):
+        row = dict(zip(COLUMN_ORDER, orjson.loads(journal_line(good(i))), strict=True))
+        lines.append(orjson.dumps([row[c] for c in older]) + b"\n")
+    journal.append(lines)
+    journal.close()
+    with running(store, tmp_path) as writer:
+        writer.submit(good(300))
+        assert flush(writer)
+        rows = stored(store)
+        assert len(rows) == 301 and writer.dead_letters.count == 0
+        assert rows["good-000007"]["prompt_tokens"] == 3
+        assert rows["good-000007"]["variables"] is None and not rows["good-000007"]["stream"]

@@ -26,16 +26,17 @@ log = logging.getLogger("pilothouse.request_log")
 class DeadLetters:
     """Appends set-aside rows to `path`; counts them and logs each reason once."""
 
-    def __init__(self, path: Path, columns: Sequence[str], metrics: Metrics):
+    def __init__(self, path: Path, metrics: Metrics):
         self.path = path
-        self._columns = tuple(columns)
         self._metrics = metrics
         self._reasons_logged: set[str] = set()
         self.count = 0
 
-    def add_row(self, reason_key: str, reason: str, row: Sequence[Any]) -> None:
-        """Set aside one journal row that the database refused for `reason`."""
-        entry = {"row": dict(zip(self._columns, row, strict=False))}
+    def add_row(
+        self, reason_key: str, reason: str, columns: Sequence[str], row: Sequence[Any]
+    ) -> None:
+        """Set aside one journal row (values in `columns` order) the database refused."""
+        entry = {"row": dict(zip(columns, row, strict=False))}
         self._write(reason_key, reason, entry)
 
     def add_text(self, reason_key: str, reason: str, text: bytes) -> None:

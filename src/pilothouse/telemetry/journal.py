@@ -4,6 +4,8 @@
     DATA_DIR/journal/checkpoint.json              how far the loader has loaded
     DATA_DIR/journal/.lock                        held by the one process using the journal
 
+Each segment starts with a header line naming the columns of the rows that follow, so a
+journal left by an older version still loads after an upgrade that added columns.
 One thread appends (`append`, `sync`), one thread loads (`read`, `commit`); they share no
 lock: each publishes its position in a single attribute the other only reads. A process
 always appends to a segment of its own, so a line cut short by `kill -9` can only be the
@@ -23,6 +25,7 @@ from pathlib import Path
 import orjson
 
 SEGMENT_PREFIX, SEGMENT_SUFFIX = "segment-", ".jsonl"
+FORMAT = 1
 
 
 class JournalError(RuntimeError):
@@ -37,11 +40,13 @@ class Position:
 
 @dataclass(slots=True)
 class ReadBatch:
-    """Complete lines from `start` to `end`; `torn` is the unfinished last line of an
-    older segment (its writer stopped mid-write), if any."""
+    """Complete lines (without their newline) from `start` to `end`, with the columns
+    their values are in; `torn` is the unfinished last line of an older segment (its
+    writer stopped mid-write), if any."""
 
     start: Position
     end: Position
+    columns: tuple[str, ...] = ()
     lines: list[bytes] = field(default_factory=list)
     torn: bytes = b""
 
@@ -54,8 +59,10 @@ class Journal:
     """Segment files in `directory`. `max_bytes` caps their total size: `append` writes
     what fits and reports the rest as not written; it never waits for room."""
 
-    def __init__(self, directory: Path, *, max_bytes: int):
+    def __init__(self, directory: Path, columns: tuple[str, ...], *, max_bytes: int):
         self.directory = directory
+        self.columns = columns
+        self._header = orjson.dumps({"journal": FORMAT, "columns": columns}) + b"\n"
         self.max_bytes = max_bytes
         # Small enough that loaded rows are reclaimed long before the cap, big enough to
         # rotate rarely (each rotation is an fsync and a file creation).
@@ -67,6 +74,7 @@ class Journal:
         self._appended_bytes = 0  # appender only: bytes ever added (and found at open)
         self._deleted_bytes = 0  # loader only: bytes of segments deleted
         self._read_fd: tuple[int, int] | None = None  # loader: (segment, fd)
+        self._headers: dict[int, tuple[tuple[str, ...], int]] = {}  # loader: columns, length
         self._unsynced = False
         self.closed = False
 
@@ -134,7 +142,7 @@ class Journal:
         line is left)."""
         assert self._fd is not None, "journal is not open"
         data = b"".join(lines)
-        room = self.max_bytes - self.disk_bytes
+        room = self.max_bytes - self.disk_bytes - len(self._header)  # and the next header
         count = len(lines)
         if len(data) > room:
             size = count = 0
@@ -160,7 +168,8 @@ class Journal:
         self._unsynced = True
         self.write_position = Position(position.segment, position.offset + len(data))
         if self.write_position.offset >= self.segment_bytes:
-            self._start_segment(position.segment + 1)
+            with contextlib.suppress(OSError):  # could not rotate: keep appending here
+                self._start_segment(position.segment + 1)
         return count
 
     def sync(self) -> None:
@@ -170,15 +179,25 @@ class Journal:
             self._unsynced = False
 
     def _start_segment(self, number: int) -> None:
+        """Open segment `number` with its header, then close the one before (synced)."""
+        path = self._path(number)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, self._header)
+            _sync_directory(self.directory)
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            raise
         if self._fd is not None:
-            os.fsync(self._fd)
+            with contextlib.suppress(OSError):
+                os.fsync(self._fd)
             os.close(self._fd)
-        self._fd = os.open(
-            self._path(number), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o644
-        )
-        _sync_directory(self.directory)
-        self._unsynced = False
-        self.write_position = Position(number, 0)
+        self._fd = fd
+        self._appended_bytes += len(self._header)
+        self._unsynced = True
+        self.write_position = Position(number, len(self._header))
 
     # ------------------------------------------------------------------ loader thread
 
@@ -187,34 +206,44 @@ class Journal:
         the next segment at the end of a finished one (commit the returned `end`)."""
         start = self.checkpoint
         writing = self.write_position
-        if start.segment >= writing.segment:
-            limit = writing.offset if start.segment == writing.segment else 0
-        else:
-            limit = self._size(start.segment)
-        if start.offset >= limit:
-            if start.segment >= writing.segment:
-                return ReadBatch(start, start)
+        if start.segment > writing.segment:
+            return ReadBatch(start, start)
+        limit = writing.offset if start.segment == writing.segment else self._size(start.segment)
+        columns, header_end = self._segment_header(start.segment, limit)
+        offset = max(start.offset, header_end)
+        if offset >= limit:
+            if start.segment == writing.segment:
+                return ReadBatch(start, Position(start.segment, offset), columns)
             later = [n for n in self._segments() if n > start.segment]
-            return ReadBatch(start, Position(min(later, default=writing.segment), 0))
-        data = os.pread(
-            self._reader(start.segment), min(limit - start.offset, max_bytes), start.offset
-        )
+            return ReadBatch(start, Position(min(later, default=writing.segment), 0), columns)
+        reader = self._reader(start.segment)
+        data = os.pread(reader, min(limit - offset, max_bytes), offset)
         if not data:  # the file is shorter than it was: deleted or cut by hand
-            return ReadBatch(start, Position(start.segment, limit))
+            return ReadBatch(start, Position(start.segment, limit), columns)
         cut = data.rfind(b"\n") + 1
-        finished = start.segment < writing.segment and start.offset + len(data) >= limit
+        finished = start.segment < writing.segment and offset + len(data) >= limit
         if cut == 0 and not finished and len(data) < max_bytes:
-            return ReadBatch(start, start)  # only part of a line so far
-        if cut == 0 or finished:  # a torn tail, or garbage with no newline at all
-            return ReadBatch(
-                start,
-                Position(start.segment, start.offset + len(data)),
-                data[:cut].splitlines(),
-                data[cut:],
-            )
-        return ReadBatch(
-            start, Position(start.segment, start.offset + cut), data[:cut].splitlines()
-        )
+            return ReadBatch(start, Position(start.segment, offset), columns)  # part of a line
+        end = Position(start.segment, offset + (len(data) if cut == 0 or finished else cut))
+        torn = data[cut:] if cut == 0 or finished else b""
+        return ReadBatch(start, end, columns, data[:cut].splitlines(), torn)
+
+    def _segment_header(self, number: int, limit: int) -> tuple[tuple[str, ...], int]:
+        """The columns a segment's rows are in, and where its rows start. A segment
+        without a readable header is taken to be in this version's columns."""
+        known = self._headers.get(number)
+        if known is None:
+            first = os.pread(self._reader(number), min(limit, 1 << 16), 0).split(b"\n", 1)
+            try:
+                header = orjson.loads(first[0]) if len(first) == 2 else None
+            except orjson.JSONDecodeError:
+                header = None
+            if isinstance(header, dict) and isinstance(header.get("columns"), list):
+                known = (tuple(str(c) for c in header["columns"]), len(first[0]) + 1)
+            else:
+                known = (self.columns, 0)
+            self._headers = {number: known}  # only the segment being read
+        return known
 
     def commit(self, end: Position) -> None:
         """Record that everything before `end` is loaded; delete finished segments."""

@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 from sqlalchemy import exc as sa_exc
@@ -53,7 +52,6 @@ class JournalLoader:
         self._metrics = metrics
         self._interval = interval_seconds
         self._retry_interval = retry_interval_seconds
-        self._columns = len(rows_sql.COLUMN_ORDER)
         self._wake = threading.Event()
         self._stopping = False
         self._deadline = float("inf")
@@ -112,18 +110,6 @@ class JournalLoader:
         self._wake.clear()
 
     def _load_batch(self, batch: ReadBatch) -> None:
-        rows: list[list[Any]] = []
-        for line in batch.lines:
-            try:
-                row = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                row = None
-            if isinstance(row, list) and len(row) == self._columns:
-                rows.append(row)
-            elif line.strip():
-                self._dead_letters.add_text(
-                    "unreadable", "a journal line that is not a request-log row", line
-                )
         if batch.torn:
             self._dead_letters.add_text(
                 "torn",
@@ -131,13 +117,14 @@ class JournalLoader:
                 "mid-write)",
                 batch.torn,
             )
-        self.rows_in_flight = len(rows)
+        lines = [line for line in batch.lines if line.strip()]
+        self.rows_in_flight = len(lines)
         try:
-            self._load(rows)
+            self._load(lines, batch.columns)
         finally:
             self.rows_in_flight = 0
-        if rows:
-            self._metrics.log_rows_written.inc(len(rows))
+        if lines:
+            self._metrics.log_rows_written.inc(len(lines))
             self.last_loaded_at = time.time()
         if not self.store_up:
             self.store_up, self.store_error = True, None
@@ -147,31 +134,40 @@ class JournalLoader:
                 self._journal.backlog_bytes,
             )
 
-    def _load(self, rows: list[list[Any]]) -> None:
-        """Insert `rows`; bisect a refused batch down to the rows that are refused alone."""
-        if not rows:
+    def _load(self, lines: list[bytes], columns: tuple[str, ...]) -> None:
+        """Insert `lines`; bisect a refused batch down to the lines refused alone."""
+        if not lines:
             return
         try:
-            self._insert(rows)
+            self._insert(lines, columns)
             return
         except Exception as exc:
             if _store_trouble(exc):
                 raise StoreDown(_describe(exc)) from exc
             refused = exc
-        if len(rows) > 1:
-            middle = len(rows) // 2
-            self._load(rows[:middle])
-            self._load(rows[middle:])
+        if len(lines) > 1:
+            middle = len(lines) // 2
+            self._load(lines[:middle], columns)
+            self._load(lines[middle:], columns)
             return
         self._probe()  # a good row goes in: so this one is bad, not the database
         key, reason = _reason(refused)
-        self._dead_letters.add_row(key, reason, rows[0])
+        try:
+            row = orjson.loads(lines[0])
+        except orjson.JSONDecodeError:
+            row = None
+        if isinstance(row, list) and len(row) == len(columns):
+            self._dead_letters.add_row(key, reason, columns, row)
+        else:
+            self._dead_letters.add_text(
+                "unreadable", "a journal line that is not a request-log row", lines[0]
+            )
 
-    def _insert(self, rows: list[list[Any]]) -> None:
+    def _insert(self, lines: list[bytes], columns: tuple[str, ...]) -> None:
         self.busy_since = time.monotonic()
         try:
             with self._store.begin() as conn:
-                rows_sql.insert_rows(conn, rows)
+                rows_sql.insert_lines(conn, lines, columns)
         finally:
             self.busy_since = None
 

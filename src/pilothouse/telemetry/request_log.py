@@ -119,10 +119,10 @@ class RequestLogWriter:
         spec = spec or RequestLogSpec()
         self._metrics = metrics
         self._spools = [data_dir / "spool" / f"request_log.{s}" for s in ("replaying", "jsonl")]
-        self.journal = Journal(data_dir / "journal", max_bytes=spec.journal_max_bytes)
-        self.dead_letters = DeadLetters(
-            data_dir / "journal" / "dead-letter.jsonl", rows.COLUMN_ORDER, metrics
+        self.journal = Journal(
+            data_dir / "journal", rows.COLUMN_ORDER, max_bytes=spec.journal_max_bytes
         )
+        self.dead_letters = DeadLetters(data_dir / "journal" / "dead-letter.jsonl", metrics)
         self.loader = JournalLoader(
             store,
             self.journal,
