@@ -290,7 +290,8 @@ class Journal:
         for path in self.directory.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}"):
             digits = path.name[len(SEGMENT_PREFIX) : -len(SEGMENT_SUFFIX)]
             if digits.isdigit():
-                found[int(digits)] = path.stat().st_size
+                with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+                    found[int(digits)] = path.stat().st_size
         return found
 
     def _read_checkpoint(self) -> Position | None:

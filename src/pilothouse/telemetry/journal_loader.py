@@ -84,22 +84,22 @@ class JournalLoader:
             if not self.store_up and time.monotonic() < self._retry_at:
                 self._sleep(self._retry_at - time.monotonic())
                 continue
-            batch = self._journal.read(LOAD_BATCH_BYTES)
-            if batch.empty:
-                if self._stopping:
-                    return
-                self._sleep(self._interval)
-                continue
             try:
+                batch = self._journal.read(LOAD_BATCH_BYTES)
+                if batch.empty:
+                    if self._stopping:
+                        return
+                    self._sleep(self._interval)
+                    continue
                 self._load_batch(batch)
+                self._journal.commit(batch.end)
             except StoreDown as exc:
                 self._mark_down(exc)
                 continue
-            except Exception:  # the loader must outlive anything; the batch stays
-                log.exception("request-log loader failed; retrying the same rows")
-                self._mark_down(StoreDown("loader error"))
+            except Exception as exc:  # the loader must outlive anything; the batch stays
+                log.exception("request-log loader failed; it retries the same rows")
+                self._mark_down(StoreDown(f"loader error: {_describe(exc)}"))
                 continue
-            self._journal.commit(batch.end)
             short = batch.end.offset - batch.start.offset < LOAD_BATCH_BYTES // 2
             same_segment = batch.end.segment == batch.start.segment
             if batch.lines and short and same_segment and not self._stopping:
@@ -110,22 +110,23 @@ class JournalLoader:
         self._wake.clear()
 
     def _load_batch(self, batch: ReadBatch) -> None:
-        if batch.torn:
-            self._dead_letters.add_text(
-                "torn",
-                "the last line of a journal segment was cut short (its process was killed "
-                "mid-write)",
-                batch.torn,
-            )
         lines = [line for line in batch.lines if line.strip()]
         self.rows_in_flight = len(lines)
         try:
             self._load(lines, batch.columns)
         finally:
             self.rows_in_flight = 0
-        if lines:
-            self._metrics.log_rows_written.inc(len(lines))
-            self.last_loaded_at = time.time()
+        if batch.torn:  # after the load: a retried batch does not set it aside twice
+            self._dead_letters.add_text(
+                "torn",
+                "the last line of a journal segment was cut short (its process was killed "
+                "mid-write)",
+                batch.torn,
+            )
+        if not lines:
+            return
+        self._metrics.log_rows_written.inc(len(lines))
+        self.last_loaded_at = time.time()
         if not self.store_up:
             self.store_up, self.store_error = True, None
             self._metrics.log_store_up.set(1)

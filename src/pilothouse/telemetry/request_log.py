@@ -290,9 +290,11 @@ class RequestLogWriter:
             written = self.journal.append(lines)
             reason = "journal_full"
             self.journal_error = None
-        except OSError as exc:
+        except Exception as exc:  # OSError, or a bug: the appender must go on either way
             written, reason = 0, "journal_write_failed"
             self.journal_error = f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, OSError):
+                log.exception("request log: appending to the journal failed")
         self._settled += len(lines)
         if written:
             self._metrics.log_rows_journaled.inc(written)
