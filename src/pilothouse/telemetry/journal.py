@@ -6,8 +6,9 @@
 
 Each segment starts with a header line naming the columns of the rows that follow, so a
 journal left by an older version still loads after an upgrade that added columns.
-One thread appends (`append`, `sync`), one thread loads (`read`, `commit`); they share no
-lock: each publishes its position in a single attribute the other only reads. A process
+One thread appends (`append`), one flushes to the disk (`sync`, which opens the files
+itself, so a slow disk flush never delays an append), one loads (`read`, `commit`); they
+share no lock: each publishes its position in a single attribute the others only read. A process
 always appends to a segment of its own, so a line cut short by `kill -9` can only be the
 last line of an older segment, where `read` reports it as torn. A segment is deleted once
 the loader has moved past it; the total size on disk is capped at `max_bytes`.
@@ -75,7 +76,7 @@ class Journal:
         self._deleted_bytes = 0  # loader only: bytes of segments deleted
         self._read_fd: tuple[int, int] | None = None  # loader: (segment, fd)
         self._headers: dict[int, tuple[tuple[str, ...], int]] = {}  # loader: columns, length
-        self._unsynced = False
+        self._synced = Position(0, 0)  # syncer: everything before it is on the disk
         self.closed = False
 
     # -------------------------------------------------------------------- both threads
@@ -117,13 +118,14 @@ class Journal:
         self._appended_bytes = sum(segments.values())
         self._deleted_bytes = 0
         self._start_segment(new_segment)
+        self._synced = Position(new_segment, 0)
 
     def close(self) -> None:
         """Sync and close the segment being written, release the directory."""
         self.closed = True
         if self._fd is not None:
             with contextlib.suppress(OSError):
-                os.fsync(self._fd)
+                self.sync()
             os.close(self._fd)
             self._fd = None
         if self._read_fd is not None:
@@ -165,39 +167,49 @@ class Journal:
                 os.lseek(self._fd, position.offset, os.SEEK_SET)
             raise
         self._appended_bytes += len(data)
-        self._unsynced = True
         self.write_position = Position(position.segment, position.offset + len(data))
         if self.write_position.offset >= self.segment_bytes:
             with contextlib.suppress(OSError):  # could not rotate: keep appending here
                 self._start_segment(position.segment + 1)
         return count
 
-    def sync(self) -> None:
-        """fsync what was appended since the last sync (the power-loss guarantee)."""
-        if self._fd is not None and self._unsynced:
-            os.fsync(self._fd)
-            self._unsynced = False
-
     def _start_segment(self, number: int) -> None:
-        """Open segment `number` with its header, then close the one before (synced)."""
+        """Open segment `number` with its header, then close the one before."""
         path = self._path(number)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_TRUNC, 0o644)
         try:
             os.write(fd, self._header)
-            _sync_directory(self.directory)
         except OSError:
             os.close(fd)
             with contextlib.suppress(OSError):
                 os.unlink(path)
             raise
         if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.fsync(self._fd)
-            os.close(self._fd)
+            os.close(self._fd)  # `sync` flushes it through a descriptor of its own
         self._fd = fd
         self._appended_bytes += len(self._header)
-        self._unsynced = True
         self.write_position = Position(number, len(self._header))
+
+    # ------------------------------------------------------------------ syncer thread
+
+    def sync(self) -> None:
+        """fsync what was appended since the last sync, new segments' names included:
+        the power-loss guarantee. Safe to call from a thread other than the appender's."""
+        target = self.write_position
+        if target == self._synced:
+            return
+        for number in range(self._synced.segment, target.segment + 1):
+            try:
+                fd = os.open(self._path(number), os.O_RDONLY)
+            except FileNotFoundError:  # loaded and deleted meanwhile
+                continue
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if target.segment != self._synced.segment:
+            _sync_directory(self.directory)
+        self._synced = target
 
     # ------------------------------------------------------------------ loader thread
 

@@ -5,7 +5,8 @@ within a fixed interval, loaded into the database by a thread of its own.
         │           (telemetry/storable.py), append it to an in-memory queue
         ▼
     appender thread every journal_interval_ms / 2: one write(2) of the queued lines to
-        │           DATA_DIR/journal (telemetry/journal.py); fsync on a slower cadence
+        │           DATA_DIR/journal (telemetry/journal.py); a third thread fsyncs them
+        │           every journal_fsync_interval_seconds
         ▼
     loader thread   journal → database in batches, checkpoint after each commit; a row
                     the database refuses is set aside (telemetry/journal_loader.py)
@@ -148,6 +149,8 @@ class RequestLogWriter:
         self._dropping: str | None = None  # appender: why rows are being dropped now
         self.journal_error: str | None = None
         self._appender: threading.Thread | None = None
+        self._syncer: threading.Thread | None = None
+        self._syncer_wake = threading.Event()
         self._loader_thread: threading.Thread | None = None
         metrics.log_journal_bytes.set_function(lambda: self.journal.disk_bytes)
         metrics.log_backlog_bytes.set_function(lambda: self.journal.backlog_bytes)
@@ -197,6 +200,11 @@ class RequestLogWriter:
         )
         self._appender.start()
         self._loader_thread.start()
+        if self._fsync_interval > 0:
+            self._syncer = threading.Thread(
+                target=self._sync_loop, name="request-log-fsync", daemon=True
+            )
+            self._syncer.start()
 
     async def close(self, drain_seconds: float = DRAIN_SECONDS) -> None:
         """Write everything queued to the journal, load what the database takes within
@@ -205,6 +213,9 @@ class RequestLogWriter:
         self._wake.set()
         if self._appender is not None:
             await asyncio.to_thread(self._appender.join)
+        if self._syncer is not None:
+            self._syncer_wake.set()
+            await asyncio.to_thread(self._syncer.join)
         if self._loader_thread is not None:
             self.loader.stop(time.monotonic() + drain_seconds)
             await asyncio.to_thread(self._loader_thread.join, drain_seconds + 1)
@@ -261,17 +272,16 @@ class RequestLogWriter:
     # ------------------------------------------------------------------ appender thread
 
     def _append_loop(self) -> None:
-        last_sync = last_rows = time.monotonic()
+        last_rows = time.monotonic()
         while True:
             stopping = self._stopping
             count = len(self._lines)
             if count:
                 self._write([self._lines.popleft() for _ in range(count)])
                 last_rows = time.monotonic()
+                if not self._fsync_interval:  # fsync every write: asked for, so waited for
+                    self._sync()
             now = time.monotonic()
-            if now - last_sync >= self._fsync_interval or stopping:
-                self._sync()
-                last_sync = now
             if stopping:
                 if not self._lines:
                     return
@@ -319,6 +329,13 @@ class RequestLogWriter:
                 "(pilothouse_request_log_rows_dropped_total)",
                 self.dropped,
             )
+
+    def _sync_loop(self) -> None:
+        """fsync on its own cadence, in its own thread: a slow disk flush must not hold
+        up the appender's interval."""
+        while not self._stopping:
+            self._syncer_wake.wait(self._fsync_interval)
+            self._sync()
 
     def _sync(self) -> None:
         try:
