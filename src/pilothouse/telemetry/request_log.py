@@ -166,7 +166,13 @@ class RequestLogWriter:
         values = list(self._values(record))
         if not values[self._finished_at]:
             values[self._finished_at] = values[self._started_at]
-        line, notes = self._storable.line(values)
+        try:
+            line, notes = self._storable.line(values)
+        except Exception:  # a bug in the bounds must cost this row, not the request
+            log.exception("request log: a row could not be encoded; dropped")
+            self._dropped_in_memory += 1
+            self._metrics.log_rows_dropped.labels("unencodable").inc()
+            return
         if notes:
             self._metrics.log_rows_bounded.inc()
         if len(self._lines) >= MEMORY_ROWS_MAX:
@@ -189,7 +195,8 @@ class RequestLogWriter:
         return self._dropped_in_memory + self._dropped_in_journal
 
     def start(self) -> None:
-        """Open the journal, take in an old spool file, start the two threads."""
+        """Open the journal, take in an old spool file, start the threads: appender,
+        loader and (unless every write is fsynced) syncer."""
         self.journal.open()
         self._import_spools()
         self._appender = threading.Thread(
