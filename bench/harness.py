@@ -770,9 +770,17 @@ def aggregate(per_round: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         sec[kk] = (
                             sum(xs) if kk in ("errors", "ok", "requests") else statistics.median(xs)
                         )
+                    elif isinstance(vv, dict):  # nested gauges (the request log's): worst round
+                        rounds = [(r.get(k) or {}).get(kk) or {} for r in ok]
+                        sec[kk] = {
+                            g: max(x[g] for x in rounds if isinstance(x.get(g), int | float))
+                            for g in vv
+                            if any(isinstance(x.get(g), int | float) for x in rounds)
+                        }
                 sec["per_round"] = [
                     r.get(k, {}).get("rps", r.get(k, {}).get("streams_per_s")) for r in ok
                 ]
+                sec["per_round_p50_ms"] = [r.get(k, {}).get("p50_ms") for r in ok]
                 agg[k] = sec
         out.append(agg)
     return out
