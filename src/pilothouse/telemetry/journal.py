@@ -218,7 +218,7 @@ class Journal:
         the next segment at the end of a finished one (commit the returned `end`)."""
         start = self.checkpoint
         writing = self.write_position
-        if start.segment > writing.segment:
+        if start.segment > writing.segment or self.closed:
             return ReadBatch(start, start)
         limit = writing.offset if start.segment == writing.segment else self._size(start.segment)
         columns, header_end = self._segment_header(start.segment, limit)
