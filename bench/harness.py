@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 import payloads
+import request_log
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
@@ -65,7 +66,9 @@ SOAK_TARGETS = [
 ]
 READY_S = float(ENV("READY_S", "180"))
 QUIET_WAIT_S = float(ENV("QUIET_WAIT_S", "120"))  # wait this long for other load to stop
-DEFAULT_TARGETS = ",".join(["direct", "floor", "pilothouse", *ALT_NAMES, "litellm"])
+DEFAULT_TARGETS = ",".join(
+    ["direct", "floor", "pilothouse", request_log.PG_TARGET, *ALT_NAMES, "litellm"]
+)
 SELECTED = [t.strip() for t in ENV("TARGETS", DEFAULT_TARGETS).split(",") if t.strip()]
 SKIP_LITELLM = ENV("SKIP_LITELLM", "0") == "1"
 ROUNDS = int(ENV("ROUNDS", "1"))  # >1: targets measured in interleaved rounds; medians reported
@@ -74,6 +77,7 @@ HOST = "127.0.0.1"
 PORT_UP_JSON, PORT_UP_STREAM = 19081, 19082
 PORT_FLOOR, PORT_PILOTHOUSE, PORT_LITELLM = 19091, 19092, 19093
 PORT_ALTS = [19094 + i for i in range(len(ALT_SRCS))]
+PORT_PILOTHOUSE_PG = 19089
 LITELLM_KEY = "sk-pilothouse-bench-0d9c2f4e6a8b"  # local only; LiteLLM needs a master key
 UPSTREAM = {
     payloads.MODEL_JSON: f"http://{HOST}:{PORT_UP_JSON}/v1",
@@ -298,7 +302,7 @@ KEY_SNIPPET = """
 import sys
 from pilothouse.store import open_store
 from pilothouse.policy.keys import create_key
-store = open_store(f"sqlite:///{sys.argv[1]}/pilothouse.db")
+store = open_store(sys.argv[2] if len(sys.argv) > 2 else f"sqlite:///{sys.argv[1]}/pilothouse.db")
 store.upgrade()
 key, secret = create_key(store, name="bench")
 store.close()
@@ -306,13 +310,16 @@ print(secret)
 """
 
 
-def pilothouse_setup(run_dir: str, name: str, env: dict[str, str]) -> tuple[str, str, str]:
-    """Data dir with one API key, and a config routing the bench models; (data, cfg, key)."""
+def pilothouse_setup(
+    run_dir: str, name: str, env: dict[str, str], database_url: str | None = None
+) -> tuple[str, str, str]:
+    """Data dir with one API key (in `database_url`, else SQLite in the data dir), and a
+    config routing the bench models; (data, cfg, key)."""
     data = os.path.join(run_dir, f"{name}-data")
     os.makedirs(data, exist_ok=True)
     py = os.path.join(os.path.dirname(PILOTHOUSE_BIN), "python")
     r = subprocess.run(
-        [py, "-c", KEY_SNIPPET, data],
+        [py, "-c", KEY_SNIPPET, data, *([database_url] if database_url else [])],
         capture_output=True,
         text=True,
         timeout=120,
@@ -331,16 +338,22 @@ def pilothouse_setup(run_dir: str, name: str, env: dict[str, str]) -> tuple[str,
     return data, cfg, secret
 
 
-def pilothouse_target(name: str, port: int, src: str | None, run_dir: str) -> Target:
+def pilothouse_target(
+    name: str, port: int, src: str | None, run_dir: str, database_url: str | None = None
+) -> Target:
     env = {"PILOTHOUSE_ADMIN_TOKEN": "bench-admin-token"}
     if src:
         env["PYTHONPATH"] = src  # ahead of the editable install
-    data, cfg, secret = pilothouse_setup(run_dir, name, env)
+    if database_url:
+        env["PILOTHOUSE_DATABASE_URL"] = database_url
+    data, cfg, secret = pilothouse_setup(run_dir, name, env, database_url)
     argv = [PILOTHOUSE_BIN, "serve", "--config", cfg, "--data-dir", data]
     argv += ["--host", HOST, "--port", str(port)]
     desc = "Pilothouse (key auth, request log, metrics), 1 process" + (
         f", src={src}" if src else ""
     )
+    if database_url:
+        desc += ", request log on PostgreSQL"
     return Target(
         name,
         desc,
@@ -376,6 +389,10 @@ def start_litellm(run_dir: str) -> Proc:
     return Proc("litellm", argv, TARGET_CPU, os.path.join(run_dir, "litellm.log"), env=env)
 
 
+PG_SCHEMA = f"bench_{os.getpid()}_{int(time.time())}"
+SETUP_SKIPPED: dict[str, str] = {}  # targets that could not be set up, and why
+
+
 def build_targets(run_dir: str) -> dict[str, Target]:
     ts = {
         "direct": Target("direct", "the upstream nginx itself, no gateway", PORT_UP_JSON),
@@ -387,15 +404,28 @@ def build_targets(run_dir: str) -> dict[str, Target]:
             start_floor,
         ),
     }
+    src = None
+    if ENV("PILOTHOUSE_SNAPSHOT", "1") == "1" and {"pilothouse", request_log.PG_TARGET} & set(
+        SELECTED
+    ):
+        # measure one version of the code for the whole run, even if src/ is being edited
+        src = os.path.join(run_dir, "src")
+        shutil.copytree(
+            os.path.join(REPO, "src"), src, ignore=shutil.ignore_patterns("__pycache__")
+        )
     if "pilothouse" in SELECTED:
-        src = None
-        if ENV("PILOTHOUSE_SNAPSHOT", "1") == "1":
-            # measure one version of the code for the whole run, even if src/ is being edited
-            src = os.path.join(run_dir, "src")
-            shutil.copytree(
-                os.path.join(REPO, "src"), src, ignore=shutil.ignore_patterns("__pycache__")
-            )
         ts["pilothouse"] = pilothouse_target("pilothouse", PORT_PILOTHOUSE, src, run_dir)
+    if request_log.PG_TARGET in SELECTED:
+        python = os.path.join(os.path.dirname(PILOTHOUSE_BIN), "python")
+        try:
+            url = request_log.postgres_url(python, PG_SCHEMA)
+        except (subprocess.SubprocessError, OSError) as exc:
+            why = getattr(exc, "stderr", "") or str(exc)
+            SETUP_SKIPPED[request_log.PG_TARGET] = f"PostgreSQL at {request_log.PG_URL}: {why}"
+        else:
+            ts[request_log.PG_TARGET] = pilothouse_target(
+                request_log.PG_TARGET, PORT_PILOTHOUSE_PG, src, run_dir, url
+            )
     for (name, src), port in zip(ALT_SRCS.items(), PORT_ALTS, strict=True):
         if f"pilothouse-{name}" in SELECTED:
             ts[f"pilothouse-{name}"] = pilothouse_target(f"pilothouse-{name}", port, src, run_dir)
@@ -662,7 +692,12 @@ def measure(t: Target, run_dir: str, raw: str, rnd: int) -> dict[str, Any]:
         log(f"{t.name}: warm-up {WARMUP_S} s at c{CONC}")
         run_wrk(t, CONC, WARMUP_S, env)
         log(f"{t.name}: wrk c{CONC} {DUR_S} s")
-        res["c32"] = run_wrk(t, CONC, DUR_S, env)
+        if t.name.startswith("pilothouse"):
+            with request_log.GaugeSampler(t.port) as sampler:
+                res["c32"] = run_wrk(t, CONC, DUR_S, env)
+            res["c32"]["request_log"] = sampler.summary()
+        else:
+            res["c32"] = run_wrk(t, CONC, DUR_S, env)
         log(f"{t.name}:   {brief(res['c32'])}")
         log(f"{t.name}: wrk c1 {C1_S} s")
         res["c1"] = run_wrk(t, 1, C1_S, env)
@@ -735,9 +770,17 @@ def aggregate(per_round: list[dict[str, Any]]) -> list[dict[str, Any]]:
                         sec[kk] = (
                             sum(xs) if kk in ("errors", "ok", "requests") else statistics.median(xs)
                         )
+                    elif isinstance(vv, dict):  # nested gauges (the request log's): worst round
+                        rounds = [(r.get(k) or {}).get(kk) or {} for r in ok]
+                        sec[kk] = {
+                            g: max(x[g] for x in rounds if isinstance(x.get(g), int | float))
+                            for g in vv
+                            if any(isinstance(x.get(g), int | float) for x in rounds)
+                        }
                 sec["per_round"] = [
                     r.get(k, {}).get("rps", r.get(k, {}).get("streams_per_s")) for r in ok
                 ]
+                sec["per_round_p50_ms"] = [r.get(k, {}).get("p50_ms") for r in ok]
                 agg[k] = sec
         out.append(agg)
     return out
@@ -823,8 +866,10 @@ def report(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                 f"| {s['requests']} + {s['streams']} | {s['errors']} "
                 f"| {fmt(s['cpu_ms_per_req'], 3)} |"
             )
+    out += request_log.report(by)
     for name in [r["name"] for r in ran if r["name"].startswith("pilothouse")]:
         out += ["", goals(by[name], d, fl)]
+    out += request_log.goals(by)
     noisy = [
         f"{r['name']} {r['background_busy_pct']:.0f} %"
         for r in ran
@@ -943,6 +988,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     ports = [PORT_UP_JSON, PORT_UP_STREAM, PORT_FLOOR, PORT_PILOTHOUSE, PORT_LITELLM, *PORT_ALTS]
+    ports.append(PORT_PILOTHOUSE_PG)
     busy_ports = [p for p in ports if port_open(p)]
     if busy_ports:
         sys.exit(f"ports already in use on {HOST}: {busy_ports} (another bench run?)")
@@ -963,6 +1009,11 @@ def main() -> None:
             if ROUNDS > 1:
                 log(f"===== round {rnd + 1} of {ROUNDS}")
             for name in SELECTED:
+                if name in SETUP_SKIPPED:
+                    if rnd == 0:
+                        results.append({"name": name, "skipped": SETUP_SKIPPED[name]})
+                        log(f"{name}: skipped ({SETUP_SKIPPED[name][:300]})")
+                    continue
                 if name not in targets:
                     if rnd == 0:
                         log(f"unknown target {name!r}; known: {', '.join(targets)}")
@@ -977,6 +1028,9 @@ def main() -> None:
                 time.sleep(1)
     finally:
         stop_all()
+        if request_log.PG_TARGET in SELECTED and request_log.PG_TARGET not in SETUP_SKIPPED:
+            python = os.path.join(os.path.dirname(PILOTHOUSE_BIN), "python")
+            request_log.drop_schema(python, PG_SCHEMA)
     per_round = results
     results = aggregate(results)
     meta = {

@@ -78,12 +78,26 @@ class GatewaySpec(_Strict):
     config_poll_interval_seconds: float = Field(default=0.25, gt=0, le=60)
 
 
+class RequestLogSpec(_Strict):
+    """The request log's journal (docs/gateway.md, "Durability of the request log"): an
+    accepted row is on local disk within `journal_interval_ms`; fsync every
+    `journal_fsync_interval_seconds` (0: on every write); at most `journal_max_bytes` on
+    disk (past it, new rows are dropped and counted); the database is loaded every
+    `load_interval_seconds`."""
+
+    journal_interval_ms: float = Field(default=20.0, ge=1, le=1000)
+    journal_fsync_interval_seconds: float = Field(default=1.0, ge=0, le=60)
+    journal_max_bytes: int = Field(default=1 << 30, ge=1 << 20)
+    load_interval_seconds: float = Field(default=0.25, gt=0, le=60)
+
+
 class ConfigFile(_Strict):
     """The whole config file. Later sections (routes, alerts, ...) extend this model."""
 
     providers: dict[str, ProviderSpec] = {}
     models: dict[str, ModelSpec] = {}
     gateway: GatewaySpec = GatewaySpec()
+    request_log: RequestLogSpec = RequestLogSpec()
 
 
 def load_config_file(path: str | Path) -> ConfigFile:

@@ -84,7 +84,7 @@ class Server:
         for kind in KINDS:
             self.metrics.quarantined.labels(kind).set_function(_counter(holder, kind))
         self.writer = RequestLogWriter(
-            self.store, self.settings.data_dir / "spool" / "request_log.jsonl", self.metrics
+            self.store, self.settings.data_dir, self.metrics, spec=self.settings.config.request_log
         )
         self.gateway = GatewayApp(
             self.holder,
@@ -95,6 +95,8 @@ class Server:
             body_read_timeout_seconds=gateway_settings.body_read_timeout_seconds,
         )
         self.prompt_feed = PromptFeed(self.store, self.holder)
+        # First: a second process on this data dir is refused before anything else starts.
+        self.writer.start()
         await self.prompt_feed.start()
         self.web.state.services = Services(
             store=self.store,
@@ -106,7 +108,6 @@ class Server:
             bus=self.bus,
             announce=self.announce,
         )
-        self.writer.start()
         self.holder.start(gateway_settings.config_poll_interval_seconds)
         self.bus.start(self.refresh)
         log.info("pilothouse ready", extra={"models": sorted(self.settings.config.models)})

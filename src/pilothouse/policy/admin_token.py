@@ -79,23 +79,10 @@ def prepare(store: Store, data_dir: Path, configured: str | None) -> Startup:
     path = data_dir / TOKEN_FILE
     legacy = path.read_text().strip() if path.is_file() else None
     startup = Startup()
-    with store.write() as conn:
-        stored = setting_rows.get(conn, SETTING, lock=True)
-        if stored is None:
-            if configured:
-                digest, startup.source = secret_hash(configured), "PILOTHOUSE_ADMIN_TOKEN"
-            elif legacy and _HASH.match(legacy):
-                digest, startup.source = legacy, f"the hash file {path} (moved into the store)"
-            else:
-                startup.new_token = new_token()
-                digest, startup.source = secret_hash(startup.new_token), "generated"
-            if setting_rows.insert_if_absent(conn, SETTING, digest, "serve"):
-                _audit(conn, "admin.token_seed", f"first admin token, from {startup.source}")
-                changes.bump(conn)
-                stored = digest
-            else:  # another instance seeded it first: theirs is the deployment's
-                startup = Startup()
-                stored = setting_rows.get(conn, SETTING)
+    with store.connect() as conn:  # the usual case, read only: a start never waits on a lock
+        stored = setting_rows.get(conn, SETTING)
+    if stored is None:
+        stored = _seed(store, path, legacy, configured, startup)
     if configured and stored is not None and secret_hash(configured) != stored:
         startup.warnings.append(
             "PILOTHOUSE_ADMIN_TOKEN is not this deployment's admin token (the one stored in "
@@ -114,6 +101,30 @@ def prepare(store: Store, data_dir: Path, configured: str | None) -> Startup:
     for warning in startup.warnings:
         log.error(warning)
     return startup
+
+
+def _seed(
+    store: Store, path: Path, legacy: str | None, configured: str | None, startup: Startup
+) -> str | None:
+    """The first start against this database: store the deployment's admin token hash
+    (from PILOTHOUSE_ADMIN_TOKEN, an old data dir's hash file, or a new token)."""
+    with store.write() as conn:
+        stored = setting_rows.get(conn, SETTING, lock=True)
+        if stored is not None:
+            return stored  # another instance seeded it meanwhile: theirs is the deployment's
+        if configured:
+            digest, startup.source = secret_hash(configured), "PILOTHOUSE_ADMIN_TOKEN"
+        elif legacy and _HASH.match(legacy):
+            digest, startup.source = legacy, f"the hash file {path} (moved into the store)"
+        else:
+            startup.new_token = new_token()
+            digest, startup.source = secret_hash(startup.new_token), "generated"
+        if setting_rows.insert_if_absent(conn, SETTING, digest, "serve"):
+            _audit(conn, "admin.token_seed", f"first admin token, from {startup.source}")
+            changes.bump(conn)
+            return digest
+        startup.new_token, startup.source = None, "store"  # lost a race to another instance
+        return setting_rows.get(conn, SETTING)
 
 
 def rotate(store: Store, *, actor: str, reason: str | None = None) -> str:

@@ -75,19 +75,46 @@ class Metrics:
         self.log_rows_written = Counter(
             "pilothouse_request_log_rows_written", "Request-log rows written.", registry=r
         )
-        self.log_rows_spooled = Counter(
-            "pilothouse_request_log_rows_spooled",
-            "Request-log rows written to the spool because the store was unavailable.",
+        self.log_rows_journaled = Counter(
+            "pilothouse_request_log_rows_journaled",
+            "Request-log rows appended to the local journal.",
             registry=r,
         )
-        self.log_rows_replayed = Counter(
-            "pilothouse_request_log_rows_replayed",
-            "Spooled request-log rows replayed into the store.",
+        self.log_rows_bounded = Counter(
+            "pilothouse_request_log_rows_bounded",
+            "Request-log rows stored with a value cut or replaced to fit its column.",
+            registry=r,
+        )
+        self.log_rows_dead_lettered = Counter(
+            "pilothouse_request_log_rows_dead_lettered",
+            "Request-log rows the database refused, set aside in the dead-letter file.",
+            registry=r,
+        )
+        self.log_rows_dropped = Counter(
+            "pilothouse_request_log_rows_dropped",
+            "Request-log rows dropped: the journal was full, the disk refused the write, "
+            "or too many rows waited in memory.",
+            ["reason"],
+            registry=r,
+        )
+        self.log_journal_bytes = Gauge(
+            "pilothouse_request_log_journal_bytes",
+            "Size of the request-log journal on disk.",
+            registry=r,
+        )
+        self.log_backlog_bytes = Gauge(
+            "pilothouse_request_log_backlog_bytes",
+            "Journal bytes not yet loaded into the database.",
+            registry=r,
+        )
+        self.log_memory_rows = Gauge(
+            "pilothouse_request_log_memory_rows",
+            "Request-log rows held in memory: waiting for the journal or being loaded.",
             registry=r,
         )
         self.log_store_up = Gauge(
             "pilothouse_request_log_store_up",
-            "1 when the last request-log write reached the store, else 0.",
+            "1 when the last request-log load reached the store, else 0.",
             registry=r,
         )
         self.log_store_up.set(1)

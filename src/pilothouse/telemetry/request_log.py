@@ -1,8 +1,19 @@
-"""The request log pipeline: records are queued in memory, written in batches by a
-background task, and spooled to an append-only file when the store is unavailable.
+"""The request-log pipeline: accepted on the event loop, durable in a local journal
+within a fixed interval, loaded into the database by a thread of its own.
 
-The spool is replayed (idempotently: rows are keyed by request id) as soon as the store
-answers again, so a served request is never missing from the log.
+    submit(record)  event loop: bound every value to its column, encode one journal line
+        │           (telemetry/storable.py), append it to an in-memory queue
+        ▼
+    appender thread every journal_interval_ms / 2: one write(2) of the queued lines to
+        │           DATA_DIR/journal (telemetry/journal.py); a third thread fsyncs them
+        │           every journal_fsync_interval_seconds
+        ▼
+    loader thread   journal → database in batches, checkpoint after each commit; a row
+                    the database refuses is set aside (telemetry/journal_loader.py)
+
+So the durability of a row does not depend on the database: while it is down or hangs,
+rows wait on disk (up to the journal's size cap), not in memory. See docs/gateway.md,
+"Durability of the request log".
 """
 
 from __future__ import annotations
@@ -14,19 +25,29 @@ import os
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from pilothouse.config import RequestLogSpec
 from pilothouse.store import Store
 from pilothouse.store import request_log as rows
+from pilothouse.telemetry.dead_letters import DeadLetters
+from pilothouse.telemetry.journal import Journal
+from pilothouse.telemetry.journal_loader import JournalLoader
 from pilothouse.telemetry.metrics import Metrics
+from pilothouse.telemetry.storable import StorableRows
 
 log = logging.getLogger("pilothouse.request_log")
+MEMORY_ROWS_MAX = 50_000  # rows waiting for the appender (~30 MB): only a stalled disk fills it
+DRAIN_SECONDS = 10.0  # on close, how long the loader may take to empty the journal
+IDLE_AFTER_SECONDS = 1.0  # the appender stops its cadence after this long without rows
+ROOM_MIN_BYTES = 64 << 10  # "has room": at least this much journal space left
 
 
 @dataclass(slots=True)
@@ -85,167 +106,300 @@ assert frozenset(_FIELD_NAMES) == rows.COLUMNS, "RequestRecord and the request_l
 
 
 class RequestLogWriter:
-    """Batches records into the store; falls back to the spool file, then replays it."""
+    """Makes each submitted record durable in the journal within `journal_interval_ms`
+    and loads the journal into `store`. `start` opens the journal (raises
+    `JournalError` when another process holds it); `close` writes what is queued, gives
+    the loader up to `DRAIN_SECONDS` to empty the journal, and stops."""
 
     def __init__(
         self,
         store: Store,
-        spool_path: Path,
+        data_dir: Path,
         metrics: Metrics,
         *,
-        batch_size: int = 500,
-        flush_interval_seconds: float = 0.25,
+        spec: RequestLogSpec | None = None,
         retry_interval_seconds: float = 2.0,
     ):
-        self._store = store
-        self._spool = spool_path
+        spec = spec or RequestLogSpec()
         self._metrics = metrics
-        self._batch_size = batch_size
-        self._interval = flush_interval_seconds
-        self._retry_interval = retry_interval_seconds
-        self._pending: list[RequestRecord] = []
-        self._encoded: list[rows.Parameters] = []  # the same rows, as driver parameters
-        self._encoder = rows.row_encoder(store.engine.dialect)
-        self._thread = ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="request-log", initializer=_yield_the_cpu
+        self._spools = [data_dir / "spool" / f"request_log.{s}" for s in ("replaying", "jsonl")]
+        self.journal = Journal(
+            data_dir / "journal", rows.COLUMN_ORDER, max_bytes=spec.journal_max_bytes
         )
-        self._wake = asyncio.Event()
+        self.dead_letters = DeadLetters(data_dir / "journal" / "dead-letter.jsonl", metrics)
+        self.loader = JournalLoader(
+            store,
+            self.journal,
+            self.dead_letters,
+            metrics,
+            interval_seconds=spec.load_interval_seconds,
+            retry_interval_seconds=retry_interval_seconds,
+        )
+        self._storable = StorableRows()
+        self._values = attrgetter(*rows.COLUMN_ORDER)
+        self._started_at = rows.COLUMN_ORDER.index("started_at")
+        self._finished_at = rows.COLUMN_ORDER.index("finished_at")
+        self._lines: deque[bytes] = deque()  # append (loop) and popleft (appender) are atomic
+        self._cadence_seconds = spec.journal_interval_ms / 2000  # half: slack for scheduling
+        self._fsync_interval = spec.journal_fsync_interval_seconds
+        self._wake = threading.Event()
+        self._appender_idle = False
         self._stopping = False
-        self._store_ok = True
-        self._next_retry = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._accepted = 0  # event loop only
+        self._settled = 0  # appender only: rows written to the journal or dropped there
+        self._dropped_in_memory = 0  # event loop only
+        self._dropped_in_journal = 0  # appender only
+        self._dropping: str | None = None  # appender: why rows are being dropped now
+        self.journal_error: str | None = None
+        self._appender: threading.Thread | None = None
+        self._syncer: threading.Thread | None = None
+        self._syncer_wake = threading.Event()
+        self._loader_thread: threading.Thread | None = None
+        metrics.log_journal_bytes.set_function(lambda: self.journal.disk_bytes)
+        metrics.log_backlog_bytes.set_function(lambda: self.journal.backlog_bytes)
+        metrics.log_memory_rows.set_function(self.memory_rows)
 
     def submit(self, record: RequestRecord) -> None:
-        """Queue a record (never blocks, never touches the database).
+        """Queue a record (never blocks, never touches the disk or the database).
 
-        The record is encoded for the driver here, a few µs per request on the event loop,
-        so that the writer thread has almost no Python left to run while it holds the GIL:
-        encoding whole batches there stalled the loop (c1 p99 ~4 ms instead of ~0.8)."""
-        self._pending.append(record)
-        self._encoded.append(self._encoder.parameters(record.to_row()))
-        if len(self._pending) >= self._batch_size:
+        The record is bounded and encoded as its journal line here, a few µs on the event
+        loop, so that the other threads have almost no Python to run while they hold the
+        GIL: encoding whole batches in a thread stalled the loop (c1 p99 ~4 ms instead of
+        ~0.8). A line is bytes, which the garbage collector does not track."""
+        values = list(self._values(record))
+        if not values[self._finished_at]:
+            values[self._finished_at] = values[self._started_at]
+        try:
+            line, notes = self._storable.line(values)
+        except Exception:  # a bug in the bounds must cost this row, not the request
+            log.exception("request log: a row could not be encoded; dropped")
+            self._dropped_in_memory += 1
+            self._metrics.log_rows_dropped.labels("unencodable").inc()
+            return
+        if notes:
+            self._metrics.log_rows_bounded.inc()
+        if len(self._lines) >= MEMORY_ROWS_MAX:
+            if not self._dropped_in_memory:
+                log.error("request log: %d rows wait for the journal; dropping", MEMORY_ROWS_MAX)
+            self._dropped_in_memory += 1
+            self._metrics.log_rows_dropped.labels("memory_full").inc()
+            return
+        self._lines.append(line)
+        self._accepted += 1
+        if self._appender_idle:
             self._wake.set()
 
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def health(self) -> dict[str, Any]:
-        """What /healthz and /readyz report: is the store taking rows, and is there room."""
-        return {
-            "store_up": self._store_ok,
-            "backlog_rows": len(self._pending),
-            "spooled": self.spooled,
-            "has_room": True,
-        }
+    def memory_rows(self) -> int:
+        """Rows held in memory: queued for the journal, or in the batch being loaded."""
+        return len(self._lines) + self.loader.rows_in_flight
 
     @property
-    def spooled(self) -> bool:
-        replaying = self._spool.with_suffix(".replaying")
-        return replaying.exists() or (self._spool.exists() and self._spool.stat().st_size > 0)
+    def dropped(self) -> int:
+        return self._dropped_in_memory + self._dropped_in_journal
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="request-log-writer")
+        """Open the journal, take in an old spool file, start the threads: appender,
+        loader and (unless every write is fsynced) syncer."""
+        self.journal.open()
+        self._import_spools()
+        self._appender = threading.Thread(
+            target=self._append_loop, name="request-log-journal", daemon=True
+        )
+        self._loader_thread = threading.Thread(
+            target=self.loader.run, args=(_yield_the_cpu,), name="request-log-loader", daemon=True
+        )
+        self._appender.start()
+        self._loader_thread.start()
+        if self._fsync_interval > 0:
+            self._syncer = threading.Thread(
+                target=self._sync_loop, name="request-log-fsync", daemon=True
+            )
+            self._syncer.start()
 
-    async def close(self) -> None:
-        """Write everything still queued (to the store, or the spool) and stop."""
+    async def close(self, drain_seconds: float = DRAIN_SECONDS) -> None:
+        """Write everything queued to the journal, load what the database takes within
+        `drain_seconds`, and stop. Rows not loaded stay in the journal for the next start."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            await self._task
-        await self.flush()
-        self._thread.shutdown(wait=True)
+        if self._appender is not None:
+            await asyncio.to_thread(self._appender.join)
+        if self._syncer is not None:
+            self._syncer_wake.set()
+            await asyncio.to_thread(self._syncer.join)
+        if self._loader_thread is not None:
+            self.loader.stop(time.monotonic() + drain_seconds)
+            await asyncio.to_thread(self._loader_thread.join, drain_seconds + 1)
+            if self._loader_thread.is_alive() or self.journal.backlog_bytes:
+                log.warning(
+                    "request log: %d bytes of rows wait in %s for the next start (%s)",
+                    self.journal.backlog_bytes,
+                    self.journal.directory,
+                    self.loader.store_error or "the database did not take them in time",
+                )
+        self.journal.close()
 
-    async def flush(self) -> None:
-        batch, self._pending = self._pending, []
-        encoded, self._encoded = self._encoded, []
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._thread, self._write, batch, encoded)
+    async def flush(self, timeout_seconds: float = 30.0) -> bool:
+        """Wait until every row submitted so far is in the database: True; False when
+        the database is down or `timeout_seconds` pass first."""
+        target = self._accepted
+        deadline = time.monotonic() + timeout_seconds
+        self._wake.set()
+        while time.monotonic() < deadline:
+            if self._settled >= target and not self.journal.backlog_bytes and self.loader.idle:
+                return True
+            if not self.loader.store_up:
+                return False
+            self.loader.wake()
+            await asyncio.sleep(0.005)
+        return False
 
-    async def _run(self) -> None:
-        while not self._stopping:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
+    def health(self) -> dict[str, Any]:
+        """For /readyz and /healthz: can this process still accept rows (`has_room`),
+        and is the database taking them (`store`: "up" or "down"; a hang shows as a
+        growing `load_in_flight_seconds`)."""
+        room = self.journal.max_bytes - self.journal.disk_bytes
+        busy = self.loader.busy_since
+        appending = self._appender is not None and self._appender.is_alive()
+        return {
+            "journal": str(self.journal.directory),
+            "journal_bytes": self.journal.disk_bytes,
+            "journal_max_bytes": self.journal.max_bytes,
+            "backlog_bytes": self.journal.backlog_bytes,
+            "has_room": appending and room >= ROOM_MIN_BYTES and self.journal_error is None,
+            "journal_error": self.journal_error,
+            "memory_rows": self.memory_rows(),
+            "store": "up" if self.loader.store_up else "down",
+            "store_error": self.loader.store_error,
+            "load_in_flight_seconds": None if busy is None else round(time.monotonic() - busy, 3),
+            "last_loaded_at": None
+            if self.loader.last_loaded_at is None
+            else datetime.fromtimestamp(self.loader.last_loaded_at, UTC).isoformat(),
+            "dead_lettered": self.dead_letters.count,
+            "dead_letter_file": str(self.dead_letters.path),
+            "dropped": self.dropped,
+        }
+
+    # ------------------------------------------------------------------ appender thread
+
+    def _append_loop(self) -> None:
+        last_rows = time.monotonic()
+        while True:
+            stopping = self._stopping
+            count = len(self._lines)
+            if count:
+                self._write([self._lines.popleft() for _ in range(count)])
+                last_rows = time.monotonic()
+                if not self._fsync_interval:  # fsync every write: asked for, so waited for
+                    self._sync()
+            now = time.monotonic()
+            if stopping:
+                if not self._lines:
+                    return
+                continue
+            if not count and now - last_rows >= IDLE_AFTER_SECONDS:
+                self._appender_idle = True  # submit() wakes us; set before looking again
+                if not self._lines:
+                    self._wake.wait(IDLE_AFTER_SECONDS)
+                self._appender_idle = False
+            else:
+                self._wake.wait(self._cadence_seconds)
             self._wake.clear()
-            try:
-                await self.flush()
-            except Exception:  # the writer must outlive any single bad batch
-                log.exception("request log writer failed; will retry")
 
-    def _write(self, batch: list[RequestRecord], encoded: list[rows.Parameters]) -> None:
-        """Runs in a worker thread, one call at a time."""
-        loop_time = time.monotonic()
-        if self.spooled and (self._store_ok or loop_time >= self._next_retry):
-            self._replay_spool()
-        if not batch:
-            return
-        if self._store_ok or loop_time >= self._next_retry:
-            try:
-                with self._store.begin() as conn:
-                    rows.insert_encoded(conn, encoded)
-                self._mark_store(ok=True)
-                self._metrics.log_rows_written.inc(len(encoded))
-                return
-            except Exception as exc:
-                self._mark_store(ok=False, error=exc)
-        self._append_spool(batch)
-
-    def _append_spool(self, batch: list[RequestRecord]) -> None:
-        self._spool.parent.mkdir(parents=True, exist_ok=True)
-        payload = b"".join(orjson.dumps(r) + b"\n" for r in batch)
-        with open(self._spool, "ab") as spool:
-            spool.write(payload)
-            spool.flush()
-            os.fsync(spool.fileno())
-        self._metrics.log_rows_spooled.inc(len(batch))
-
-    def _replay_spool(self) -> None:
-        replaying = self._spool.with_suffix(".replaying")
-        if not replaying.exists():
-            os.replace(self._spool, replaying)
-        records = []
-        with open(replaying, "rb") as spool:
-            for line in spool:
-                if line.strip():
-                    try:
-                        records.append(RequestRecord(**orjson.loads(line)))
-                    except (orjson.JSONDecodeError, TypeError):
-                        log.error("skipping an unreadable spool line: %.200r", line)
+    def _write(self, lines: list[bytes]) -> None:
         try:
-            with self._store.begin() as conn:
-                for start in range(0, len(records), 1000):
-                    rows.insert_many(conn, [r.to_row() for r in records[start : start + 1000]])
-        except Exception as exc:
-            self._mark_store(ok=False, error=exc)
-            return  # the .replaying file stays; the next attempt picks it up first
-        replaying.unlink()
-        self._mark_store(ok=True)
-        self._metrics.log_rows_replayed.inc(len(records))
-        log.info("replayed %d spooled request-log rows into the store", len(records))
-        if self._spool.exists():  # rows spooled while we replayed
-            self._replay_spool()
+            written = self.journal.append(lines)
+            reason = "journal_full"
+            self.journal_error = None
+        except Exception as exc:  # OSError, or a bug: the appender must go on either way
+            written, reason = 0, "journal_write_failed"
+            self.journal_error = f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, OSError):
+                log.exception("request log: appending to the journal failed")
+        self._settled += len(lines)
+        if written:
+            self._metrics.log_rows_journaled.inc(written)
+        dropped = len(lines) - written
+        if dropped:
+            self._dropped_in_journal += dropped
+            self._metrics.log_rows_dropped.labels(reason).inc(dropped)
+            if self._dropping is None:
+                self._dropping = reason
+                log.error(
+                    "request log: dropping rows (%s): %d of %d bytes used in %s%s",
+                    reason.replace("_", " "),
+                    self.journal.disk_bytes,
+                    self.journal.max_bytes,
+                    self.journal.directory,
+                    f"; {self.journal_error}" if self.journal_error else "",
+                )
+        elif self._dropping is not None:
+            self._dropping = None
+            log.warning(
+                "request log: the journal takes rows again; %d were dropped so far "
+                "(pilothouse_request_log_rows_dropped_total)",
+                self.dropped,
+            )
 
-    def _mark_store(self, *, ok: bool, error: Exception | None = None) -> None:
-        if ok and not self._store_ok:
-            log.info("request log store is reachable again")
-        if not ok:
-            self._next_retry = time.monotonic() + self._retry_interval
-            if self._store_ok:
-                log.error("request log store unavailable, spooling to %s: %s", self._spool, error)
-        self._store_ok = ok
-        self._metrics.log_store_up.set(1 if ok else 0)
+    def _sync_loop(self) -> None:
+        """fsync on its own cadence, in its own thread: a slow disk flush must not hold
+        up the appender's interval."""
+        while not self._stopping:
+            self._syncer_wake.wait(self._fsync_interval)
+            self._sync()
+
+    def _sync(self) -> None:
+        try:
+            self.journal.sync()
+        except OSError as exc:
+            self.journal_error = f"fsync: {type(exc).__name__}: {exc}"
+
+    def _import_spools(self) -> None:
+        """Rows an older Pilothouse left in its spool file go into the journal, once."""
+        for spool in self._spools:
+            if not spool.exists():
+                continue
+            lines: list[bytes] = []
+            with open(spool, "rb") as source:
+                for raw in source:
+                    if not raw.strip():
+                        continue
+                    try:
+                        saved = orjson.loads(raw)
+                        record = RequestRecord(**{k: v for k, v in saved.items() if k in _FIELDS})
+                    except (orjson.JSONDecodeError, TypeError, AttributeError):
+                        self.dead_letters.add_text("spool", "an unreadable spool line", raw)
+                        continue
+                    values = list(self._values(record))
+                    if not values[self._finished_at]:
+                        values[self._finished_at] = values[self._started_at]
+                    lines.append(self._storable.line(values)[0])
+            written = self.journal.append(lines) if lines else 0
+            self.journal.sync()
+            if written < len(lines):
+                log.error(
+                    "request log: %d rows of %s did not fit the journal; the file is kept",
+                    len(lines) - written,
+                    spool,
+                )
+                continue
+            spool.unlink()
+            log.info(
+                "request log: %d rows from the old spool %s are in the journal", written, spool
+            )
 
 
+_FIELDS = frozenset(f.name for f in fields(RequestRecord))
 WRITER_NICENESS = 10
 
 
 def _yield_the_cpu() -> None:
-    """Run the writer thread at a lower priority than the event loop (Linux: niceness is
+    """Run the loader thread at a lower priority than the event loop (Linux: niceness is
     per thread). The two share a core when the gateway is pinned to one: at equal priority
     the scheduler let a batch insert hold the core for milliseconds while requests waited
     (c1 p99 ~4 ms with the writer on, ~0.8 ms with it off). At niceness 10 the loop
     preempts it on every wake-up, and it still gets ~10 % of a saturated core, more than it
-    needs (about 3 % at 5,000 rows/s)."""
+    needs (about 3 % at 5,000 rows/s). The appender keeps the normal priority: it must
+    run on time, and it only joins bytes and calls write(2)."""
     if sys.platform == "linux":
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICENESS)

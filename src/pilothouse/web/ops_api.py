@@ -17,8 +17,24 @@ api = Api()
 async def healthz(call: Call) -> dict[str, Any]:
     """Liveness, always 200 while the process runs, with each dependency's state."""
     checks = await call.services.dependencies()
-    degraded = not checks["database"]["up"] or checks.get("redis", {}).get("up") is False
-    return {"status": "degraded" if degraded else "ok", "checks": checks}
+    return {"status": "degraded" if _degraded(checks) else "ok", "checks": checks}
+
+
+LOAD_STUCK_SECONDS = 5.0  # a load this old means the database hangs (a lock, not an error)
+
+
+def _degraded(checks: dict[str, Any]) -> bool:
+    """Serving, but something it depends on is away: the database (down, or hanging on a
+    load), Redis, or a request log that cannot take rows."""
+    request_log = checks["request_log"]
+    stuck = (request_log.get("load_in_flight_seconds") or 0) > LOAD_STUCK_SECONDS
+    return (
+        not checks["database"]["up"]
+        or checks.get("redis", {}).get("up") is False
+        or request_log["store"] == "down"
+        or stuck
+        or not request_log["has_room"]
+    )
 
 
 @api.get("/readyz", Access.PUBLIC)
@@ -41,7 +57,7 @@ async def readyz(call: Call) -> Any:
             },
             status=503,
         )
-    status = "ready" if database["up"] else "degraded"
+    status = "degraded" if _degraded(checks) else "ready"
     return {"status": status, "schema": database.get("schema"), "checks": checks}
 
 
