@@ -11,6 +11,7 @@ from typing import Any
 from pilothouse import errors
 from pilothouse.bus import ChangeBus
 from pilothouse.config import ConfigFile
+from pilothouse.fleet.state import Fleet
 from pilothouse.policy.admin_token import AdminAuth
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.snapshot import Snapshot, SnapshotHolder
@@ -33,6 +34,7 @@ class Services:
     bus: ChangeBus
     # A write happened in this process: load it now and tell the other processes.
     announce: Callable[[], Awaitable[None]]
+    fleet: Fleet
 
     @property
     def snapshot(self) -> Snapshot:
