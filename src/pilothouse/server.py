@@ -79,6 +79,7 @@ class Server:
             self._transport_for,
             registry=self.metrics.registry,
             redis_url=self.settings.redis_url,
+            installation=self.settings.effective_database_url,
         )
         self.holder = SnapshotHolder(self.store, self.fleet.aliases)
         holder = self.holder

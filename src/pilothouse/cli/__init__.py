@@ -21,6 +21,7 @@ COMMANDS = {
     "doctor": "pilothouse.cli.models:doctor",
     "eval": "pilothouse.cli.evals:eval_",
     "datasets": "pilothouse.cli.datasets:datasets",
+    "fleet": "pilothouse.cli.fleet:fleet",
 }
 
 

@@ -2,16 +2,19 @@
 
 Each instance keeps its own breakers in memory, so a closed breaker never waits on
 Redis. Only transitions travel: an instance that opens or closes a breaker writes it to
-the hash `pilothouse:fleet:breakers` (the state a newly started instance loads) and
+the hash `pilothouse:fleet:breakers:<installation>` (the state a newly started instance loads) and
 publishes it on `pilothouse:fleet:breakers`; every other instance applies it on receipt
 (milliseconds on a LAN). Half-open is local: each instance probes after the cool-down,
-and the first probe's verdict is published to all.
+and the first probe's verdict is published to all. `<installation>` is a hash of the
+database URL: instances that share a database share breakers, and two installations on one
+Redis do not mix.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 from collections.abc import Mapping
@@ -27,15 +30,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pilothouse.fleet")
 
-CHANNEL = "pilothouse:fleet:breakers"
-HASH_KEY = "pilothouse:fleet:breakers"
+PREFIX = "pilothouse:fleet:breakers"
+KEEP_SECONDS = 86_400  # the stored state of an installation that stopped writing expires
 
 
 class SharedBreakers:
     """Publishes this instance's breaker transitions and applies everyone else's."""
 
-    def __init__(self, redis_url: str, healths: Mapping[str, DeploymentHealth]):
+    def __init__(self, redis_url: str, healths: Mapping[str, DeploymentHealth], installation: str):
         self._url = redis_url
+        self.key = f"{PREFIX}:{hashlib.sha256(installation.encode()).hexdigest()[:16]}"
         self._healths = healths
         self.instance = secrets.token_hex(6)
         self._redis: Redis | None = None
@@ -81,8 +85,9 @@ class SharedBreakers:
             )
             try:
                 async with self._redis.pipeline(transaction=False) as pipe:
-                    pipe.hset(HASH_KEY, transition.deployment, message)
-                    pipe.publish(CHANNEL, message)
+                    pipe.hset(self.key, transition.deployment, message)
+                    pipe.expire(self.key, KEEP_SECONDS)
+                    pipe.publish(self.key, message)
                     await pipe.execute()
             except Exception as exc:  # the other instances will trip on their own
                 log.warning("could not share a breaker transition on Redis: %s", exc)
@@ -106,10 +111,10 @@ class SharedBreakers:
     async def _subscribe(self) -> None:
         assert self._redis is not None
         pubsub = self._redis.pubsub()
-        await pubsub.subscribe(CHANNEL)
+        await pubsub.subscribe(self.key)
         try:
             # Subscribed first, then the stored state: nothing published between is lost.
-            for raw in (await self._redis.hgetall(HASH_KEY)).values():
+            for raw in (await self._redis.hgetall(self.key)).values():
                 self._apply(raw)
             self.subscribed.set()
             async for message in pubsub.listen():

@@ -24,6 +24,9 @@ SWEEP_INTERVAL_SECONDS = 5.0
 
 
 class Fleet:
+    """Build with the config; `start()` inside the event loop, `close()` at the end.
+    `installation` names what instances share breakers (the database URL)."""
+
     def __init__(
         self,
         config: ConfigFile,
@@ -32,6 +35,7 @@ class Fleet:
         registry: CollectorRegistry | None = None,
         clock: Clock | None = None,
         redis_url: str | None = None,
+        installation: str = "",
     ):
         self.config = config
         self.clock = clock or Clock()
@@ -42,7 +46,7 @@ class Fleet:
         self.healths: dict[str, DeploymentHealth] = {
             d.id: d.health for alias in self.aliases.values() for d in alias.deployments
         }
-        self.shared = SharedBreakers(redis_url, self.healths) if redis_url else None
+        self.shared = SharedBreakers(redis_url, self.healths, installation) if redis_url else None
         self._outliers: dict[tuple[str, str], list[str]] = {}
         self._task: asyncio.Task[None] | None = None
 
