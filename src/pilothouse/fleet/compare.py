@@ -2,13 +2,13 @@
 rate, JSON validity when JSON was asked for, answer length), compared with its peers', so a
 deployment that answers 200 but unlike the others is flagged.
 
-The test, per signal, for a deployment with at least `min_samples` answers in the window
-against the pooled answers of its peers (also at least `min_samples`):
+The test: among the deployments with at least `min_samples` answers in the window, one is
+flagged on a signal when it differs from every other one, pair by pair:
 
-- refusal rate and JSON validity: a two-proportion z-test; flagged when |z| ≥ 3.29
+- refusal rate and JSON validity: a two-proportion z-test; different when |z| ≥ 3.29
   (two-sided p < 0.001) and the rates differ by at least 10 percentage points. With two
   deployments, only the worse one is flagged (more refusals, less valid JSON).
-- length: Welch's z on the mean length in characters; flagged when |z| ≥ 3.29 and one
+- length: Welch's z on the mean length in characters; different when |z| ≥ 3.29 and one
   mean is at least 1.5 times the other. With two deployments, both are flagged.
 """
 
@@ -81,78 +81,71 @@ class OutputSignals:
 
 
 def outliers(signals: dict[str, dict[str, Any]], min_samples: int) -> dict[str, list[str]]:
-    """Deployment id → why it is flagged, for each deployment that differs from its peers
-    (`signals` maps deployment id → `OutputSignals.totals()`)."""
+    """Deployment id → why it is flagged, for each deployment that differs from every one
+    of its peers with enough answers (`signals` maps deployment id → `OutputSignals.totals()`).
+    """
+    usable = {name: s for name, s in signals.items() if s["answers"] >= min_samples}
     flagged: dict[str, list[str]] = {}
-    pair = len(signals) == 2
-    for name, mine in signals.items():
-        peers = [s for other, s in signals.items() if other != name]
+    pair = len(usable) == 2
+    for name, mine in usable.items():
+        peers = [s for other, s in usable.items() if other != name]
         if not peers:
             continue
         reasons = []
-        refusal = _proportions(
-            mine["refusals"], mine["answers"], peers, "refusals", "answers", min_samples
-        )
-        if refusal is not None and (not pair or refusal[0] > refusal[1]):
-            reasons.append(f"refusal rate {refusal[0]:.0%} against {refusal[1]:.0%} for its peers")
-        valid = _proportions(
-            mine["json_valid"], mine["json_asked"], peers, "json_valid", "json_asked", min_samples
-        )
-        if valid is not None and (not pair or valid[0] < valid[1]):
-            reasons.append(f"valid JSON {valid[0]:.0%} against {valid[1]:.0%} for its peers")
-        length = _lengths(mine, peers, min_samples)
-        if length is not None:
+        refusal = [_rates(mine, p, "refusals", "answers", min_samples) for p in peers]
+        if all(refusal) and (not pair or refusal[0][0] > refusal[0][1]):  # type: ignore[index]
             reasons.append(
-                f"mean length {length[0]:.0f} characters against {length[1]:.0f} for its peers"
+                f"refusal rate {_rate(mine, 'refusals', 'answers'):.0%} against "
+                f"{_pooled(peers, 'refusals', 'answers'):.0%} for its peers"
+            )
+        valid = [_rates(mine, p, "json_valid", "json_asked", min_samples) for p in peers]
+        if all(valid) and (not pair or valid[0][0] < valid[0][1]):  # type: ignore[index]
+            reasons.append(
+                f"valid JSON {_rate(mine, 'json_valid', 'json_asked'):.0%} against "
+                f"{_pooled(peers, 'json_valid', 'json_asked'):.0%} for its peers"
+            )
+        if all(_lengths_differ(mine, p) for p in peers):
+            peer_mean = sum(p["length_chars_mean"] for p in peers) / len(peers)
+            reasons.append(
+                f"mean length {mine['length_chars_mean']:.0f} characters against "
+                f"{peer_mean:.0f} for its peers"
             )
         if reasons:
             flagged[name] = reasons
     return flagged
 
 
-def _proportions(
-    hits: int,
-    n: int,
-    peers: list[dict[str, Any]],
-    hits_key: str,
-    n_key: str,
-    min_samples: int,
+def _rate(s: dict[str, Any], hits: str, n: str) -> float:
+    return float(s[hits] / s[n]) if s[n] else 0.0
+
+
+def _pooled(peers: list[dict[str, Any]], hits: str, n: str) -> float:
+    total = sum(p[n] for p in peers)
+    return sum(p[hits] for p in peers) / total if total else 0.0
+
+
+def _rates(
+    mine: dict[str, Any], peer: dict[str, Any], hits: str, n: str, min_samples: int
 ) -> tuple[float, float] | None:
-    """(mine, peers') rates when they differ by the test above, else None."""
-    peer_hits = sum(p[hits_key] for p in peers if p[n_key] >= min_samples)
-    peer_n = sum(p[n_key] for p in peers if p[n_key] >= min_samples)
-    if n < min_samples or peer_n < min_samples:
+    """(mine, the peer's) rates when they differ by the test above, else None."""
+    n1, n2 = mine[n], peer[n]
+    if n1 < min_samples or n2 < min_samples:
         return None
-    p1, p2 = hits / n, peer_hits / peer_n
-    pooled = (hits + peer_hits) / (n + peer_n)
-    se = math.sqrt(pooled * (1 - pooled) * (1 / n + 1 / peer_n))
+    p1, p2 = mine[hits] / n1, peer[hits] / n2
+    pooled = (mine[hits] + peer[hits]) / (n1 + n2)
+    se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     if se == 0 or abs(p1 - p2) < MIN_RATE_GAP or abs(p1 - p2) / se < Z_CRITICAL:
         return None
     return p1, p2
 
 
-def _lengths(
-    mine: dict[str, Any], peers: list[dict[str, Any]], min_samples: int
-) -> tuple[float, float] | None:
-    usable = [p for p in peers if p["answers"] >= min_samples]
-    n1 = mine["answers"]
-    n2 = sum(p["answers"] for p in usable)
-    if n1 < min_samples or n2 < min_samples:
-        return None
-    m1 = mine["length_chars_mean"]
-    m2 = sum(p["length_chars_mean"] * p["answers"] for p in usable) / n2
-    # The peers' pooled variance: within each peer plus between their means.
-    v2 = (
-        sum(
-            p["answers"] * (p["length_chars_variance"] + (p["length_chars_mean"] - m2) ** 2)
-            for p in usable
-        )
-        / n2
-    )
-    se = math.sqrt(mine["length_chars_variance"] / n1 + v2 / n2)
+def _lengths_differ(mine: dict[str, Any], peer: dict[str, Any]) -> bool:
+    m1, m2 = mine["length_chars_mean"], peer["length_chars_mean"]
     low, high = sorted((m1, m2))
     if high < MIN_LENGTH_RATIO * max(low, 1.0):
-        return None
-    if se > 0 and abs(m1 - m2) / se < Z_CRITICAL:
-        return None
-    return m1, m2
+        return False
+    se = math.sqrt(
+        mine["length_chars_variance"] / mine["answers"]
+        + peer["length_chars_variance"] / peer["answers"]
+    )
+    return se == 0 or abs(m1 - m2) / se >= Z_CRITICAL
