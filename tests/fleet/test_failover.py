@@ -414,3 +414,32 @@ async def test_weighted_and_least_latency_choose_by_their_rule(tmp_path: Path) -
         gw.script("primary", completion("fallback"))
         response = await gw.chat("weighted")
         assert response.json()["choices"][0]["message"]["content"] == "fallback"
+
+
+async def test_a_deployment_refusing_unlike_its_peer_is_flagged_while_it_answers_200(
+    tmp_path: Path,
+) -> None:
+    config = CONFIG.replace("fleet:\n", "fleet:\n  compare_min_samples: 10\n")
+    config = config.replace(
+        "    pricing: {input_per_mtok: 1, output_per_mtok: 2}\n",
+        "    strategy: weighted\n    pricing: {input_per_mtok: 1, output_per_mtok: 2}\n",
+        1,
+    )
+    async with InProcess.start(tmp_path, config) as gw:
+        gw.transports["primary"].default = completion("I'm sorry, but I can't help with that.")
+        gw.transports["secondary"].default = completion("Paris is the capital of France.")
+        for _ in range(60):
+            assert (await gw.chat()).status_code == 200
+        assert gw.server.fleet is not None
+        gw.server.fleet.sweep()
+        status = (await gw.client.get("/api/fleet", headers=gw.admin)).json()
+        [fast] = [a for a in status["aliases"] if a["alias"] == "fast"]
+        by_id = {d["deployment"]: d for d in fast["deployments"]}
+        primary, secondary = by_id["primary/p-small"], by_id["secondary/s-small"]
+        assert primary["outlier"] and "refusal rate 100%" in primary["outlier_reasons"][0]
+        assert not secondary["outlier"]
+        assert primary["state"] == "closed" and primary["failed"] == 0  # still serving
+        assert primary["signals"]["refusal_rate"] == 1.0
+        outlier = [e for e in status["events"] if e["kind"] == "outlier"]
+        assert outlier[0]["deployment"] == "primary/p-small"
+        assert outlier[0]["owner"] == "team-primary" and outlier[0]["alias"] == "fast"

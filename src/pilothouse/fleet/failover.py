@@ -84,10 +84,10 @@ class Failover:
         "_order",
         "_skipped",
         "_started",
+        "_tried",
         "alias",
         "body",
         "current",
-        "tried",
     )
 
     def __init__(self, alias: ModelAlias, body: dict[str, Any], started: float):
@@ -99,7 +99,20 @@ class Failover:
         self._skipped: list[Deployment] = []
         self._last_error: UpstreamError | None = None
         self.current: Attempt | None = None
-        self.tried: list[dict[str, Any]] = []
+        self._tried: list[tuple[str, str | None, float]] = []  # deployment, error, latency
+
+    @property
+    def count(self) -> int:
+        """Attempts made so far."""
+        return len(self._tried)
+
+    @property
+    def tried(self) -> list[dict[str, Any]]:
+        """Every attempt so far: deployment, error_class (None: it answered), latency_ms."""
+        return [
+            {"deployment": d, "error_class": e, "latency_ms": round(ms, 1)}
+            for d, e, ms in self._tried
+        ]
 
     # ------------------------------------------------------------------ choice
 
@@ -107,7 +120,7 @@ class Failover:
         """The next deployment to try; raises the request's error when none is left."""
         alias = self.alias
         remaining = self._remaining_seconds()
-        if len(self.tried) < alias.max_attempts and (remaining is None or remaining > 0):
+        if len(self._tried) < alias.max_attempts and (remaining is None or remaining > 0):
             order = self._order
             while self._index < len(order):
                 deployment = order[self._index]
@@ -123,7 +136,7 @@ class Failover:
 
     def can_continue(self) -> bool:
         """Could another attempt follow (budget, deadline, a deployment not open)?"""
-        if len(self.tried) >= self.alias.max_attempts:
+        if len(self._tried) >= self.alias.max_attempts:
             return False
         remaining = self._remaining_seconds()
         if remaining is not None and remaining <= 0:
@@ -165,7 +178,8 @@ class Failover:
             deployment.health.succeeded(attempt.latency_ms())
             self._log(attempt, None)
             return True
-        deployment.signals.add(self.body, sample)
+        if len(self.alias.deployments) > 1:  # signals are compared between peers only
+            deployment.signals.add(self.body, sample)
         verdict = semantics.failure(self.body, sample, finish_reason)
         if verdict is None:
             deployment.health.succeeded(attempt.latency_ms())
@@ -190,18 +204,12 @@ class Failover:
 
     def log(self) -> list[dict[str, Any]] | None:
         """Every attempt for the request log; None when the first one simply answered."""
-        if len(self.tried) == 1 and self.tried[0]["error_class"] is None:
+        if len(self._tried) == 1 and self._tried[0][1] is None:
             return None
         return self.tried or None
 
     def _log(self, attempt: Attempt, error_class: str | None) -> None:
-        self.tried.append(
-            {
-                "deployment": attempt.deployment.id,
-                "error_class": error_class,
-                "latency_ms": round(attempt.latency_ms(), 1),
-            }
-        )
+        self._tried.append((attempt.deployment.id, error_class, attempt.latency_ms()))
 
     # ------------------------------------------------------------------ the end
 
@@ -211,18 +219,19 @@ class Failover:
             return self._last_error
         waits = [d.health.breaker.retry_after_seconds() for d in alias.deployments]
         waits = [w for w in waits if w > 0] or [1.0]
-        parts = [f"{a['deployment']}: {a['error_class']}" for a in self.tried]
+        tried = self.tried
+        parts = [f"{a['deployment']}: {a['error_class']}" for a in tried]
         parts += [f"{d.id}: breaker open" for d in self._skipped]
         if remaining is not None and remaining <= 0:
             parts.append(f"the deadline of {alias.deadline_seconds:g} s passed")
-        elif len(self.tried) >= alias.max_attempts and self._index < len(self._order):
+        elif len(self._tried) >= alias.max_attempts and self._index < len(self._order):
             parts.append(f"the attempt budget of {alias.max_attempts} was spent")
-        verb = "could answer" if self.tried else "is available"
+        verb = "could answer" if self._tried else "is available"
         return NoHealthyDeployment(
             alias.alias,
             f"no deployment of model {alias.alias!r} {verb} ({'; '.join(parts)})",
             min(waits),
-            self.tried,
+            tried,
         )
 
 

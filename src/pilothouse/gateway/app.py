@@ -261,7 +261,7 @@ class GatewayApp:
                     raise
         finally:
             record.attempts = failover.log()
-            record.attempt_count = len(failover.tried)
+            record.attempt_count = failover.count
         account(record, deployment, result.usage)
         extra = headers
         if endpoint == "chat":
