@@ -443,3 +443,37 @@ async def test_a_deployment_refusing_unlike_its_peer_is_flagged_while_it_answers
         outlier = [e for e in status["events"] if e["kind"] == "outlier"]
         assert outlier[0]["deployment"] == "primary/p-small"
         assert outlier[0]["owner"] == "team-primary" and outlier[0]["alias"] == "fast"
+
+
+async def test_equal_priorities_share_the_traffic_and_least_latency_prefers_the_faster(
+    tmp_path: Path,
+) -> None:
+    config = CONFIG.replace(
+        "models:\n",
+        """models:
+  shared:
+    deployments:
+      - {provider: primary, model: p-shared, priority: 1}
+      - {provider: secondary, model: s-shared, priority: 1}
+  quick:
+    strategy: least_latency
+    deployments:
+      - {provider: primary, model: p-quick}
+      - {provider: secondary, model: s-quick}
+""",
+    )
+    async with InProcess.start(tmp_path, config) as gw:
+        gw.transports["primary"].default = completion()
+        gw.transports["secondary"].default = completion()
+        for _ in range(40):
+            assert (await gw.chat("shared")).status_code == 200
+        served = (len(gw.transports["primary"].requests), len(gw.transports["secondary"].requests))
+        assert min(served) > 0 and sum(served) == 40
+        assert gw.server.fleet is not None
+        healths = gw.server.fleet.healths
+        healths["primary/p-quick"].succeeded(250.0)
+        healths["secondary/s-quick"].succeeded(40.0)
+        before = len(gw.transports["secondary"].requests)
+        for _ in range(5):
+            assert (await gw.chat("quick")).status_code == 200
+        assert len(gw.transports["secondary"].requests) - before == 5

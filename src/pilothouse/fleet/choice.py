@@ -32,6 +32,8 @@ def order(alias: ModelAlias, rng: random.Random | None = None) -> tuple[Deployme
             )
         )
     # priority: already sorted by priority; shuffle ties by weight
+    if not alias.priority_ties:
+        return deployments
     out: list[Deployment] = []
     start = 0
     while start < len(deployments):

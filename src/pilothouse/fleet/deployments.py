@@ -55,6 +55,7 @@ class ModelAlias:
     strategy: str = "priority"
     max_attempts: int = 3
     deadline_seconds: float | None = None
+    priority_ties: bool = False  # two deployments share a priority (shuffled by weight)
 
     @property
     def primary(self) -> Deployment:
@@ -114,6 +115,7 @@ def build_aliases(
             strategy=spec.strategy,
             max_attempts=spec.max_attempts or fleet.max_attempts,
             deadline_seconds=spec.deadline_seconds or fleet.deadline_seconds,
+            priority_ties=len({d.priority for d in deployments}) < len(deployments),
         )
     return aliases
 

@@ -50,6 +50,7 @@ class Attempt:
     deployment: Deployment
     started: float  # perf_counter
     timeout_seconds: float | None  # the deployment's own, cut to what the deadline leaves
+    judged: bool = False  # failed or answered: its outcome is recorded
 
     def latency_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -199,6 +200,8 @@ class Failover:
 
     def abandoned(self, attempt: Attempt) -> None:
         """The attempt was cancelled (the client left, the instance stopped): no verdict."""
+        if attempt.judged:
+            return
         attempt.deployment.health.breaker.release()
         self._log(attempt, "cancelled")
 
@@ -209,6 +212,7 @@ class Failover:
         return self.tried or None
 
     def _log(self, attempt: Attempt, error_class: str | None) -> None:
+        attempt.judged = True
         self._tried.append((attempt.deployment.id, error_class, attempt.latency_ms()))
 
     # ------------------------------------------------------------------ the end
