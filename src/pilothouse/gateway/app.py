@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -76,6 +77,15 @@ class _ClientWatch:
     def detach(self) -> None:
         self._watcher.remove_done_callback(self._left)
         self._watcher.cancel()
+
+
+@dataclass(slots=True)
+class _Streamed:
+    """The stream attempt in progress (what a cancellation or the end reads)."""
+
+    stream: ChatStream | None = None
+    result: RelayResult = field(default_factory=RelayResult)
+    upstream_start: float = 0.0
 
 
 class GatewayApp:
@@ -303,60 +313,20 @@ class GatewayApp:
         send: Send,
         headers: Headers,
     ) -> None:
-        """The stream's choice and retry loop: an attempt that fails before any content
-        reached the client goes to the next deployment; after content, never."""
-        options = body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
         response = SseResponse(send, SSE_HEADERS + headers)
-        result = RelayResult()
-        stream: ChatStream | None = None
-        upstream_start = time.perf_counter()
+        state = _Streamed()
         with self._cancel_when(receive) as watch:
             try:
-                while True:
-                    attempt = failover.next()
-                    deployment = attempt.deployment
-                    record.provider = deployment.provider_name
-                    record.provider_model = deployment.provider_model
-                    result, stream = RelayResult(), None
-                    upstream_start = time.perf_counter()
-                    try:
-                        stream = await bounded(
-                            attempt,
-                            deployment.provider.chat_stream(body, deployment.provider_model),
-                        )
-                    except UpstreamError as exc:
-                        failover.failed(attempt, exc)
-                        continue
-                    await relay(
-                        stream,
-                        response,
-                        result,
-                        include_usage=include_usage,
-                        keepalive_seconds=self.keepalive_seconds,
-                        provider=deployment.provider_name,
-                        first_content_within_seconds=attempt.timeout_seconds,
-                    )
-                    if result.error is not None:
-                        failover.failed(attempt, result.error)
-                        if result.delivered:  # content reached the client: never restarted
-                            break
-                        continue
-                    if failover.answered(
-                        attempt, stream.sample, stream.finish_reason, may_retry=not result.delivered
-                    ):
-                        break
-                if not result.delivered:
-                    await flush_held(response, result)
+                await self._stream_answer(failover, body, record, response, state)
             except asyncio.CancelledError:
-                self._stream_facts(record, stream, result, t0, upstream_start)
-                if self._cut(record, failover, body, stream, result, gone=watch.gone):
+                self._stream_facts(record, state, t0)
+                if self._cut(record, failover, body, state.stream, state.result, gone=watch.gone):
                     raise ClientGone from None
                 raise
             except UpstreamError as exc:
                 if not response.started:
                     raise  # nothing sent yet: answered as an error by _serve
-                result.error = exc  # only keep-alives went out: the error ends the stream
+                state.result.error = exc  # only keep-alives went out: the error ends it
             except Exception as exc:
                 if not response.started or isinstance(exc, errors.PilothouseError):
                     raise  # nothing sent yet: answered as an error by _serve
@@ -368,41 +338,84 @@ class GatewayApp:
                 await response.write(error_frame(fault))
                 record.outcome = outcomes.GATEWAY_ERROR
                 record.error_class = "gateway_error"
-            if result.error is not None:
-                await response.write(error_frame(result.error))
+            if state.result.error is not None:
+                await response.write(error_frame(state.result.error))
         # Outside the watch: once the response is complete, receive() reports a disconnect,
         # which must not count as the client leaving.
         await response.end()
-        self._stream_facts(record, stream, result, t0, upstream_start)
+        self._stream_facts(record, state, t0)
+        stream, error = state.stream, state.result.error
         answered_by = failover.current.deployment if failover.current else None
-        if result.error is not None:
-            self._fail(record, result.error, status=200)
-            if answered_by is not None:
-                account_partial(
-                    record,
-                    answered_by,
-                    stream.usage if stream else None,
-                    body,
-                    stream.sample if stream else None,
-                )
-        elif stream is not None and stream.usage is not None and answered_by is not None:
+        if answered_by is None:
+            return
+        if error is not None:
+            self._fail(record, error, status=200)
+            account_partial(
+                record,
+                answered_by,
+                stream.usage if stream else None,
+                body,
+                stream.sample if stream else None,
+            )
+        elif stream is not None and stream.usage is not None:
             account(record, answered_by, stream.usage)
 
-    def _stream_facts(
+    async def _stream_answer(
         self,
+        failover: Failover,
+        body: dict[str, Any],
         record: RequestRecord,
-        stream: ChatStream | None,
-        result: RelayResult,
-        t0: float,
-        upstream_start: float,
+        response: SseResponse,
+        state: _Streamed,
     ) -> None:
+        """Choice and retry for a stream: an attempt that fails (or ends empty) before any
+        content reached the client goes to the next deployment; after content, never."""
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        while True:
+            attempt = failover.next()
+            deployment = attempt.deployment
+            record.provider = deployment.provider_name
+            record.provider_model = deployment.provider_model
+            state.stream, state.result = None, RelayResult()
+            state.upstream_start = time.perf_counter()
+            try:
+                state.stream = stream = await bounded(
+                    attempt, deployment.provider.chat_stream(body, deployment.provider_model)
+                )
+            except UpstreamError as exc:
+                failover.failed(attempt, exc)
+                continue
+            result = state.result
+            await relay(
+                stream,
+                response,
+                result,
+                include_usage=include_usage,
+                keepalive_seconds=self.keepalive_seconds,
+                provider=deployment.provider_name,
+                first_content_within_seconds=attempt.timeout_seconds,
+            )
+            if result.error is not None:
+                failover.failed(attempt, result.error)
+                if result.delivered:  # content reached the client: never restarted
+                    return
+            elif failover.answered(
+                attempt, stream.sample, stream.finish_reason, may_retry=not result.delivered
+            ):
+                if not result.delivered:
+                    await flush_held(response, result)  # no one else left to answer
+                return
+
+    def _stream_facts(self, record: RequestRecord, state: _Streamed, t0: float) -> None:
+        stream, result = state.stream, state.result
         record.chunks_out = result.chunks_out
         if stream is not None:
             record.chunks_in = stream.chunks_in
             record.finish_reason = stream.finish_reason
         if result.first_content_written is not None and result.first_content_upstream is not None:
             record.ttft_delivered_ms = (result.first_content_written - t0) * 1000
-            record.ttft_upstream_ms = (result.first_content_upstream - upstream_start) * 1000
+            record.ttft_upstream_ms = (result.first_content_upstream - state.upstream_start) * 1000
             record.ttft_gateway_ms = record.ttft_delivered_ms - record.ttft_upstream_ms
 
     def _cut(
