@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from pilothouse.config import BreakerSpec
 from pilothouse.fleet.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, Transition
 from pilothouse.fleet.clock import ManualClock
+from pilothouse.fleet.events import FleetEvents
+from pilothouse.fleet.health import DeploymentHealth
 
 SPEC = BreakerSpec(
     window_seconds=60,
@@ -117,3 +120,20 @@ def test_a_remote_transition_is_applied_and_marked_remote() -> None:
     assert breaker.retry_after_seconds() == pytest.approx(30)
     breaker.apply_remote(CLOSED, None, 2, "a probe succeeded elsewhere")
     assert breaker.state == CLOSED and seen[-1].remote
+
+
+def test_health_raises_degraded_and_recovered_events_naming_the_owner() -> None:
+    clock = ManualClock()
+    events = FleetEvents(CollectorRegistry())
+    health = DeploymentHealth("p/m", "p", "team-p", SPEC, clock, events)
+    for _ in range(8):
+        health.succeeded(10.0)
+    for _ in range(2):
+        health.failed("invalid_json")
+    health.check()  # 2 of 10: at the 20 % degraded ratio, under the 50 % trip point
+    assert health.degraded and health.breaker.state == CLOSED
+    assert [(e.kind, e.owner) for e in events.recent] == [("degraded", "team-p")]
+    assert "invalid_json" in events.recent[0].reason
+    clock.advance(61)
+    health.check()
+    assert not health.degraded and events.recent[-1].kind == "recovered"
