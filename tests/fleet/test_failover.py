@@ -477,3 +477,30 @@ async def test_equal_priorities_share_the_traffic_and_least_latency_prefers_the_
         for _ in range(5):
             assert (await gw.chat("quick")).status_code == 200
         assert len(gw.transports["secondary"].requests) - before == 5
+
+
+async def test_a_stream_may_fail_over_after_keep_alives_and_ends_with_an_error_if_none_is_left(
+    tmp_path: Path,
+) -> None:
+    config = CONFIG + "gateway: {keepalive_interval_seconds: 0.01}\n"
+    async with InProcess.start(tmp_path, config) as gw:
+        slow_cut = Scripted.sse(chunk(role=True), b"data: {half")
+        slow_cut.chunk_delay_seconds = 0.1  # keep-alives go out while it waits
+        gw.script("primary", slow_cut)
+        gw.script("secondary", good_stream("after keep-alives"))
+        response = await gw.chat(stream=True)
+        assert response.status_code == 200
+        assert response.text.startswith(": keep-alive")  # the response had started
+        assert "after keep-alives" in response.text and response.text.endswith("[DONE]\n\n")
+        [row] = await gw.rows(1)
+        assert [a["error_class"] for a in row["attempts"]] == ["truncated", None]
+
+        again = Scripted.sse(chunk(role=True), b"data: {half")
+        again.chunk_delay_seconds = 0.1
+        gw.script("primary", again)
+        gw.script("secondary", Scripted.json({"error": {"message": "down"}}, status=500))
+        failed = await gw.chat(stream=True)
+        assert failed.status_code == 200  # keep-alives had started it: the error is an event
+        last = [line for line in failed.text.splitlines() if line.startswith("data: ")][-1]
+        assert orjson.loads(last[6:])["error"]["type"] == "no_healthy_deployment"
+        assert '"role"' not in failed.text  # held frames never reached the client
