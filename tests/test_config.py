@@ -132,3 +132,61 @@ def test_serve_refuses_a_bad_file_before_starting(tmp_path: Path) -> None:
     assert not (tmp_path / "d" / "pilothouse.db").exists(), (
         "nothing may be created for a bad config"
     )
+
+
+FLEET = """\
+providers:
+  openai: {type: openai, base_url: "http://127.0.0.1:9100/v1", owner: platform-team}
+  azure-eu: {type: openai, base_url: "http://127.0.0.1:9101/v1"}
+models:
+  fast:
+    strategy: priority
+    pricing: {input_per_mtok: 0.15, output_per_mtok: 0.60}
+    deployments:
+      - {provider: openai, model: gpt-4o-mini, priority: 1}
+      - {provider: azure-eu, model: gpt-4o-mini, priority: 2, timeout_seconds: 20, pricing: {input_per_mtok: 0.2}}
+fleet:
+  max_attempts: 2
+  breaker: {min_requests: 10, failure_ratio: 0.3}
+"""
+
+
+def test_the_deployments_form_loads_with_pricing_per_deployment(tmp_path: Path) -> None:
+    config = load_config_file(write(tmp_path, FLEET))
+    fast = config.models["fast"]
+    first, second = fast.deployment_specs()
+    assert (fast.provider, fast.model) == ("openai", "gpt-4o-mini")  # names the first
+    assert first.pricing is not None and first.pricing.output_per_mtok == 0.60  # the alias's
+    assert second.pricing is not None and second.pricing.input_per_mtok == 0.2
+    assert second.timeout_seconds == 20
+    assert config.fleet.max_attempts == 2 and config.fleet.breaker.failure_ratio == 0.3
+    assert config.providers["openai"].owner == "platform-team"
+
+
+def test_both_forms_at_once_are_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, FLEET.replace("    strategy: priority\n", "    provider: openai\n"))
+    [problem] = problems(path)
+    assert problem.startswith(f"{path}:5: models.fast: ")
+    assert "either `provider` + `model`" in problem
+
+
+def test_a_deployment_on_an_undeclared_provider_names_its_line(tmp_path: Path) -> None:
+    path = write(tmp_path, FLEET.replace("{provider: azure-eu", "{provider: azure-us"))
+    assert problems(path) == [
+        f"{path}:10: models.fast.deployments[1].provider: unknown provider 'azure-us'; "
+        "declared providers: azure-eu, openai"
+    ]
+
+
+def test_an_unknown_strategy_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, FLEET.replace("strategy: priority", "strategy: fastest"))
+    [problem] = problems(path)
+    assert "models.fast.strategy" in problem and "least_latency" in problem
+
+
+def test_the_fleet_doc_example_loads(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "fleet.md").read_text()
+    example = doc.split("```yaml\n")[1].split("```")[0]
+    config = load_config_file(write(tmp_path, example))
+    assert [d.provider for d in config.models["fast"].deployment_specs()] == ["openai", "azure-eu"]
+    assert config.models["smart"].deployment_specs()[0].model == "gpt-4o"

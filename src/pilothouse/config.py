@@ -13,7 +13,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from pilothouse import yamlfile
 
@@ -33,6 +33,7 @@ class ProviderSpec(_Strict):
     timeout_seconds: float = Field(default=120.0, gt=0)
     connect_timeout_seconds: float = Field(default=5.0, gt=0)
     max_connections: int = Field(default=256, ge=1)
+    owner: str | None = None  # who is told when a deployment on this provider degrades
 
     @field_validator("api_key_env")
     @classmethod
@@ -53,18 +54,98 @@ class Pricing(_Strict):
     cached_input_per_mtok: float | None = Field(default=None, ge=0)
 
 
+class DeploymentSpec(_Strict):
+    """One provider model serving an alias. `priority`: lower is tried first (strategy
+    `priority`); `weight`: share of traffic (strategy `weighted`); `timeout_seconds` bounds
+    one attempt (the whole answer, or a stream's first content); `pricing` defaults to the
+    alias's."""
+
+    provider: str
+    model: str = Field(min_length=1)
+    priority: int = Field(default=1, ge=0)
+    weight: int = Field(default=1, ge=0)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    pricing: Pricing | None = None
+
+
 class ModelSpec(_Strict):
     """A model alias that clients call: which provider serves it, under which name, what it
-    costs, and where it is in its life (a retired model is refused, naming its successor)."""
+    costs, and where it is in its life (a retired model is refused, naming its successor).
+
+    Served by one provider model (`provider` + `model`) or by several (`deployments`, with
+    a `strategy`); with `deployments`, `provider` and `model` name the first one listed.
+    """
 
     provider: str
     model: str = Field(min_length=1)
     pricing: Pricing = Pricing()
+    deployments: tuple[DeploymentSpec, ...] = ()
+    strategy: Literal["priority", "weighted", "least_latency"] = "priority"
+    max_attempts: int | None = Field(default=None, ge=1, le=10)  # else fleet.max_attempts
+    deadline_seconds: float | None = Field(default=None, gt=0)  # else fleet.deadline_seconds
     context_window: int | None = Field(default=None, gt=0)
     lifecycle: Literal["preview", "ga", "deprecated", "retired"] = "ga"
     deprecation_date: date | None = None
     retirement_date: date | None = None
     successor: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_form(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "deployments" not in data:
+            return data
+        if "provider" in data or "model" in data:
+            raise ValueError(
+                "give either `provider` + `model` (one deployment) or `deployments` (a list), "
+                "not both"
+            )
+        listed = data["deployments"]
+        if not isinstance(listed, list) or not listed:
+            raise ValueError("`deployments` must be a non-empty list of {provider, model, ...}")
+        # `provider` and `model` name the first deployment; a fault in it is reported there.
+        first = listed[0] if isinstance(listed[0], dict) else {}
+        named = {k: first[k] for k in ("provider", "model") if isinstance(first.get(k), str)}
+        return {**data, "provider": "-", "model": "-", **named}
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> ModelSpec:
+        if self.strategy == "weighted" and not any(d.weight for d in self.deployment_specs()):
+            raise ValueError("strategy `weighted` needs at least one deployment with weight > 0")
+        return self
+
+    def deployment_specs(self) -> tuple[DeploymentSpec, ...]:
+        """The deployments serving this alias (the single form as a list of one), each
+        with its pricing resolved."""
+        listed = self.deployments or (DeploymentSpec(provider=self.provider, model=self.model),)
+        return tuple(
+            d if d.pricing is not None else d.model_copy(update={"pricing": self.pricing})
+            for d in listed
+        )
+
+
+class BreakerSpec(_Strict):
+    """When a deployment's circuit opens: at `failure_ratio` of at least `min_requests`
+    calls within `window_seconds`; it stays open `cooldown_seconds`, doubled on each trip
+    that follows soon after the last (up to `max_cooldown_seconds`), or longer when the
+    provider's Retry-After says so; then `half_open_probes` calls test it."""
+
+    window_seconds: float = Field(default=60.0, gt=0, le=3600)
+    min_requests: int = Field(default=5, ge=1)
+    failure_ratio: float = Field(default=0.5, gt=0, le=1)
+    cooldown_seconds: float = Field(default=10.0, gt=0)
+    max_cooldown_seconds: float = Field(default=300.0, gt=0)
+    half_open_probes: int = Field(default=1, ge=1)
+    degraded_ratio: float = Field(default=0.2, gt=0, le=1)  # raises a "degraded" event
+
+
+class FleetSpec(_Strict):
+    """Failover for every alias: at most `max_attempts` deployments per request, no new
+    attempt after `deadline_seconds` (None: no overall deadline), and the breaker."""
+
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    deadline_seconds: float | None = Field(default=None, gt=0)
+    breaker: BreakerSpec = BreakerSpec()
+    compare_min_samples: int = Field(default=30, ge=5)  # per deployment, for the comparison
 
 
 class GatewaySpec(_Strict):
@@ -98,6 +179,7 @@ class ConfigFile(_Strict):
     models: dict[str, ModelSpec] = {}
     gateway: GatewaySpec = GatewaySpec()
     request_log: RequestLogSpec = RequestLogSpec()
+    fleet: FleetSpec = FleetSpec()
 
 
 def load_config_file(path: str | Path) -> ConfigFile:
@@ -114,15 +196,32 @@ def load_config_file(path: str | Path) -> ConfigFile:
             [located.problem((), "expected a mapping with `providers:` and `models:`")]
         )
     config = located.validate(ConfigFile)
-    problems = [
-        located.problem(
-            ("models", alias, "provider"),
-            f"unknown provider {spec.provider!r}; declared providers: "
-            f"{', '.join(sorted(config.providers)) or '(none)'}",
+    declared = ", ".join(sorted(config.providers)) or "(none)"
+    problems = []
+    for alias, spec in config.models.items():
+        places = (
+            [
+                (("models", alias, "deployments", i, "provider"), d)
+                for i, d in enumerate(spec.deployments)
+            ]
+            if spec.deployments
+            else [(("models", alias, "provider"), spec)]
         )
-        for alias, spec in config.models.items()
-        if spec.provider not in config.providers
-    ]
+        problems += [
+            located.problem(
+                where, f"unknown provider {d.provider!r}; declared providers: {declared}"
+            )
+            for where, d in places
+            if d.provider not in config.providers
+        ]
+        seen = [(d.provider, d.model) for d in spec.deployments]
+        if len(set(seen)) != len(seen):
+            problems.append(
+                located.problem(
+                    ("models", alias, "deployments"),
+                    "the same provider and model are listed twice; list each deployment once",
+                )
+            )
     problems += [
         located.problem(
             ("models", alias, "successor"),

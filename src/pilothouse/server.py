@@ -15,7 +15,8 @@ from starlette.applications import Starlette
 
 from pilothouse.bus import ChangeBus
 from pilothouse.config import Settings
-from pilothouse.fleet.deployments import TransportFor, build_aliases
+from pilothouse.fleet.deployments import TransportFor
+from pilothouse.fleet.state import Fleet
 from pilothouse.gateway.app import GatewayApp
 from pilothouse.gateway.http_io import Receive, Scope, Send
 from pilothouse.quarantine import KINDS
@@ -51,6 +52,7 @@ class Server:
         )
         self._transport_for = transport_for
         self.holder: SnapshotHolder | None = None
+        self.fleet: Fleet | None = None
         self.writer: RequestLogWriter | None = None
         self.gateway: GatewayApp | None = None
         self.prompt_feed: PromptFeed | None = None
@@ -76,9 +78,14 @@ class Server:
     async def running(self) -> AsyncIterator[Server]:
         """Start everything this process serves; stop it (flushing the log) on exit."""
         gateway_settings = self.settings.config.gateway
-        self.holder = SnapshotHolder(
-            self.store, build_aliases(self.settings.config, self._transport_for)
+        self.fleet = Fleet(
+            self.settings.config,
+            self._transport_for,
+            registry=self.metrics.registry,
+            redis_url=self.settings.redis_url,
+            installation=self.settings.effective_database_url,
         )
+        self.holder = SnapshotHolder(self.store, self.fleet.aliases)
         holder = self.holder
         self.metrics.config_version.set_function(lambda: holder.current.version)
         for kind in KINDS:
@@ -107,9 +114,11 @@ class Server:
             request_log=self.writer,
             bus=self.bus,
             announce=self.announce,
+            fleet=self.fleet,
         )
         self.holder.start(gateway_settings.config_poll_interval_seconds)
         self.bus.start(self.refresh)
+        self.fleet.start()
         log.info("pilothouse ready", extra={"models": sorted(self.settings.config.models)})
         try:
             yield self
@@ -117,6 +126,7 @@ class Server:
             # In-flight requests have finished by now (the server drains them first).
             await self.begin_shutdown()
             await self.bus.close()
+            await self.fleet.close()
             await self.holder.close()
             await self.writer.close()
             log.info("pilothouse stopped; request log flushed")

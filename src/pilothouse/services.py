@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from pilothouse import errors
 from pilothouse.bus import ChangeBus
 from pilothouse.config import ConfigFile
+from pilothouse.fleet.state import Fleet
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.store import Store, database
@@ -34,6 +35,7 @@ class Services:
     bus: ChangeBus
     # A write happened in this process: load it now and tell the other processes.
     announce: Callable[[], Awaitable[None]]
+    fleet: Fleet
 
     @property
     def snapshot(self) -> Snapshot:

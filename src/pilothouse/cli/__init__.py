@@ -29,6 +29,10 @@ COMMANDS = {
         "pilothouse.cli.evals:eval_",
         "Eval-as-code: run suites as CI gates, list and compare runs.",
     ),
+    "fleet": (
+        "pilothouse.cli.fleet:fleet",
+        "The provider fleet: each deployment's breaker, health and failures.",
+    ),
     "keys": ("pilothouse.cli.keys:keys", "Manage API keys (the gateway's client credentials)."),
     "logs": ("pilothouse.cli.logs:logs", "Show recent gateway requests, newest first."),
     "models": (

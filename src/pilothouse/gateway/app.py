@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
@@ -22,6 +23,7 @@ import orjson
 
 from pilothouse import errors
 from pilothouse.fleet.deployments import Deployment, ModelAlias
+from pilothouse.fleet.failover import Failover, bounded
 from pilothouse.gateway import validation
 from pilothouse.gateway.accounting import account, account_partial
 from pilothouse.gateway.headers import RequestHeaders
@@ -38,7 +40,7 @@ from pilothouse.gateway.http_io import (
     send_json,
     wait_for_disconnect,
 )
-from pilothouse.gateway.relay import RelayResult, error_frame, relay
+from pilothouse.gateway.relay import RelayResult, SseResponse, error_frame, flush_held, relay
 from pilothouse.gateway.resolve import Resolution, resolve
 from pilothouse.logs import request_id_var
 from pilothouse.policy.keys import ApiKey, authenticate
@@ -75,6 +77,15 @@ class _ClientWatch:
     def detach(self) -> None:
         self._watcher.remove_done_callback(self._left)
         self._watcher.cancel()
+
+
+@dataclass(slots=True)
+class _Streamed:
+    """The stream attempt in progress (what a cancellation or the end reads)."""
+
+    stream: ChatStream | None = None
+    result: RelayResult = field(default_factory=RelayResult)
+    upstream_start: float = 0.0
 
 
 class GatewayApp:
@@ -244,35 +255,56 @@ class GatewayApp:
         send: Send,
         headers: Headers,
     ) -> None:
-        deployment = resolution.alias.primary
-        record.provider = deployment.provider_name
-        record.provider_model = deployment.provider_model
         body = resolution.body
-        if body.get("stream") and endpoint == "chat":
-            record.stream = True
-            await self._stream(deployment, body, record, t0, receive, send, headers)
-            return
-        with self._cancel_when(receive) as watch:
-            try:
-                if endpoint == "embeddings":
-                    result: Any = await deployment.provider.embeddings(
-                        body, deployment.provider_model
-                    )
-                else:
-                    result = await deployment.provider.chat(body, deployment.provider_model)
-            except asyncio.CancelledError:
-                if self._cut(record, deployment, body, None, None, gone=watch.gone):
-                    raise ClientGone from None
-                raise
+        failover = Failover(resolution.alias, body, t0)
+        try:
+            if body.get("stream") and endpoint == "chat":
+                record.stream = True
+                await self._stream(failover, body, record, t0, receive, send, headers)
+                return
+            with self._cancel_when(receive) as watch:
+                try:
+                    deployment, result = await self._answer(failover, endpoint, body, record)
+                except asyncio.CancelledError:
+                    if self._cut(record, failover, body, None, None, gone=watch.gone):
+                        raise ClientGone from None
+                    raise
+        finally:
+            record.attempts = failover.log()
+            record.attempt_count = failover.count
         account(record, deployment, result.usage)
         if endpoint == "chat":
             record.finish_reason = result.finish_reason
         cost = (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())
         await send_json(send, 200, result.body, [*headers, cost])
 
+    async def _answer(
+        self, failover: Failover, endpoint: str, body: dict[str, Any], record: RequestRecord
+    ) -> tuple[Deployment, Any]:
+        """Choice and retry: one loop around the one send, until a deployment answers or
+        `failover.next()` raises the request's error."""
+        while True:
+            attempt = failover.next()
+            deployment = attempt.deployment
+            record.provider = deployment.provider_name
+            record.provider_model = deployment.provider_model
+            provider, model = deployment.provider, deployment.provider_model
+            try:
+                if endpoint == "embeddings":
+                    result: Any = await bounded(attempt, provider.embeddings(body, model))
+                    answered = failover.answered(attempt, None, None)
+                else:
+                    result = await bounded(attempt, provider.chat(body, model))
+                    answered = failover.answered(attempt, result.sample, result.finish_reason)
+            except UpstreamError as exc:
+                failover.failed(attempt, exc)  # raises what another deployment would repeat
+                continue
+            if answered:
+                return deployment, result
+
     async def _stream(
         self,
-        deployment: Deployment,
+        failover: Failover,
         body: dict[str, Any],
         record: RequestRecord,
         t0: float,
@@ -280,73 +312,115 @@ class GatewayApp:
         send: Send,
         headers: Headers,
     ) -> None:
-        options = body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        result = RelayResult()
-        stream: ChatStream | None = None
-        upstream_start = time.perf_counter()
+        response = SseResponse(send, SSE_HEADERS + headers)
+        state = _Streamed()
         with self._cancel_when(receive) as watch:
             try:
-                stream = await deployment.provider.chat_stream(body, deployment.provider_model)
-                await send(
-                    {"type": "http.response.start", "status": 200, "headers": SSE_HEADERS + headers}
-                )
-                await relay(
-                    stream,
-                    send,
-                    result,
-                    include_usage=include_usage,
-                    keepalive_seconds=self.keepalive_seconds,
-                )
+                await self._stream_answer(failover, body, record, response, state)
             except asyncio.CancelledError:
-                self._stream_facts(record, stream, result, t0, upstream_start)
-                if self._cut(record, deployment, body, stream, result, gone=watch.gone):
+                self._stream_facts(record, state, t0)
+                if self._cut(record, failover, body, state.stream, state.result, gone=watch.gone):
                     raise ClientGone from None
                 raise
+            except UpstreamError as exc:
+                if not response.started:
+                    raise  # nothing sent yet: answered as an error by _serve
+                state.result.error = exc  # only keep-alives went out: the error ends it
             except Exception as exc:
-                if stream is None or isinstance(exc, errors.PilothouseError):
+                if not response.started or isinstance(exc, errors.PilothouseError):
                     raise  # nothing sent yet: answered as an error by _serve
                 # Started, then a fault of ours: end the stream with an error event.
                 log.exception("gateway fault while relaying a stream")
                 fault = UpstreamError(
                     "gateway_error", "the gateway failed while relaying", provider="pilothouse"
                 )
-                await send(
-                    {"type": "http.response.body", "body": error_frame(fault), "more_body": True}
-                )
+                await response.write(error_frame(fault))
                 record.outcome = outcomes.GATEWAY_ERROR
                 record.error_class = "gateway_error"
+            if state.result.error is not None:
+                await response.write(error_frame(state.result.error))
         # Outside the watch: once the response is complete, receive() reports a disconnect,
         # which must not count as the client leaving.
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        self._stream_facts(record, stream, result, t0, upstream_start)
-        if result.error is not None:
-            self._fail(record, result.error, status=200)
-            account_partial(record, deployment, stream.usage, body, stream.sample)
-        elif stream.usage is not None:
-            account(record, deployment, stream.usage)
+        await response.end()
+        self._stream_facts(record, state, t0)
+        stream, error = state.stream, state.result.error
+        answered_by = failover.current.deployment if failover.current else None
+        if answered_by is None:
+            return
+        if error is not None:
+            self._fail(record, error, status=200)
+            account_partial(
+                record,
+                answered_by,
+                stream.usage if stream else None,
+                body,
+                stream.sample if stream else None,
+            )
+        elif stream is not None and stream.usage is not None:
+            account(record, answered_by, stream.usage)
 
-    def _stream_facts(
+    async def _stream_answer(
         self,
+        failover: Failover,
+        body: dict[str, Any],
         record: RequestRecord,
-        stream: ChatStream | None,
-        result: RelayResult,
-        t0: float,
-        upstream_start: float,
+        response: SseResponse,
+        state: _Streamed,
     ) -> None:
+        """Choice and retry for a stream: an attempt that fails (or ends empty) before any
+        content reached the client goes to the next deployment; after content, never."""
+        options = body.get("stream_options")
+        include_usage = isinstance(options, dict) and options.get("include_usage") is True
+        while True:
+            attempt = failover.next()
+            deployment = attempt.deployment
+            record.provider = deployment.provider_name
+            record.provider_model = deployment.provider_model
+            state.stream, state.result = None, RelayResult()
+            state.upstream_start = time.perf_counter()
+            try:
+                state.stream = stream = await bounded(
+                    attempt, deployment.provider.chat_stream(body, deployment.provider_model)
+                )
+            except UpstreamError as exc:
+                failover.failed(attempt, exc)
+                continue
+            result = state.result
+            await relay(
+                stream,
+                response,
+                result,
+                include_usage=include_usage,
+                keepalive_seconds=self.keepalive_seconds,
+                provider=deployment.provider_name,
+                first_content_within_seconds=attempt.timeout_seconds,
+            )
+            if result.error is not None:
+                failover.failed(attempt, result.error)
+                if result.delivered:  # content reached the client: never restarted
+                    return
+            elif failover.answered(
+                attempt, stream.sample, stream.finish_reason, may_retry=not result.delivered
+            ):
+                if not result.delivered:
+                    await flush_held(response, result)  # no one else left to answer
+                return
+
+    def _stream_facts(self, record: RequestRecord, state: _Streamed, t0: float) -> None:
+        stream, result = state.stream, state.result
         record.chunks_out = result.chunks_out
         if stream is not None:
             record.chunks_in = stream.chunks_in
             record.finish_reason = stream.finish_reason
         if result.first_content_written is not None and result.first_content_upstream is not None:
             record.ttft_delivered_ms = (result.first_content_written - t0) * 1000
-            record.ttft_upstream_ms = (result.first_content_upstream - upstream_start) * 1000
+            record.ttft_upstream_ms = (result.first_content_upstream - state.upstream_start) * 1000
             record.ttft_gateway_ms = record.ttft_delivered_ms - record.ttft_upstream_ms
 
     def _cut(
         self,
         record: RequestRecord,
-        deployment: Deployment,
+        failover: Failover,
         body: dict[str, Any],
         stream: ChatStream | None,
         result: RelayResult | None,
@@ -356,13 +430,16 @@ class GatewayApp:
         """The call was cancelled: by the client leaving (True: carry on as ClientGone), or
         by this instance stopping (False: let the cancellation go on). Either way the row
         keeps what the call cost so far."""
-        account_partial(
-            record,
-            deployment,
-            stream.usage if stream is not None else None,
-            body,
-            stream.sample if stream is not None else None,
-        )
+        attempt = failover.current
+        if attempt is not None:
+            failover.abandoned(attempt)
+            account_partial(
+                record,
+                attempt.deployment,
+                stream.usage if stream is not None else None,
+                body,
+                stream.sample if stream is not None else None,
+            )
         if gone:
             asyncio.current_task().uncancel()  # type: ignore[union-attr]
             return True

@@ -125,6 +125,8 @@ request_log = Table(
     Column("usage_estimated", Boolean, nullable=False, default=False),
     Column("source", String(40)),  # "eval" for the eval runner's own traffic
     Column("eval_run_id", String(64)),
+    Column("attempt_count", Integer, nullable=False, default=0),  # upstream calls made
+    Column("attempts", JSON),  # every attempt when there were several or one failed
     Index("ix_request_log_started_at", "started_at"),
     Index("ix_request_log_outcome", "outcome", "started_at"),
     Index("ix_request_log_route", "route"),

@@ -91,6 +91,8 @@ class RequestRecord:
     usage_estimated: bool = False  # tokens counted from what was delivered, not reported
     source: str | None = None  # "eval" for the eval runner's own calls
     eval_run_id: str | None = None
+    attempt_count: int = 0  # upstream calls made (several when it failed over)
+    attempts: list[dict[str, Any]] | None = None  # each: deployment, error_class, latency_ms
 
     def to_row(self) -> dict[str, Any]:
         # Not dataclasses.asdict: it deep-copies every value (~50 µs a row, in the writer

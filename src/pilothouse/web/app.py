@@ -17,6 +17,7 @@ from starlette.routing import Route
 from pilothouse import errors
 from pilothouse.web import (
     evals_api,
+    fleet_api,
     keys_api,
     openapi,
     ops_api,
@@ -28,7 +29,7 @@ from pilothouse.web.dashboard import pages
 from pilothouse.web.rendering import error_response, json_bytes
 
 log = logging.getLogger("pilothouse.web")
-APIS = (ops_api, keys_api, requests_api, prompts_api, releases_api, evals_api)
+APIS = (ops_api, keys_api, requests_api, prompts_api, releases_api, evals_api, fleet_api)
 
 
 def create_web(lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]) -> Starlette:

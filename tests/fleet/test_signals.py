@@ -1,0 +1,118 @@
+"""Semantic failures on a 200 and the cross-provider comparison, on plain values."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from pilothouse.fleet import compare, semantics
+from pilothouse.fleet.clock import ManualClock
+from pilothouse.providers.types import OutputSample
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "weather",
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
+        },
+    }
+]
+
+
+def sample(
+    text: str = "", refusal: str | None = None, tool: tuple[str, str] | None = None
+) -> OutputSample:
+    s = OutputSample()
+    if text:
+        s.add_text(text)
+    s.refusal = refusal
+    if tool:
+        s.add_tool(0, *tool)
+    return s
+
+
+@pytest.mark.parametrize(
+    ("body", "answer", "finish", "expected"),
+    [
+        ({}, sample("hi"), "stop", None),
+        ({}, sample(""), "stop", "empty_answer"),
+        ({}, sample("", refusal="I can't"), "stop", None),  # a refusal is an answer
+        ({"response_format": {"type": "json_object"}}, sample("{oops"), "stop", "invalid_json"),
+        ({"response_format": {"type": "json_object"}}, sample("{oops"), "length", None),
+        ({"response_format": {"type": "text"}}, sample("{oops"), "stop", None),
+        ({"tools": TOOLS}, sample(tool=("weather", '{"city": "Paris"}')), "tool_calls", None),
+        ({"tools": TOOLS}, sample(tool=("weather", "{}")), "tool_calls", "invalid_tool_arguments"),
+        (
+            {"tools": TOOLS},
+            sample(tool=("weather", "{city")),
+            "tool_calls",
+            "invalid_tool_arguments",
+        ),
+        ({"tools": TOOLS}, sample(tool=("stocks", "{}")), "tool_calls", "invalid_tool_arguments"),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": 7}}}]},
+            sample(tool=("f", "{}")),
+            "tool_calls",
+            None,  # the caller's own schema is invalid: nothing to hold the answer to
+        ),
+    ],
+)
+def test_semantic_failures(
+    body: dict[str, Any], answer: OutputSample, finish: str, expected: str | None
+) -> None:
+    verdict = semantics.failure(body, answer, finish)
+    assert (verdict[0] if verdict else None) == expected
+
+
+def test_refusals_are_recognised_at_the_start_only() -> None:
+    assert semantics.is_refusal(sample("I'm sorry, but I can't help with that."))
+    assert semantics.is_refusal(sample("", refusal="no"))
+    assert not semantics.is_refusal(sample("Paris is the capital. " * 20 + "I cannot say more."))
+
+
+def signals(
+    answers: int, refusals: int = 0, length: int = 100, json_ok: int | None = None
+) -> compare.OutputSignals:
+    out = compare.OutputSignals(60, ManualClock())
+    for i in range(answers):
+        text = ("I'm sorry, but no. " if i < refusals else "") + "x" * (length + i % 7)
+        body: dict[str, Any] = {}
+        if json_ok is not None:
+            body = {"response_format": {"type": "json_object"}}
+            text = '{"a": 1}' if i < json_ok else "{nope"
+        out.add(body, sample(text))
+    return out
+
+
+def flagged(*deployments: compare.OutputSignals) -> dict[str, list[str]]:
+    totals = {f"d{i}": d.totals() for i, d in enumerate(deployments)}
+    return compare.outliers(totals, min_samples=30)
+
+
+def test_a_deployment_that_refuses_more_than_its_peers_is_flagged() -> None:
+    result = flagged(signals(60, refusals=30), signals(60, refusals=1))
+    assert list(result) == ["d0"] and "refusal rate 50%" in result["d0"][0]
+
+
+def test_too_few_answers_flag_nothing() -> None:
+    assert flagged(signals(20, refusals=20), signals(60)) == {}
+
+
+def test_alike_deployments_are_not_flagged() -> None:
+    assert flagged(signals(80, refusals=4), signals(80, refusals=6), signals(80, refusals=5)) == {}
+
+
+def test_with_three_only_the_odd_one_is_flagged() -> None:
+    result = flagged(signals(60, length=100), signals(60, length=400), signals(60, length=105))
+    assert list(result) == ["d1"] and "mean length" in result["d1"][0]
+
+
+def test_invalid_json_more_often_than_its_peers_is_flagged() -> None:
+    result = flagged(signals(50, json_ok=20), signals(50, json_ok=50))
+    assert list(result) == ["d0"] and "valid JSON 40%" in result["d0"][0]
