@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import orjson
 
+from pilothouse.clock import Clock
 from pilothouse.config import ProviderSpec, Settings, load_config_file
 from pilothouse.policy import admin_token
 from pilothouse.policy import keys as key_policy
@@ -200,7 +201,9 @@ class InProcess:
 
     @classmethod
     @asynccontextmanager
-    async def start(cls, data_dir: Path, config: str = CONFIG) -> AsyncIterator[InProcess]:
+    async def start(
+        cls, data_dir: Path, config: str = CONFIG, *, clock: Clock | None = None
+    ) -> AsyncIterator[InProcess]:
         config_path = data_dir / "config.yaml"
         config_path.write_text(config)
         settings = Settings(
@@ -215,7 +218,7 @@ class InProcess:
             return transports[name]
 
         admin_token.prepare(store, data_dir, ADMIN_TOKEN)
-        server = create_server(settings, store, transport_for=transport_for)
+        server = create_server(settings, store, transport_for=transport_for, clock=clock)
         _, secret = key_policy.create_key(store, name="inprocess")
         try:
             async with server.running():

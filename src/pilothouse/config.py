@@ -38,12 +38,16 @@ class ProviderSpec(_Strict):
     @field_validator("api_key_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and (not value or not value.replace("_", "").isalnum()):
-            raise ValueError(
-                "must be the NAME of an environment variable (letters, digits, _), "
-                "not the key itself"
-            )
-        return value
+        return _env_var_name(value)
+
+
+def _env_var_name(value: str | None) -> str | None:
+    """A field that names an environment variable holding a secret, never the secret."""
+    if value is not None and (not value or not value.replace("_", "").isalnum()):
+        raise ValueError(
+            "must be the NAME of an environment variable (letters, digits, _), not the key itself"
+        )
+    return value
 
 
 class Pricing(_Strict):
@@ -172,6 +176,82 @@ class RequestLogSpec(_Strict):
     load_interval_seconds: float = Field(default=0.25, gt=0, le=60)
 
 
+class SLOSpec(_Strict):
+    """An SLO declared in the config file (monitor/slo.py says what each field means).
+    Give exactly one subject: `route`, `model` or `team`."""
+
+    name: str = Field(min_length=1, max_length=100)
+    route: str | None = None
+    model: str | None = None
+    team: str | None = None
+    sli: Literal["ttft", "availability", "signal"]
+    threshold_ms: int | None = None
+    signal: str | None = None
+    objective: float = Field(gt=0, lt=1)
+    period_days: int = Field(default=30, ge=1, le=400)
+    min_events: int = Field(default=100, ge=1)
+    owner: str | None = None
+
+
+class DriftSpec(_Strict):
+    """Drift detection (monitor/drift.py): windows in minutes and days, so a demo or a
+    test can run them in minutes."""
+
+    current_minutes: int = Field(default=60, ge=1, le=10080)
+    baseline_days: float = Field(default=7.0, gt=0, le=90)
+    seasonal: bool = True
+    min_samples: int = Field(default=50, ge=5)
+    alpha: float = Field(default=0.001, gt=0, lt=0.5)
+    min_rate_change: float = Field(default=0.02, ge=0, le=1)
+    min_median_change: float = Field(default=0.2, ge=0)
+
+
+class MonitoringSpec(_Strict):
+    """What watches the traffic: how often the monitors evaluate, retention, drift, alert
+    notification grouping, and SLOs declared here (more can be added through the API)."""
+
+    evaluate_interval_seconds: float = Field(default=30.0, gt=0, le=3600)
+    raw_retention_days: int = Field(default=30, ge=1)
+    rollup_retention_days: int = Field(default=400, ge=1)
+    drift: DriftSpec = DriftSpec()
+    group_wait_seconds: float = Field(default=30.0, ge=0, le=3600)
+    repeat_interval_seconds: float = Field(default=4 * 3600.0, ge=60)
+    slos: list[SLOSpec] = []
+
+
+class WebhookSpec(_Strict):
+    """One webhook receiver (notify/webhooks.py): the events it subscribes to (shell-style
+    patterns such as `alert.*` or `alert.page.payments`), its body format, and the name of
+    the environment variable holding its HMAC secret."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.-]+$")
+    url: HttpUrl
+    events: list[str] = Field(default=["alert.*"], min_length=1)
+    format: Literal["json", "slack"] = "json"
+    secret_env: str | None = None
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    max_attempts: int = Field(default=6, ge=1, le=20)
+
+    @field_validator("secret_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        return _env_var_name(value)
+
+
+class NotificationsSpec(_Strict):
+    """Where notifications go: webhooks, each retried with backoff and recorded."""
+
+    webhooks: list[WebhookSpec] = []
+
+    @field_validator("webhooks")
+    @classmethod
+    def _unique(cls, value: list[WebhookSpec]) -> list[WebhookSpec]:
+        names = [w.name for w in value]
+        if len(set(names)) != len(names):
+            raise ValueError("webhook names must be unique")
+        return value
+
+
 class ConfigFile(_Strict):
     """The whole config file. Later sections (routes, alerts, ...) extend this model."""
 
@@ -180,6 +260,8 @@ class ConfigFile(_Strict):
     gateway: GatewaySpec = GatewaySpec()
     request_log: RequestLogSpec = RequestLogSpec()
     fleet: FleetSpec = FleetSpec()
+    monitoring: MonitoringSpec = MonitoringSpec()
+    notifications: NotificationsSpec = NotificationsSpec()
 
 
 def load_config_file(path: str | Path) -> ConfigFile:
@@ -230,9 +312,22 @@ def load_config_file(path: str | Path) -> ConfigFile:
         for alias, spec in config.models.items()
         if spec.successor is not None and spec.successor not in config.models
     ]
+    problems += _slo_problems(config, located)
     if problems:
         raise yamlfile.FileError(problems)
     return config
+
+
+def _slo_problems(config: ConfigFile, located: yamlfile.LocatedYaml) -> list[str]:
+    from pilothouse.monitor.slo import SLOError, from_spec  # the SLO's own rules, once
+
+    problems = []
+    for index, spec in enumerate(config.monitoring.slos):
+        try:
+            from_spec(spec)
+        except SLOError as exc:
+            problems.append(located.problem(("monitoring", "slos", index), str(exc)))
+    return problems
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,17 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 
 from pilothouse.bus import ChangeBus
+from pilothouse.clock import Clock
 from pilothouse.config import Settings
 from pilothouse.fleet.deployments import TransportFor
 from pilothouse.fleet.state import Fleet
 from pilothouse.gateway.app import GatewayApp
 from pilothouse.gateway.http_io import Receive, Scope, Send
+from pilothouse.monitor.engine import Monitor
+from pilothouse.notify.webhooks import WebhookSender
 from pilothouse.quarantine import KINDS
 from pilothouse.registry.feed import PromptFeed
+from pilothouse.releases.routes import list_routes
 from pilothouse.services import Services
 from pilothouse.snapshot import SnapshotHolder
 from pilothouse.store import Store, open_store
@@ -42,6 +46,7 @@ class Server:
         store: Store,
         *,
         transport_for: TransportFor | None = None,
+        clock: Clock | None = None,
     ):
         self.settings = settings
         self.store = store
@@ -51,8 +56,11 @@ class Server:
             postgres_url=settings.database_url if store.dialect == "postgresql" else None,
         )
         self._transport_for = transport_for
+        self.clock = clock or Clock()  # tests pass a ManualClock to move time
         self.holder: SnapshotHolder | None = None
         self.fleet: Fleet | None = None
+        self.monitor: Monitor | None = None
+        self.webhooks: WebhookSender | None = None
         self.writer: RequestLogWriter | None = None
         self.gateway: GatewayApp | None = None
         self.prompt_feed: PromptFeed | None = None
@@ -100,8 +108,20 @@ class Server:
             max_body_bytes=gateway_settings.max_body_bytes,
             keepalive_seconds=gateway_settings.keepalive_interval_seconds,
             body_read_timeout_seconds=gateway_settings.body_read_timeout_seconds,
+            clock=self.clock,
         )
         self.prompt_feed = PromptFeed(self.store, self.holder)
+        self.webhooks = WebhookSender(
+            self.store, self.settings.config.notifications.webhooks, clock=self.clock
+        )
+        self.monitor = Monitor(
+            self.store,
+            self.settings.config.monitoring,
+            clock=self.clock,
+            publish=self.webhooks.publish,
+            owners=self._owners,
+            shared=self.store.dialect == "postgresql",
+        )
         # First: a second process on this data dir is refused before anything else starts.
         self.writer.start()
         await self.prompt_feed.start()
@@ -115,21 +135,36 @@ class Server:
             bus=self.bus,
             announce=self.announce,
             fleet=self.fleet,
+            monitor=self.monitor,
+            webhooks=self.webhooks,
         )
         self.holder.start(gateway_settings.config_poll_interval_seconds)
         self.bus.start(self.refresh)
         self.fleet.start()
+        self.monitor.start()
+        self.webhooks.start()
         log.info("pilothouse ready", extra={"models": sorted(self.settings.config.models)})
         try:
             yield self
         finally:
             # In-flight requests have finished by now (the server drains them first).
             await self.begin_shutdown()
+            await self.monitor.close()
+            await self.webhooks.close()
             await self.bus.close()
             await self.fleet.close()
             await self.holder.close()
             await self.writer.close()
             log.info("pilothouse stopped; request log flushed")
+
+    def _owners(self) -> dict[str, str | None]:
+        """Who is told about a subject: each route's owner, each provider's (config)."""
+        owners: dict[str, str | None] = {
+            f"provider:{name}": spec.owner for name, spec in self.settings.config.providers.items()
+        }
+        for route in list_routes(self.store):
+            owners[f"route:{route['name']}"] = route.get("owner")
+        return owners
 
     @asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -161,9 +196,13 @@ def create_server(
     store: Store | None = None,
     *,
     transport_for: TransportFor | None = None,
+    clock: Clock | None = None,
 ) -> Server:
     """A server over an already-migrated store (whose admin token is prepared:
     `policy.admin_token.prepare`)."""
     return Server(
-        settings, store or open_store(settings.effective_database_url), transport_for=transport_for
+        settings,
+        store or open_store(settings.effective_database_url),
+        transport_for=transport_for,
+        clock=clock,
     )

@@ -14,6 +14,8 @@ from pilothouse import errors
 from pilothouse.bus import ChangeBus
 from pilothouse.config import ConfigFile
 from pilothouse.fleet.state import Fleet
+from pilothouse.monitor.engine import Monitor
+from pilothouse.notify.webhooks import WebhookSender
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.store import Store, database
@@ -36,6 +38,8 @@ class Services:
     # A write happened in this process: load it now and tell the other processes.
     announce: Callable[[], Awaitable[None]]
     fleet: Fleet
+    monitor: Monitor
+    webhooks: WebhookSender
 
     @property
     def snapshot(self) -> Snapshot:

@@ -1,10 +1,10 @@
-"""Every example in docs/prompts.md, docs/releases.md and docs/sdk.md runs as written
-against `make run`: a fresh `pilothouse serve` in demo mode (what `make run` starts), with
+"""Every example in docs/prompts.md, docs/releases.md, docs/sdk.md and docs/monitoring.md
+runs as written against `make run`: a fresh `pilothouse serve` in demo mode (what `make run` starts), with
 the variables its banner tells you to export.
 
 How a page is run, in document order, in a fresh working directory:
 - ```yaml whose first line is `# prompts/NAME.yaml`: written to that file;
-- other ```yaml: a config excerpt, parsed (and its `models` checked as the config would);
+- other ```yaml: a config-file excerpt, validated as the config file's sections are;
 - ```sh: each command (a trailing backslash continues it) runs in bash and must exit 0,
   or 1 when its comment says `exits 1`;
 - ```python: consecutive blocks run one after the other in one Python session;
@@ -28,10 +28,10 @@ import pytest
 import yaml
 
 from harness import free_port
-from pilothouse.config import ModelSpec
+from pilothouse.config import ConfigFile
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-PAGES = ["prompts.md", "releases.md", "sdk.md"]
+PAGES = ["prompts.md", "releases.md", "sdk.md", "monitoring.md"]
 FENCE = re.compile(r"^```(\S*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 SESSION = """
 import sys, traceback
@@ -145,9 +145,7 @@ def test_every_example_runs_as_written(page: str, demo: Demo, tmp_path: Path) ->
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(body)
             else:
-                data = yaml.safe_load(body)
-                for spec in (data.get("models") or {}).values():
-                    ModelSpec.model_validate(spec)
+                ConfigFile.model_validate(yaml.safe_load(body))
         elif kind == "sh":
             for command in commands(body):
                 expected = 1 if "exits 1" in command else 0

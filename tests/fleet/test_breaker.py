@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from prometheus_client import CollectorRegistry
 
+from pilothouse.clock import ManualClock
 from pilothouse.config import BreakerSpec
 from pilothouse.fleet.breaker import CLOSED, HALF_OPEN, OPEN, Breaker, Transition
-from pilothouse.fleet.clock import ManualClock
 from pilothouse.fleet.events import FleetEvents
 from pilothouse.fleet.health import DeploymentHealth
 

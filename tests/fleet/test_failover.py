@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from inprocess import InProcess, Scripted
-from pilothouse.fleet.clock import ManualClock
+from pilothouse.clock import ManualClock
 
 pytestmark = pytest.mark.anyio
 
@@ -223,6 +223,30 @@ async def test_a_single_deployment_keeps_the_providers_own_error(tmp_path: Path)
         )
         response = await gw.chat("solo")
         assert response.status_code == 429 and response.headers["retry-after"] == "7"
+
+
+async def test_a_single_deployment_answering_unusably_is_counted_but_never_locked_out(
+    tmp_path: Path,
+) -> None:
+    """Nowhere else to send traffic: its breaker would only turn bad answers into none."""
+    async with InProcess.start(tmp_path, CONFIG) as gw:
+        clocked(gw)
+        json_mode = {"response_format": {"type": "json_object"}}
+        gw.script("primary", *[completion("sure: {not json") for _ in range(8)])
+        gw.script("primary", completion('{"ok": true}'))
+        statuses = [(await gw.chat("solo", **json_mode)).status_code for _ in range(9)]
+        assert statuses == [200] * 9, "each answer delivered as the provider gave it"
+        assert breaker_state(gw, "primary/p-solo") == "closed"
+        totals = gw.server.fleet.healths["primary/p-solo"].totals()  # type: ignore[union-attr]
+        assert (totals["failed"], totals["ok"]) == (8, 1)
+        rows = await gw.rows(9)
+        assert sorted(r["outcome"] for r in rows).count("ok") == 9
+        assert sum(bool(r["sig_json_valid"] is False) for r in rows) == 8
+        # Transport failures still trip it: 10 upstream 5xx make 10 of 19 calls failed.
+        gw.script("primary", *[Scripted.json({"error": {"message": "x"}}, status=500)] * 10)
+        for _ in range(10):
+            await gw.chat("solo")
+        assert breaker_state(gw, "primary/p-solo") == "open"
 
 
 async def test_the_clients_own_error_is_not_retried(tmp_path: Path) -> None:

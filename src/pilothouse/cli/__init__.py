@@ -13,6 +13,10 @@ import click
 # name: (module:attribute, one-line help shown by `pilothouse --help`)
 COMMANDS = {
     "admin": ("pilothouse.cli.admin:admin", "The deployment's admin token: rotate, reset."),
+    "alerts": (
+        "pilothouse.cli.monitoring:alerts",
+        "Alerts: list them, acknowledge or resolve them with a disposition and a reason.",
+    ),
     "datasets": (
         "pilothouse.cli.datasets:datasets",
         "Eval datasets: push files, sample real traffic, export for labelling, list versions.",
@@ -50,6 +54,10 @@ COMMANDS = {
     "serve": (
         "pilothouse.cli.serve:serve",
         "Serve the gateway (/v1), the admin API (/api), /healthz, /readyz and /metrics.",
+    ),
+    "slo": (
+        "pilothouse.cli.monitoring:slo",
+        "Service-level objectives: budget left and burn rate per window.",
     ),
     "simulate": (
         "pilothouse.cli.simulate:simulate",

@@ -13,7 +13,7 @@ from pilothouse.cli.output import print_json, print_table
 
 @click.group()
 def fleet() -> None:
-    """The provider fleet: deployments, breakers, failover."""
+    """The provider fleet: each deployment's breaker, health and failures."""
 
 
 @fleet.command()

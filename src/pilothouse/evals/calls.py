@@ -28,6 +28,9 @@ TRANSIENT = {408, 409, 429, 500, 502, 503, 504}
 # The gateway refused this request itself for what it contains (context too long, a
 # content rule): the case's failure, not the infrastructure's.
 REFUSED = {400, 413, 422}
+# The most one call sleeps between its retries. A gateway whose breaker stays open longer
+# (Retry-After past this) fails the call now as infrastructure: `--resume` retries it later.
+RETRY_WAIT_SECONDS = 30.0
 
 
 class ReplayMiss(RuntimeError):
@@ -261,6 +264,7 @@ class GatewayCalls:
         if self.broken is not None:
             return "infra", f"not attempted: {self.broken}"
         delay = 0.5
+        waited = 0.0
         async with self._slots:
             for attempt in range(self._retries + 1):
                 self.counts["calls"] += 1
@@ -271,24 +275,27 @@ class GatewayCalls:
                     if attempt == self._retries:
                         return self._infra_failure(failure)
                 else:
+                    message = f"HTTP {response.status_code}: {_error_message(response)}"
                     if response.status_code not in TRANSIENT or attempt == self._retries:
                         if response.status_code == 200:
                             self._consecutive_infra = 0
                             return response
-                        message = f"HTTP {response.status_code}: {_error_message(response)}"
                         if response.status_code in REFUSED:
                             return "refused", message
                         return self._infra_failure(message)
                     retry_after = response.headers.get("retry-after", "")
-                    delay = (
-                        max(delay, float(retry_after))
-                        if retry_after.replace(".", "", 1).isdigit()
-                        else delay
-                    )
+                    if retry_after.replace(".", "", 1).isdigit():
+                        delay = max(delay, float(retry_after))
+                    failure = message
                 if self.broken is not None:
                     return "infra", f"not attempted: {self.broken}"
+                if waited + delay > RETRY_WAIT_SECONDS:
+                    return self._infra_failure(
+                        f"{failure} (retrying would wait past {RETRY_WAIT_SECONDS:g} s)"
+                    )
                 self.counts["retries"] += 1
-                await asyncio.sleep(min(delay, 30.0))
+                await asyncio.sleep(delay)
+                waited += delay
                 delay *= 2
         raise AssertionError("unreachable")
 

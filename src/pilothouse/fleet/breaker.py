@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pilothouse.clock import Clock
 from pilothouse.config import BreakerSpec
-from pilothouse.fleet.clock import Clock
 from pilothouse.fleet.window import RollingWindow
 
 CLOSED = "closed"

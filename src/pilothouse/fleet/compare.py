@@ -18,10 +18,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pilothouse.fleet import semantics
-from pilothouse.fleet.clock import Clock
+from pilothouse.clock import Clock
 from pilothouse.fleet.window import RollingWindow
-from pilothouse.providers.types import OutputSample
+from pilothouse.telemetry.signals import Signals
 
 Z_CRITICAL = 3.29
 MIN_RATE_GAP = 0.10
@@ -44,18 +43,16 @@ class OutputSignals:
     def __init__(self, window_seconds: float, clock: Clock):
         self.window = RollingWindow(window_seconds, clock, _Signals)
 
-    def add(self, body: dict[str, Any], sample: OutputSample) -> None:
+    def add(self, signals: Signals) -> None:
         tally = self.window.current()
         tally.answers += 1
-        tally.refusals += semantics.is_refusal(sample)
-        chars = sample.chars
+        tally.refusals += signals.refusal
+        chars = signals.chars
         tally.chars_sum += chars
         tally.chars_sq_sum += chars * chars
-        if semantics.wants_json(body) and not sample.refusal:
-            valid = semantics.is_valid_json(sample)
-            if valid is not None:
-                tally.json_asked += 1
-                tally.json_valid += valid
+        if signals.json_valid is not None:
+            tally.json_asked += 1
+            tally.json_valid += signals.json_valid
 
     def totals(self) -> dict[str, Any]:
         t = _Signals()

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from pilothouse.clock import Clock
 from pilothouse.config import ConfigFile, ModelSpec, Pricing, ProviderSpec
-from pilothouse.fleet.clock import Clock
 from pilothouse.fleet.compare import OutputSignals
 from pilothouse.fleet.events import FleetEvents
 from pilothouse.fleet.health import DeploymentHealth

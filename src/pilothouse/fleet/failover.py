@@ -20,10 +20,12 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from pilothouse.fleet import choice, semantics
+from pilothouse.fleet import choice
 from pilothouse.fleet.deployments import Deployment, ModelAlias
 from pilothouse.fleet.health import client_caused
 from pilothouse.providers.types import ErrorClass, OutputSample, UpstreamError
+from pilothouse.telemetry import signals as output_signals
+from pilothouse.telemetry.signals import Signals
 
 T = TypeVar("T")
 NO_HEALTHY_DEPLOYMENT = "no_healthy_deployment"
@@ -89,6 +91,7 @@ class Failover:
         "alias",
         "body",
         "current",
+        "signals",
     )
 
     def __init__(self, alias: ModelAlias, body: dict[str, Any], started: float):
@@ -100,6 +103,7 @@ class Failover:
         self._skipped: list[Deployment] = []
         self._last_error: UpstreamError | None = None
         self.current: Attempt | None = None
+        self.signals: Signals | None = None  # of the answer last judged
         self._tried: list[tuple[str, str | None, float]] = []  # deployment, error, latency
 
     @property
@@ -156,6 +160,7 @@ class Failover:
         """Record a failed attempt. Raises `exc` when no other deployment would answer
         differently (the provider refused the request itself)."""
         self._log(attempt, exc.error_class)
+        self.signals = None  # whatever an earlier attempt said, this request did not answer
         health = attempt.deployment.health
         if client_caused(exc):
             health.breaker.succeeded()  # it answered: reachable, just not for this request
@@ -172,22 +177,26 @@ class Failover:
         may_retry: bool = True,
     ) -> bool:
         """A 200 answer: True to deliver it; False when it failed semantically
-        (semantics.py) and another deployment may answer instead. The last one left is
+        (telemetry/signals.py) and another deployment may answer instead. The last one left is
         delivered as it is (it is a well-formed answer), still counted as a failure."""
         deployment = attempt.deployment
         if sample is None:  # embeddings: nothing to judge
             deployment.health.succeeded(attempt.latency_ms())
             self._log(attempt, None)
             return True
+        self.signals = output_signals.compute(self.body, sample, finish_reason)
         if len(self.alias.deployments) > 1:  # signals are compared between peers only
-            deployment.signals.add(self.body, sample)
-        verdict = semantics.failure(self.body, sample, finish_reason)
+            deployment.signals.add(self.signals)
+        verdict = self.signals.failure()
         if verdict is None:
             deployment.health.succeeded(attempt.latency_ms())
             self._log(attempt, None)
             return True
         error_class, why = verdict
-        deployment.health.failed(error_class)
+        # A breaker moves traffic elsewhere and spares a dead upstream. With one deployment
+        # there is no elsewhere and the upstream is alive: opening it would turn some unusable
+        # answers into no answers at all. Health still counts it (degraded, owners told).
+        deployment.health.failed(error_class, trips=len(self.alias.deployments) > 1)
         self._log(attempt, error_class)
         if may_retry and self.can_continue():
             self._last_error = UpstreamError(

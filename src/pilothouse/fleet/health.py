@@ -3,7 +3,7 @@ by class, latency, and its circuit breaker.
 
 A failure is anything that means the deployment could not serve a well-formed request:
 timeouts, connection errors, 5xx, 429, malformed or truncated answers, a provider refusing
-our credentials (401/403/404 → 502), and semantic failures on a 200 (semantics.py). A
+our credentials (401/403/404 → 502), and semantic failures on a 200 (telemetry/signals.py). A
 provider rejecting the request itself (400, 413, 422) is the client's fault and counts
 neither way.
 """
@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pilothouse.clock import Clock
 from pilothouse.config import BreakerSpec
 from pilothouse.fleet import events
 from pilothouse.fleet.breaker import HALF_OPEN, OPEN, STATE_NUMBER, Breaker, Transition
-from pilothouse.fleet.clock import Clock
 from pilothouse.fleet.window import RollingWindow
 from pilothouse.providers.types import ErrorClass, UpstreamError
 
@@ -75,11 +75,18 @@ class DeploymentHealth:
         )
         self.breaker.succeeded()
 
-    def failed(self, error_class: str, retry_after_seconds: float | None = None) -> None:
+    def failed(
+        self, error_class: str, retry_after_seconds: float | None = None, *, trips: bool = True
+    ) -> None:
+        """Count a failure. `trips=False` counts it in health (degraded, events, owners) but
+        not against the breaker: the upstream answered, and there is nowhere else to go."""
         tally = self.window.current()
         tally.failed += 1
         tally.by_class[error_class] = tally.by_class.get(error_class, 0) + 1
-        self.breaker.failed(error_class, retry_after_seconds)
+        if trips:
+            self.breaker.failed(error_class, retry_after_seconds)
+        else:
+            self.breaker.succeeded()  # reachable: it answered, only not usably
 
     def totals(self) -> dict[str, Any]:
         """Calls in the window: ok, failed, failures by class, failure rate, mean latency."""

@@ -11,9 +11,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from pilothouse.clock import Clock
 from pilothouse.config import ConfigFile
 from pilothouse.fleet import compare, events
-from pilothouse.fleet.clock import Clock
 from pilothouse.fleet.deployments import ModelAlias, TransportFor, build_aliases
 from pilothouse.fleet.health import DeploymentHealth
 from pilothouse.fleet.shared import SharedBreakers

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
-from pilothouse.fleet.clock import Clock
+from pilothouse.clock import Clock
 
 T = TypeVar("T")
 

@@ -14,6 +14,7 @@ from pilothouse.fleet.deployments import Deployment
 from pilothouse.providers.types import OutputSample, Usage
 from pilothouse.registry.catalog import cost_usd
 from pilothouse.telemetry.request_log import RequestRecord
+from pilothouse.telemetry.signals import Signals
 
 CHARS_PER_TOKEN = 4
 
@@ -75,3 +76,18 @@ def estimate_prompt_tokens(body: dict[str, Any]) -> int:
 
 def _tokens(chars: int) -> int:
     return -(-chars // CHARS_PER_TOKEN)
+
+
+def record_signals(record: RequestRecord, signals: Signals | None) -> None:
+    """The answer's output signals onto its row (left NULL when nothing answered)."""
+    if signals is None:
+        return
+    record.output_chars = signals.chars
+    record.sig_empty = signals.empty
+    record.sig_refusal = signals.refusal
+    record.sig_hedging = signals.hedging
+    record.sig_truncated = signals.truncated
+    record.sig_tool_call = signals.tool_call
+    record.sig_json_valid = signals.json_valid
+    record.sig_schema_valid = signals.schema_valid
+    record.sig_tool_args_valid = signals.tool_args_valid

@@ -12,8 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,10 +20,11 @@ from urllib.parse import unquote
 import orjson
 
 from pilothouse import errors
+from pilothouse.clock import Clock
 from pilothouse.fleet.deployments import Deployment, ModelAlias
 from pilothouse.fleet.failover import Failover, bounded
 from pilothouse.gateway import validation
-from pilothouse.gateway.accounting import account, account_partial
+from pilothouse.gateway.accounting import account, account_partial, record_signals
 from pilothouse.gateway.headers import RequestHeaders
 from pilothouse.gateway.http_io import (
     SSE_HEADERS,
@@ -57,16 +56,29 @@ Headers = list[tuple[bytes, bytes]]
 
 
 class _ClientWatch:
-    """While alive, cancels the task that made it when the client disconnects."""
+    """While alive, cancels the task that made it when the client disconnects.
 
-    __slots__ = ("_task", "_watcher", "gone")
+    With `after_seconds`, the watching starts only once that much time has passed: a call
+    that answers sooner costs a timer, not a task (the fast path of a plain request)."""
 
-    def __init__(self, receive: Receive):
+    __slots__ = ("_receive", "_task", "_timer", "_watcher", "gone")
+
+    def __init__(self, receive: Receive, after_seconds: float = 0.0):
         self.gone = False
         task = asyncio.current_task()
         assert task is not None
         self._task = task
-        self._watcher = asyncio.ensure_future(wait_for_disconnect(receive))
+        self._receive = receive
+        self._watcher: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        if after_seconds > 0:
+            self._timer = asyncio.get_running_loop().call_later(after_seconds, self._watch)
+        else:
+            self._watch()
+
+    def _watch(self) -> None:
+        self._timer = None
+        self._watcher = asyncio.ensure_future(wait_for_disconnect(self._receive))
         self._watcher.add_done_callback(self._left)
 
     def _left(self, watcher: asyncio.Future[None]) -> None:
@@ -75,8 +87,15 @@ class _ClientWatch:
             self._task.cancel()
 
     def detach(self) -> None:
-        self._watcher.remove_done_callback(self._left)
-        self._watcher.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._watcher is not None:
+            self._watcher.remove_done_callback(self._left)
+            self._watcher.cancel()
+
+
+# A plain request that has not answered within this starts watching for its client leaving.
+WATCH_AFTER_SECONDS = 0.25
 
 
 @dataclass(slots=True)
@@ -98,7 +117,9 @@ class GatewayApp:
         max_body_bytes: int,
         keepalive_seconds: float,
         body_read_timeout_seconds: float = 30.0,
+        clock: Clock | None = None,
     ):
+        self.now = (clock or Clock()).now  # a row's started_at: the monitors' time
         self.holder = holder
         self.writer = writer
         self.metrics = metrics
@@ -139,7 +160,7 @@ class GatewayApp:
         request = RequestHeaders.of(scope)
         record = RequestRecord(
             id=new_request_id(),
-            started_at=time.time(),
+            started_at=self.now(),
             endpoint=endpoint,
             client_request_id=request.client_request_id,
             source=request.source,
@@ -150,6 +171,7 @@ class GatewayApp:
         if request.client_request_id:
             headers.append((b"x-client-request-id", request.client_request_id.encode()))
         snapshot = self.holder.current
+        attempts: list[dict[str, Any]] = []  # the upstream calls, for the GenAI metrics
         try:
             key = self._authenticate(snapshot, request, record)
             if endpoint == "models":
@@ -158,7 +180,7 @@ class GatewayApp:
             payload = await self._read(receive, request)
             resolution = self._resolve(snapshot, key, payload, request, endpoint, record)
             headers += _route_headers(record)
-            await self._call(endpoint, resolution, record, t0, receive, send, headers)
+            await self._call(endpoint, resolution, record, t0, receive, send, headers, attempts)
         except UpstreamError as exc:
             self._fail(record, exc)
             await send_error(send, exc, headers)
@@ -179,10 +201,10 @@ class GatewayApp:
             record.outcome = outcomes.GATEWAY_ERROR
             await send_error(send, fault, headers)
         finally:
-            record.finished_at = time.time()
+            record.finished_at = self.now()
             record.latency_ms = (time.perf_counter() - t0) * 1000
             self.writer.submit(record)
-            self._observe(record)
+            self.metrics.observe(record, attempts)
 
     # ------------------------------------------------------------------ the stages
 
@@ -194,16 +216,24 @@ class GatewayApp:
         return key
 
     async def _read(self, receive: Receive, request: RequestHeaders) -> dict[str, Any]:
+        # A bare timer, not asyncio.timeout: the body is nearly always in already.
+        task = asyncio.current_task()
+        assert task is not None
+        timer = asyncio.get_running_loop().call_later(self.body_read_timeout_seconds, task.cancel)
         try:
-            async with asyncio.timeout(self.body_read_timeout_seconds):
-                body = await read_body(
-                    receive, limit=self.max_body_bytes, content_length=request.content_length
-                )
-        except TimeoutError:
+            body = await read_body(
+                receive, limit=self.max_body_bytes, content_length=request.content_length
+            )
+        except asyncio.CancelledError:
+            if timer.when() > asyncio.get_running_loop().time():
+                raise  # cancelled by something else (the shutdown deadline)
+            task.uncancel()
             raise errors.RequestTimeout(
                 f"the request body did not arrive within {self.body_read_timeout_seconds:g} s",
                 hint="check that Content-Length matches the body you send",
             ) from None
+        finally:
+            timer.cancel()
         return parse_json_object(body)
 
     def _resolve(
@@ -254,6 +284,7 @@ class GatewayApp:
         receive: Receive,
         send: Send,
         headers: Headers,
+        attempts: list[dict[str, Any]],
     ) -> None:
         body = resolution.body
         failover = Failover(resolution.alias, body, t0)
@@ -262,16 +293,20 @@ class GatewayApp:
                 record.stream = True
                 await self._stream(failover, body, record, t0, receive, send, headers)
                 return
-            with self._cancel_when(receive) as watch:
-                try:
-                    deployment, result = await self._answer(failover, endpoint, body, record)
-                except asyncio.CancelledError:
-                    if self._cut(record, failover, body, None, None, gone=watch.gone):
-                        raise ClientGone from None
-                    raise
+            watch = _ClientWatch(receive, WATCH_AFTER_SECONDS)
+            try:
+                deployment, result = await self._answer(failover, endpoint, body, record)
+            except asyncio.CancelledError:
+                if self._cut(record, failover, body, None, None, gone=watch.gone):
+                    raise ClientGone from None
+                raise
+            finally:
+                watch.detach()
         finally:
             record.attempts = failover.log()
             record.attempt_count = failover.count
+            record_signals(record, failover.signals)
+            attempts += failover.tried
         account(record, deployment, result.usage)
         if endpoint == "chat":
             record.finish_reason = result.finish_reason
@@ -314,7 +349,8 @@ class GatewayApp:
     ) -> None:
         response = SseResponse(send, SSE_HEADERS + headers)
         state = _Streamed()
-        with self._cancel_when(receive) as watch:
+        watch = _ClientWatch(receive)
+        try:
             try:
                 await self._stream_answer(failover, body, record, response, state)
             except asyncio.CancelledError:
@@ -339,8 +375,10 @@ class GatewayApp:
                 record.error_class = "gateway_error"
             if state.result.error is not None:
                 await response.write(error_frame(state.result.error))
-        # Outside the watch: once the response is complete, receive() reports a disconnect,
-        # which must not count as the client leaving.
+        finally:
+            # Detached before the end: once the response is complete, receive() reports a
+            # disconnect, which must not count as the client leaving.
+            watch.detach()
         await response.end()
         self._stream_facts(record, state, t0)
         stream, error = state.stream, state.result.error
@@ -449,15 +487,6 @@ class GatewayApp:
             record.status_code = 503  # nothing was sent: the client saw the connection end
         return False
 
-    @contextmanager
-    def _cancel_when(self, receive: Receive) -> Iterator[_ClientWatch]:
-        """Cancel the current task if the client disconnects while inside this block."""
-        watch = _ClientWatch(receive)
-        try:
-            yield watch
-        finally:
-            watch.detach()
-
     async def _models(
         self, scope: Scope, snapshot: Snapshot, key: ApiKey, send: Send, headers: Headers
     ) -> None:
@@ -500,21 +529,6 @@ class GatewayApp:
         record.error_message = exc.message
         record.outcome = outcomes.of_upstream(exc)
         self.metrics.upstream_errors.labels(exc.provider, exc.error_class).inc()
-
-    def _observe(self, record: RequestRecord) -> None:
-        self.metrics.observe_request(
-            endpoint=record.endpoint,
-            model=record.model_alias or "",
-            provider=record.provider or "",
-            status=record.status_code,
-            outcome=record.outcome,
-            latency_ms=record.latency_ms,
-            ttft_ms=record.ttft_delivered_ms,
-            prompt_tokens=record.prompt_tokens,
-            completion_tokens=record.completion_tokens,
-            cached_tokens=record.cached_tokens,
-            cost_usd=record.cost_usd,
-        )
 
 
 _ENDPOINTS = {

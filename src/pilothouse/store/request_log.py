@@ -28,6 +28,7 @@ from sqlalchemy import (
     Integer,
     String,
     TypeDecorator,
+    delete,
     func,
     select,
 )
@@ -39,6 +40,7 @@ from pilothouse.store.tables import request_log
 
 COLUMN_ORDER = tuple(str(c.name) for c in request_log.columns)  # str: not quoted_name
 COLUMNS = frozenset(COLUMN_ORDER)
+_ID = COLUMN_ORDER.index("id")
 ROWS_PER_STATEMENT = 256  # x 32 columns: under SQLite's 32,766 and PostgreSQL's 65,535 parameters
 TIMESTAMP_FORMAT_EXAMPLE = "2026-01-31 23:59:59.999999"  # UTC, no offset: SQLite's storage form
 
@@ -129,23 +131,40 @@ def insert_many(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
 
 def insert_lines(
     conn: Connection, lines: Sequence[bytes], columns: Sequence[str] = COLUMN_ORDER
-) -> None:
+) -> list[list[Any]]:
     """Insert journal lines (JSON arrays of values in `columns` order, as a journal
     segment's header names them; a table column missing there gets its default). A row
     whose id is already stored is skipped (ON CONFLICT DO NOTHING), so loading the same
-    lines twice is harmless. Raises when any line is refused, whatever the reason: a
-    line that is not a row of `len(columns)` values is refused too.
+    lines twice is harmless. Returns the rows really added, as value lists in
+    COLUMN_ORDER (what the rollups count). Raises when any line is refused, whatever the
+    reason: a line that is not a row of `len(columns)` values is refused too.
 
     PostgreSQL parses the lines itself (one statement, one parameter: the lines as a JSON
     array): binding 32 parameters a row cost psycopg ~95 µs of CPU a row in the gateway,
     the server's JSON parser ~0.5 µs. SQLite, in process, gets rows decoded by orjson in
     multi-row INSERTs (its own JSON functions took twice the CPU)."""
     if not lines:
-        return
+        return []
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(_postgres_sql(tuple(columns)), (b"[" + b",".join(lines) + b"]",))
+        result = conn.exec_driver_sql(
+            _postgres_sql(tuple(columns)), (b"[" + b",".join(lines) + b"]",)
+        )
+        added = {row[0] for row in result}
+        rows = _decoded(lines, tuple(columns))
     else:
-        _sqlite_insert(conn, lines, tuple(columns))
+        rows, added = _sqlite_insert(conn, lines, tuple(columns))
+    return [row for row in rows if row[_ID] in added]
+
+
+def _decoded(lines: Sequence[bytes], columns: tuple[str, ...]) -> list[list[Any]]:
+    picks = _picks(columns)
+    rows = []
+    for line in lines:
+        row = orjson.loads(line)
+        if type(row) is not list or len(row) != len(columns):
+            raise JournalRowError(f"not a row of {len(columns)} values: {line[:200]!r}")
+        rows.append(row if picks is None else [row[i] if i >= 0 else d for i, d in picks])
+    return rows
 
 
 def probe_insert(conn: Connection) -> None:
@@ -165,26 +184,24 @@ class JournalRowError(ValueError):
     """A journal line that is not a row of the expected number of values."""
 
 
-def _sqlite_insert(conn: Connection, lines: Sequence[bytes], columns: tuple[str, ...]) -> None:
+def _sqlite_insert(
+    conn: Connection, lines: Sequence[bytes], columns: tuple[str, ...]
+) -> tuple[list[list[Any]], set[str]]:
     """Many rows per statement: executemany steps once per row, handing the GIL over each
     time, and on a gateway pinned to one core every hand-over is a context switch the
     event loop waits for. Statements come in power-of-two sizes only: sqlite3 keeps 128
     prepared statements, and one for every batch size (up to ~1 MB each) grew the gateway
     by 70 MB in a 10-minute soak."""
     statement = _sqlite_statement(conn.dialect)
-    picks = _picks(columns)
-    rows = []
-    for line in lines:
-        row = orjson.loads(line)
-        if type(row) is not list or len(row) != len(columns):
-            raise JournalRowError(f"not a row of {len(columns)} values: {line[:200]!r}")
-        rows.append(row if picks is None else [row[i] if i >= 0 else d for i, d in picks])
+    rows = _decoded(lines, columns)
+    added: set[str] = set()
     start = 0
     while start < len(rows):
         size = min(ROWS_PER_STATEMENT, 1 << (len(rows) - start).bit_length() - 1)
         flat = tuple(value for row in rows[start : start + size] for value in row)
-        conn.exec_driver_sql(statement.sql(size), flat)
+        added.update(row[0] for row in conn.exec_driver_sql(statement.sql(size), flat))
         start += size
+    return rows, added
 
 
 @cache
@@ -205,6 +222,7 @@ class _MultiRowInsert:
         compiled = statement.compile(dialect=dialect, column_keys=list(COLUMN_ORDER))
         assert compiled.positional and list(compiled.positiontup or []) == list(COLUMN_ORDER)
         self._head, self._group, self._tail = _split_values(compiled.string)
+        self._tail += " RETURNING id"  # which rows were really added (rollups count those)
         self._sql: dict[int, str] = {}
 
     def sql(self, rows: int) -> str:
@@ -251,7 +269,8 @@ def _postgres_sql(columns: tuple[str, ...]) -> str:
         else:
             expressions.append(_PG_CASTS[spec.kind].format(value))
     source = "jsonb_array_elements(convert_from(%s, 'UTF8')::jsonb) AS journal(v)"
-    return f"{head.removesuffix(' VALUES ')} SELECT {', '.join(expressions)} FROM {source}{tail}"
+    select_rows = f"SELECT {', '.join(expressions)} FROM {source}"
+    return f"{head.removesuffix(' VALUES ')} {select_rows}{tail} RETURNING id"
 
 
 def _sql_literal(value: Any) -> str:
@@ -343,3 +362,16 @@ def window(conn: Connection, since: datetime, *, limit: int) -> list[dict[str, A
 
 def count(conn: Connection) -> int:
     return int(conn.execute(select(func.count()).select_from(request_log)).scalar() or 0)
+
+
+def prune(conn: Connection, before: datetime, batch: int) -> int:
+    """Delete up to `batch` rows that started before `before` (oldest first); how many went.
+    Batched so a first prune of a large log never holds one long lock."""
+    oldest = (
+        select(request_log.c.id)
+        .where(request_log.c.started_at < before)
+        .order_by(request_log.c.started_at)
+        .limit(batch)
+    )
+    result = conn.execute(delete(request_log).where(request_log.c.id.in_(oldest.scalar_subquery())))
+    return int(result.rowcount or 0)

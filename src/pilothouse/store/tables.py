@@ -127,6 +127,16 @@ request_log = Table(
     Column("eval_run_id", String(64)),
     Column("attempt_count", Integer, nullable=False, default=0),  # upstream calls made
     Column("attempts", JSON),  # every attempt when there were several or one failed
+    # Output signals (telemetry/signals.py); NULL when there was no answer to judge.
+    Column("output_chars", Integer),
+    Column("sig_empty", Boolean),
+    Column("sig_refusal", Boolean),
+    Column("sig_hedging", Boolean),
+    Column("sig_truncated", Boolean),
+    Column("sig_tool_call", Boolean),
+    Column("sig_json_valid", Boolean),  # NULL: JSON was not asked for (or not judgeable)
+    Column("sig_schema_valid", Boolean),
+    Column("sig_tool_args_valid", Boolean),
     Index("ix_request_log_started_at", "started_at"),
     Index("ix_request_log_outcome", "outcome", "started_at"),
     Index("ix_request_log_route", "route"),
@@ -278,4 +288,176 @@ settings = Table(
     Column("value", Text, nullable=False),
     Column("updated_by", String(200), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+
+# Per-minute aggregates of the request log, added to as rows are loaded (exactly once: only
+# rows the insert really added count). Charts, SLOs and drift read these, never raw rows.
+# Subject columns are '' rather than NULL so the key is unique on every database.
+TTFT_EDGES_MS = (50, 100, 200, 300, 400, 500, 750, 1000, 1500, 2000, 3000, 5000, 10000, 30000)
+LENGTH_EDGES_TOKENS = (
+    0,
+    1,
+    2,
+    4,
+    8,
+    12,
+    16,
+    24,
+    32,
+    48,
+    64,
+    96,
+    128,
+    192,
+    256,
+    384,
+    512,
+    768,
+    1024,
+    1536,
+    2048,
+    4096,
+)
+OUTCOME_COLUMNS = (
+    "ok",
+    "client_error",
+    "upstream_error",
+    "upstream_truncated",
+    "upstream_malformed",
+    "client_cancelled",
+    "shutdown_cut",
+    "gateway_error",
+)
+SIGNAL_COLUMNS = (
+    "answers",
+    "empty",
+    "refusal",
+    "hedging",
+    "truncated",
+    "tool_call",
+    "json_checked",
+    "json_valid",
+    "schema_checked",
+    "schema_valid",
+    "tool_args_checked",
+    "tool_args_valid",
+)
+ROLLUP_SUBJECT = ("route", "release_arm", "model_alias", "provider", "team")
+ROLLUP_COUNTS = (
+    "requests",
+    *OUTCOME_COLUMNS,
+    "ttft_count",
+    *(f"ttft_le_{edge}" for edge in TTFT_EDGES_MS),
+    "ttft_over",
+    *SIGNAL_COLUMNS,
+    *(f"len_le_{edge}" for edge in LENGTH_EDGES_TOKENS),
+    "len_over",
+)
+ROLLUP_SUMS = ("ttft_sum_ms", "latency_sum_ms", "cost_usd", "prompt_tokens", "completion_tokens")
+
+request_rollups = Table(
+    "request_rollups",
+    metadata,
+    Column("minute", UTCDateTime(), primary_key=True),
+    Column("route", String(200), primary_key=True, default=""),
+    Column("release_arm", String(10), primary_key=True, default=""),
+    Column("model_alias", String(200), primary_key=True, default=""),
+    Column("provider", String(100), primary_key=True, default=""),
+    Column("team", String(200), primary_key=True, default=""),
+    *(Column(name, Integer, nullable=False, default=0) for name in ROLLUP_COUNTS),
+    Column("ttft_sum_ms", Float, nullable=False, default=0.0),
+    Column("latency_sum_ms", Float, nullable=False, default=0.0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("prompt_tokens", BigInteger, nullable=False, default=0),
+    Column("completion_tokens", BigInteger, nullable=False, default=0),
+    Index("ix_request_rollups_route", "route", "minute"),
+    Index("ix_request_rollups_provider", "provider", "minute"),
+)
+
+# Service-level objectives declared through the API (the config file's are not stored).
+slos = Table(
+    "slos",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("subject_kind", String(20), nullable=False),  # route | model | team
+    Column("subject", String(200), nullable=False),
+    Column("sli", String(20), nullable=False),  # ttft | availability | signal
+    Column("threshold_ms", Integer),  # ttft: one of TTFT_EDGES_MS
+    Column("signal", String(40)),  # signal: refusal, empty, hedging, ... (good: without it)
+    Column("objective", Float, nullable=False),  # the share of good events, e.g. 0.99
+    Column("period_days", Integer, nullable=False),
+    Column("min_events", Integer, nullable=False),
+    Column("owner", String(200)),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
+# Alerts: one open alert per signature (kind, subject, signal, direction); occurrences add up.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("signature", String(400), nullable=False),
+    Column("kind", String(40), nullable=False),  # slo_burn | drift | eval_failed | eval_stale ...
+    Column("subject", String(300), nullable=False),  # route:support, provider:openai, ...
+    Column("signal", String(60), nullable=False),
+    Column("direction", String(10), nullable=False),  # up | down | none
+    Column("severity", String(10), nullable=False),  # page | ticket | info
+    Column("state", String(20), nullable=False),  # open | acknowledged | resolved
+    Column("owner", String(200)),
+    Column("summary", Text, nullable=False),
+    Column("details", JSON),
+    Column("occurrences", Integer, nullable=False, default=1),
+    Column("opened_at", UTCDateTime(), nullable=False),
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("notified_at", UTCDateTime()),
+    Column("closed_at", UTCDateTime()),
+    Column("disposition", String(20)),  # regression | expected_change | noise
+    Column("reason", Text),
+    Index("ix_alerts_signature", "signature", "state"),
+    Index("ix_alerts_state", "state", "last_seen_at"),
+)
+
+alert_events = Table(
+    "alert_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("alert_id", String(40), nullable=False),
+    Column("signature", String(400), nullable=False),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("kind", String(20), nullable=False),  # fired | repeated | acknowledged | resolved ...
+    Column("actor", String(200), nullable=False),
+    Column("disposition", String(20)),
+    Column("reason", Text),
+    Index("ix_alert_events_alert", "alert_id"),
+    Index("ix_alert_events_signature", "signature", "at"),
+)
+
+# Work one instance does for the whole deployment (the monitors, schedules): who holds it.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("holder", String(100), nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# Webhook deliveries (notify/webhooks.py): one per event and subscribed webhook.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("webhook", String(100), nullable=False),
+    Column("event", String(200), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("state", String(20), nullable=False),  # pending | delivered | failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime()),  # when pending: due then (or claimed until)
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("delivered_at", UTCDateTime()),
+    Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
+    Index("ix_webhook_deliveries_created", "created_at"),
 )

@@ -15,12 +15,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 
 from pilothouse.store import Store
 from pilothouse.store import request_log as rows_sql
+from pilothouse.store import rollups as rollup_rows
+from pilothouse.telemetry import rollups
 from pilothouse.telemetry.dead_letters import DeadLetters
 from pilothouse.telemetry.journal import Journal, ReadBatch
 from pilothouse.telemetry.metrics import Metrics
@@ -61,6 +65,7 @@ class JournalLoader:
         self.rows_in_flight = 0
         self.last_loaded_at: float | None = None  # epoch seconds of the last commit
         self._retry_at = 0.0
+        self._rollup_failing = False
 
     def wake(self) -> None:
         self._wake.set()
@@ -168,9 +173,28 @@ class JournalLoader:
         self.busy_since = time.monotonic()
         try:
             with self._store.begin() as conn:
-                rows_sql.insert_lines(conn, lines, columns)
+                added = rows_sql.insert_lines(conn, lines, columns)
+                self._roll_up(conn, added)
         finally:
             self.busy_since = None
+
+    def _roll_up(self, conn: Connection, added: list[list[Any]]) -> None:
+        """Add the rows really inserted to the per-minute rollups, in the same transaction
+        (exactly once). A rollup that fails is logged and counted; it never costs a row."""
+        if not added:
+            return
+        try:
+            with conn.begin_nested():
+                rollup_rows.add(conn, rollups.aggregate(added, rows_sql.COLUMN_ORDER))
+        except Exception as exc:
+            if _store_trouble(exc):
+                raise
+            self._metrics.rollup_errors.inc()
+            if not self._rollup_failing:
+                log.exception("request-log rollups failed; rows still load")
+            self._rollup_failing = True
+        else:
+            self._rollup_failing = False
 
     def _probe(self) -> None:
         self.busy_since = time.monotonic()

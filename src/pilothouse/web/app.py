@@ -19,6 +19,7 @@ from pilothouse.web import (
     evals_api,
     fleet_api,
     keys_api,
+    monitoring_api,
     openapi,
     ops_api,
     prompts_api,
@@ -29,7 +30,16 @@ from pilothouse.web.dashboard import pages
 from pilothouse.web.rendering import error_response, json_bytes
 
 log = logging.getLogger("pilothouse.web")
-APIS = (ops_api, keys_api, requests_api, prompts_api, releases_api, evals_api, fleet_api)
+APIS = (
+    ops_api,
+    keys_api,
+    requests_api,
+    prompts_api,
+    releases_api,
+    evals_api,
+    monitoring_api,
+    fleet_api,
+)
 
 
 def create_web(lifespan: Callable[[Starlette], AbstractAsyncContextManager[Any]]) -> Starlette:

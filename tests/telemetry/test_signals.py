@@ -1,4 +1,5 @@
-"""Semantic failures on a 200 and the cross-provider comparison, on plain values."""
+"""Output signals (telemetry/signals.py): the semantic failures on a 200 the fleet counts,
+the other signals, and the fleet's cross-provider comparison of them, on plain values."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from pilothouse.fleet import compare, semantics
-from pilothouse.fleet.clock import ManualClock
+from pilothouse.clock import ManualClock
+from pilothouse.fleet import compare
 from pilothouse.providers.types import OutputSample
+from pilothouse.telemetry import signals as output_signals
 
 TOOLS = [
     {
@@ -66,14 +68,83 @@ def sample(
 def test_semantic_failures(
     body: dict[str, Any], answer: OutputSample, finish: str, expected: str | None
 ) -> None:
-    verdict = semantics.failure(body, answer, finish)
+    verdict = output_signals.compute(body, answer, finish).failure()
     assert (verdict[0] if verdict else None) == expected
 
 
 def test_refusals_are_recognised_at_the_start_only() -> None:
-    assert semantics.is_refusal(sample("I'm sorry, but I can't help with that."))
-    assert semantics.is_refusal(sample("", refusal="no"))
-    assert not semantics.is_refusal(sample("Paris is the capital. " * 20 + "I cannot say more."))
+    assert output_signals.is_refusal(sample("I'm sorry, but I can't help with that."))
+    assert output_signals.is_refusal(sample("", refusal="no"))
+    assert not output_signals.is_refusal(
+        sample("Paris is the capital. " * 20 + "I cannot say more.")
+    )
+
+
+SCHEMA = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "q",
+        "schema": {
+            "type": "object",
+            "properties": {"label": {"enum": ["a", "b"]}},
+            "required": ["label"],
+        },
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "answer", "finish", "expected"),
+    [
+        ({}, sample("Paris."), "stop", {"hedging": False, "refusal": False, "json_valid": None}),
+        ({}, sample("I think it might be Paris."), "stop", {"hedging": True}),
+        ({}, sample("Perhaps."), "stop", {"hedging": True}),
+        ({}, sample("Paris" * 5), "length", {"truncated": True}),
+        ({}, sample("Here it is"), "content_filter", {"refusal": True}),
+        (
+            {"response_format": SCHEMA},
+            sample('{"label": "a"}'),
+            "stop",
+            {"json_valid": True, "schema_valid": True},
+        ),
+        (
+            {"response_format": SCHEMA},
+            sample('{"label": "z"}'),
+            "stop",
+            {"json_valid": True, "schema_valid": False},
+        ),
+        (
+            {"response_format": SCHEMA},
+            sample("{nope"),
+            "stop",
+            {"json_valid": False, "schema_valid": None},
+        ),
+        (
+            {"response_format": SCHEMA},
+            sample('{"label'),
+            "length",
+            {"json_valid": None, "truncated": True},
+        ),
+        (
+            {"tools": TOOLS},
+            sample(tool=("weather", '{"city": "Rome"}')),
+            "tool_calls",
+            {"tool_call": True, "tool_args_valid": True},
+        ),
+        (
+            {"tools": TOOLS},
+            sample(tool=("weather", '{"ci')),
+            "length",
+            {"tool_call": True, "tool_args_valid": None},
+        ),
+        ({}, sample(""), "stop", {"empty": True, "chars": 0}),
+    ],
+)
+def test_each_signal(
+    body: dict[str, Any], answer: OutputSample, finish: str, expected: dict[str, Any]
+) -> None:
+    computed = output_signals.compute(body, answer, finish)
+    assert {name: getattr(computed, name) for name in expected} == expected
 
 
 def signals(
@@ -86,7 +157,7 @@ def signals(
         if json_ok is not None:
             body = {"response_format": {"type": "json_object"}}
             text = '{"a": 1}' if i < json_ok else "{nope"
-        out.add(body, sample(text))
+        out.add(output_signals.compute(body, sample(text), "stop"))
     return out
 
 

@@ -1,6 +1,6 @@
-"""The time the fleet's windows and breakers read: wall-clock seconds, so a breaker's
-`open until` means the same on every instance. Tests move a `ManualClock` instead of
-sleeping."""
+"""The time every time-based decision reads (fleet windows and breakers, monitors, SLO
+windows, schedules): wall-clock seconds, so an `open until` or a `due at` means the same
+on every instance. Tests move a `ManualClock` instead of sleeping."""
 
 from __future__ import annotations
 

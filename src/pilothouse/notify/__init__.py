@@ -1,0 +1,1 @@
+"""Notifications: what the server tells people outside it (webhooks)."""

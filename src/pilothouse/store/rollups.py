@@ -1,0 +1,100 @@
+"""Rollup rows: added to in place (an upsert that sums), read by time range and subject."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from pilothouse.store.tables import ROLLUP_COUNTS, ROLLUP_SUBJECT, ROLLUP_SUMS, request_rollups
+
+ADDED = (*ROLLUP_COUNTS, *ROLLUP_SUMS)
+
+
+def add(conn: Connection, increments: Mapping[tuple[Any, ...], Mapping[str, float]]) -> None:
+    """Add each (minute, *subject) row's counters to what is stored (creating the row)."""
+    if not increments:
+        return
+    values = [
+        {"minute": key[0], **dict(zip(ROLLUP_SUBJECT, key[1:], strict=True)), **counts}
+        for key, counts in increments.items()
+    ]
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    statement = dialect_insert(request_rollups)
+    statement = statement.on_conflict_do_update(
+        index_elements=["minute", *ROLLUP_SUBJECT],
+        set_={name: request_rollups.c[name] + statement.excluded[name] for name in ADDED},
+    )
+    conn.execute(statement, values)
+
+
+def read(
+    conn: Connection,
+    since: datetime,
+    until: datetime | None = None,
+    **subject: str | None,
+) -> list[dict[str, Any]]:
+    """Rollup rows with `since <= minute < until`, optionally for one route, provider,
+    model alias, release arm or team (a given subject value; None means any)."""
+    query = select(request_rollups).where(request_rollups.c.minute >= since)
+    if until is not None:
+        query = query.where(request_rollups.c.minute < until)
+    for name, value in subject.items():
+        if value is not None:
+            query = query.where(request_rollups.c[name] == value)
+    return [dict(row._mapping) for row in conn.execute(query.order_by(request_rollups.c.minute))]
+
+
+def prune(conn: Connection, before: datetime) -> int:
+    """Delete rollup rows older than `before`; how many went."""
+    result = conn.execute(delete(request_rollups).where(request_rollups.c.minute < before))
+    return int(result.rowcount or 0)
+
+
+def sums(
+    conn: Connection, since: datetime, until: datetime, **subject: str | None
+) -> dict[str, float]:
+    """Every counter summed over `since <= minute < until` for one subject (route,
+    model_alias, provider, team, release_arm; None: any)."""
+    columns = [func.coalesce(func.sum(request_rollups.c[name]), 0).label(name) for name in ADDED]
+    query = select(*columns).where(
+        request_rollups.c.minute >= since, request_rollups.c.minute < until
+    )
+    for name, value in subject.items():
+        if value is not None:
+            query = query.where(request_rollups.c[name] == value)
+    row = conn.execute(query).one()
+    return {name: float(row._mapping[name]) for name in ADDED}
+
+
+def series(
+    conn: Connection,
+    since: datetime,
+    until: datetime,
+    group_by: str,
+    **subject: str | None,
+) -> list[dict[str, Any]]:
+    """Per-minute counters summed per `group_by` subject column (route, model_alias,
+    provider, team), for charts: rows of {minute, <group_by>, counters...}."""
+    key = request_rollups.c[group_by]
+    columns = [func.sum(request_rollups.c[name]).label(name) for name in ADDED]
+    query = (
+        select(request_rollups.c.minute, key, *columns)
+        .where(request_rollups.c.minute >= since, request_rollups.c.minute < until)
+        .group_by(request_rollups.c.minute, key)
+        .order_by(request_rollups.c.minute)
+    )
+    for name, value in subject.items():
+        if value is not None:
+            query = query.where(request_rollups.c[name] == value)
+    return [dict(row._mapping) for row in conn.execute(query)]
+
+
+def first_minute(conn: Connection) -> datetime | None:
+    """The oldest minute any rollup row has: how much history there is."""
+    value = conn.execute(select(func.min(request_rollups.c.minute))).scalar()
+    return value
