@@ -34,7 +34,7 @@ monitoring:
   group_wait_seconds: 0
   drift: {{current_minutes: 10, baseline_days: 0.05, seasonal: false, min_samples: 30}}
   slos:
-    - {{name: support-ttft, route: support, sli: ttft, threshold_ms: 200, objective: 0.95,
+    - {{name: support-ttft, route: support, sli: ttft, threshold_ms: 1000, objective: 0.95,
        min_events: 20}}
 notifications:
   webhooks:
@@ -235,7 +235,8 @@ async def streams(gw: InProcess, n: int, delay: float = 0.0) -> None:
         response = await gw.client.post("/v1/chat/completions", json=body, headers=gw.auth)
         assert response.status_code == 200 and b"[DONE]" in response.content
 
-    await asyncio.gather(*(one() for _ in range(n)))
+    for start in range(0, n, 10):  # ten at a time: a busy machine must not make them slow
+        await asyncio.gather(*(one() for _ in range(min(10, n - start))))
 
 
 async def test_slow_first_tokens_on_a_route_page_fast_and_the_slow_tiers_stay_quiet(
@@ -247,8 +248,8 @@ async def test_slow_first_tokens_on_a_route_page_fast_and_the_slow_tiers_stay_qu
         clock.advance(hours_later * 3600)
         await streams(server, n)
     clock.advance(2 * 3600)
-    # ... then two minutes of first tokens 4x over the threshold.
-    await streams(server, 20, delay=0.25)
+    # ... then two minutes of first tokens over the threshold.
+    await streams(server, 20, delay=1.2)
     clock.advance(120)
     await server.rows(470)
     monitor = server.server.monitor

@@ -443,6 +443,26 @@ leases = Table(
     Column("expires_at", UTCDateTime(), nullable=False),
 )
 
+# Eval suites the server runs on a schedule (monitor/scheduler.py): one row per suite.
+eval_schedules = Table(
+    "eval_schedules",
+    metadata,
+    Column("suite", String(100), primary_key=True),
+    Column("owner", String(200)),
+    Column("every_seconds", Integer, nullable=False),
+    Column("suite_text", Text, nullable=False),  # the suite file, its dataset stored
+    Column("next_run_at", UTCDateTime(), nullable=False),
+    Column("running_until", UTCDateTime()),  # claimed by a run until then
+    Column("last_started_at", UTCDateTime()),
+    Column("last_finished_at", UTCDateTime()),
+    Column("last_status", String(20)),  # passed | failed | invalid | infra | crashed
+    Column("last_run_id", String(80)),
+    Column("last_passing_run_id", String(80)),
+    Column("last_message", Text),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+)
+
 # Webhook deliveries (notify/webhooks.py): one per event and subscribed webhook.
 webhook_deliveries = Table(
     "webhook_deliveries",

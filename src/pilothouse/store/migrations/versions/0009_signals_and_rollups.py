@@ -1,5 +1,5 @@
 """monitoring: output signals per request-log row, per-minute rollups, SLOs, alerts, leases,
-webhook deliveries
+webhook deliveries, scheduled eval suites
 
 Revision ID: 0009
 Revises: 0008
@@ -178,6 +178,23 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
+        "eval_schedules",
+        sa.Column("suite", sa.String(100), primary_key=True),
+        sa.Column("owner", sa.String(200), nullable=True),
+        sa.Column("every_seconds", sa.Integer(), nullable=False),
+        sa.Column("suite_text", sa.Text(), nullable=False),
+        sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("running_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_status", sa.String(20), nullable=True),
+        sa.Column("last_run_id", sa.String(80), nullable=True),
+        sa.Column("last_passing_run_id", sa.String(80), nullable=True),
+        sa.Column("last_message", sa.Text(), nullable=True),
+        sa.Column("created_by", sa.String(200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.String(40), primary_key=True),
         sa.Column("webhook", sa.String(100), nullable=False),
@@ -196,7 +213,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("webhook_deliveries", "leases", "alert_events", "alerts", "slos"):
+    for name in (
+        "webhook_deliveries",
+        "eval_schedules",
+        "leases",
+        "alert_events",
+        "alerts",
+        "slos",
+    ):
         op.drop_table(name)
     op.drop_table("request_rollups")
     with op.batch_alter_table("request_log") as table:
