@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import BigInteger, ColumnElement, Connection, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -76,22 +76,36 @@ def series(
     since: datetime,
     until: datetime,
     group_by: str,
+    step_seconds: int,
+    columns: Sequence[str],
     **subject: str | None,
 ) -> list[dict[str, Any]]:
-    """Per-minute counters summed per `group_by` subject column (route, model_alias,
-    provider, team), for charts: rows of {minute, <group_by>, counters...}."""
+    """`columns` summed per time step (`at`: the step's start, epoch seconds) and per
+    `group_by` subject column (route, model_alias, provider, team), for charts. Summed in
+    the database, so a chart costs one row per point, whatever the traffic."""
+    minute = request_rollups.c.minute
+    epoch: ColumnElement[int]
+    if conn.dialect.name == "postgresql":
+        epoch = cast(func.extract("epoch", minute), BigInteger)
+    else:
+        epoch = cast(func.strftime("%s", minute), BigInteger)
+    at = ((epoch // step_seconds) * step_seconds).label("at")  # integer division
     key = request_rollups.c[group_by]
-    columns = [func.sum(request_rollups.c[name]).label(name) for name in ADDED]
+    sums = [func.sum(request_rollups.c[name]).label(name) for name in columns]
     query = (
-        select(request_rollups.c.minute, key, *columns)
-        .where(request_rollups.c.minute >= since, request_rollups.c.minute < until)
-        .group_by(request_rollups.c.minute, key)
-        .order_by(request_rollups.c.minute)
+        select(at, key, *sums).where(minute >= since, minute < until).group_by(at, key).order_by(at)
     )
     for name, value in subject.items():
         if value is not None:
             query = query.where(request_rollups.c[name] == value)
-    return [dict(row._mapping) for row in conn.execute(query)]
+    out = []
+    for row in conn.execute(query):
+        values = dict(row._mapping)
+        values["at"] = float(values["at"])
+        for name in columns:  # PostgreSQL sums integers as numeric (Decimal): counts are floats
+            values[name] = float(values[name] or 0)
+        out.append(values)
+    return out
 
 
 def first_minute(conn: Connection) -> datetime | None:
