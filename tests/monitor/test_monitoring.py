@@ -399,3 +399,69 @@ async def test_retention_prunes_raw_rows_and_rollups_each_on_its_own(
     assert kept["requests"] == 12
     # Two minutes and their two ten-minute slots.
     assert monitor.prune(now + timedelta(days=400)) == {"request_log": 5, "request_rollups": 4}
+
+
+DRIFT_SCENARIO = """
+seed: 3
+models:
+  sim-drifty: {reply_tokens: 40}
+  sim-steady: {reply_tokens: 40}
+drift:
+  - {name: drifty-degrades, model: sim-drifty, after_requests: 60, length_multiplier: 2.5,
+     hedging: 0.7, refusal_rate: 0.3}
+"""
+
+
+async def test_the_simulators_drift_mode_on_one_route_alerts_that_route_only(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness import start_simulator, stop_process
+
+    monkeypatch.setenv("MONITOR_HOOK_SECRET", SECRET)
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(DRIFT_SCENARIO)
+    sim = start_simulator(scenario)
+    config = (
+        CONFIG.format(hook=receiver.url)
+        .replace('base_url: "http://sim.invalid/v1"', f'base_url: "{sim.url}/v1"')
+        .replace(
+            "  fast: {provider: sim, model: sim-small, pricing: {input_per_mtok: 1, output_per_mtok: 2}}",
+            "  drifty: {provider: sim, model: sim-drifty}\n  steady: {provider: sim, model: sim-steady}",
+        )
+    )
+    clock = ManualClock(time.time() - 3600)
+    try:
+        async with InProcess.start(tmp_path, config, clock=clock, scripted=False) as gw:
+            assert await push(gw, "triage", TRIAGE) == 201
+            assert await push(gw, "other", OTHER) == 201
+            for route, prompt, model, owner in (
+                ("support", "triage@1", "drifty", "support-team"),
+                ("search", "other@1", "steady", "search-team"),
+            ):
+                body = {"prompt": prompt, "model": model, "owner": owner}
+                made = await gw.client.post(
+                    f"/api/routes/{route}/promote", json=body, headers=gw.admin
+                )
+                assert made.status_code == 201, made.text
+            await traffic(gw, "support", 60)  # the simulator's first 60: as usual
+            await traffic(gw, "search", 60)
+            clock.advance(30 * 60)
+            await traffic(gw, "support", 60)  # from the 61st: longer, hedging, refusing
+            await traffic(gw, "search", 60)
+            clock.advance(60)
+            await gw.rows(240)
+            assert gw.server.monitor is not None
+            raised = await gw.server.monitor.tick()
+            assert gw.server.webhooks is not None
+            for _ in range(100):  # the sender's loop was woken; or send what is due now
+                if receiver.seen or await gw.server.webhooks.deliver_due():
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        stop_process(sim.process)
+    drifted = {(a["subject"], a["signal"]) for a in raised}
+    assert {("route:support", "refusal"), ("route:support", "length")} <= drifted, drifted
+    assert not any(subject == "route:search" for subject, _ in drifted)
+    headers, body = receiver.seen[0]
+    assert verified(headers, body)
+    assert orjson.loads(body)["data"]["owner"] == "support-team"
