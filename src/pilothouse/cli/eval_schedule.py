@@ -4,8 +4,9 @@ schedule (docs/evals.md#scheduled-suites). Needs the admin token."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import click
@@ -16,6 +17,7 @@ from pilothouse.cli.output import print_json, print_table
 from pilothouse.yamlfile import FileError
 
 UNITS = {"m": 60, "h": 3600, "d": 86400}
+T = TypeVar("T")
 
 
 def parse_every(text: str) -> int:
@@ -40,22 +42,12 @@ def schedule(suite_path: Path, every: str, owner: str | None) -> None:
     from pilothouse.evals import suite as suites
 
     seconds = parse_every(every)
-    try:
-        loaded = suites.load(suite_path)
-    except FileError as exc:
-        for problem in exc.problems:
-            click.echo(problem, err=True)
-        raise SystemExit(2) from None
+    loaded = _or_exit_2(suites.load, suite_path)
     text = suite_path.read_text()
     dataset_file = loaded.dataset_path()
     api = ApiClient()
     if dataset_file is not None:
-        try:
-            rows = data.load_file(dataset_file)
-        except FileError as exc:
-            for problem in exc.problems:
-                click.echo(problem, err=True)
-            raise SystemExit(2) from None
+        rows = _or_exit_2(data.load_file, dataset_file)
         pushed = api.post(
             f"/api/datasets/{quote(loaded.name)}/versions",
             {"rows": rows, "source": str(dataset_file)},
@@ -123,6 +115,16 @@ def run_now(suite: str) -> None:
     """Run a scheduled SUITE now (within the monitor's next evaluation)."""
     ApiClient().post(f"/api/evals/schedules/{quote(suite, safe='')}/run", {})
     click.echo(f"{suite}: due now")
+
+
+def _or_exit_2(read: Callable[[Path], T], path: Path) -> T:
+    """`read(path)`, or every problem in the file printed and exit 2 (as `eval run`)."""
+    try:
+        return read(path)
+    except FileError as exc:
+        for problem in exc.problems:
+            click.echo(problem, err=True)
+        raise SystemExit(2) from None
 
 
 def _every(seconds: int) -> str:
