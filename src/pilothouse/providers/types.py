@@ -193,6 +193,11 @@ class Provider(Protocol):
 
     name: str
 
+    @property
+    def can_embed(self) -> bool:
+        """Whether this provider's API has an embeddings endpoint."""
+        ...
+
     async def chat(self, body: dict[str, Any], model: str) -> ChatResult: ...
 
     async def chat_stream(self, body: dict[str, Any], model: str) -> ChatStream:

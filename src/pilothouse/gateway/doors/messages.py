@@ -158,12 +158,12 @@ def _turn(message: Any, where: str) -> list[dict[str, Any]]:
                 param=f"{at}.type",
             )
     out: list[dict[str, Any]] = list(results)  # tool results answer the turn before
-    if role == "assistant":
+    if role == "assistant" and (parts or calls):
         turn: dict[str, Any] = {"role": "assistant", "content": _joined(parts) if parts else None}
         if calls:
             turn["tool_calls"] = calls
         out.append(turn)
-    elif parts:
+    elif role == "user" and parts:
         out.append({"role": "user", "content": _joined(parts)})
     return out
 
@@ -392,6 +392,10 @@ class MessagesStream:
                 )
             )
         return out
+
+    def error(self, exc: errors.PilothouseError) -> bytes:
+        """Anthropic's `error` event; the `anthropic` SDK raises it as an APIError."""
+        return b"event: error\ndata: " + error_body(exc) + b"\n\n"
 
     def finish(self) -> list[StreamEvent]:
         out = self._close()
