@@ -143,8 +143,9 @@ def _input_messages(value: Any) -> list[dict[str, Any]]:
             if not call_id or not name:
                 raise InvalidRequest(f"`{where}` needs a call_id and a name", param=where)
             last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
-                last["tool_calls"].append(call)  # parallel calls: one assistant turn
+            if last is not None and last["role"] == "assistant":
+                # Parallel calls, or text then calls: one assistant turn, as chat has it.
+                last.setdefault("tool_calls", []).append(call)
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
