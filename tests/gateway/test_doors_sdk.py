@@ -99,7 +99,8 @@ async def test_responses_create_plain_and_streamed(tmp_path: Path, target: str) 
         )
         response = raw.parse()
         assert response.status == "completed" and response.output_text
-        assert response.id.startswith("resp_") and response.model == target
+        assert response.model == target  # the id names the request-log row:
+        assert response.id == "resp_" + raw.headers["x-request-id"].replace("-", "")
         assert response.usage is not None and response.usage.input_tokens > 0
         assert response.usage.output_tokens > 0
 
@@ -237,6 +238,7 @@ async def test_messages_create_and_stream(tmp_path: Path, target: str) -> None:
             messages=[{"role": "user", "content": "Say hello to the gateway."}],
         )
         message = await raw.parse()
+        assert message.id == "msg_" + raw.headers["x-request-id"].replace("-", "")
         assert message.type == "message" and message.role == "assistant"
         assert message.content[0].type == "text" and message.content[0].text
         assert message.stop_reason == "end_turn"

@@ -246,7 +246,7 @@ def test_messages_refusals_name_the_field(body: dict[str, Any], param: str) -> N
 
 
 def test_messages_stream_blocks_and_stop_reason() -> None:
-    writer = messages.MessagesStream(model="fast")
+    writer = messages.MessagesStream(message_id="msg_1", model="fast")
     out = writer.start()
     out += writer.feed(frame({"choices": [{"delta": {"content": "Let me check."}}]}))
     call = {"index": 0, "id": "t1", "function": {"name": "w", "arguments": '{"a"'}}
@@ -296,6 +296,7 @@ def test_messages_answer() -> None:
                 "prompt_tokens_details": {"cached_tokens": 4},
             },
         },
+        message_id="msg_1",
         model="claude",
     )
     assert message["content"] == [{"type": "tool_use", "id": "t1", "name": "w", "input": {"a": 1}}]

@@ -30,7 +30,7 @@ from pilothouse.fleet.deployments import Deployment, ModelAlias
 from pilothouse.fleet.failover import Failover, bounded
 from pilothouse.gateway import validation
 from pilothouse.gateway.accounting import account, account_partial, record_signals
-from pilothouse.gateway.doors.door import DOORS, Door, DoorStream
+from pilothouse.gateway.doors.door import DOORS, Door, DoorStream, EventWriter
 from pilothouse.gateway.headers import RequestHeaders
 from pilothouse.gateway.http_io import (
     SSE_HEADERS,
@@ -122,12 +122,12 @@ class _Frames:
     door: Door | None
     request: dict[str, Any]  # the client's own body
     created_at: int
+    request_id: str
 
     def wrap(self, stream: ChatStream) -> ChatStream:
         if self.door is None:
             return stream
-        writer = self.door.writer(self.request, self.request["model"], self.created_at)
-        return DoorStream(stream, writer)
+        return DoorStream(stream, self._writer())
 
     def error(self, stream: ChatStream | None, exc: errors.PilothouseError) -> bytes:
         if self.door is None:
@@ -135,7 +135,13 @@ class _Frames:
             return error_frame(exc)
         if isinstance(stream, DoorStream):
             return stream.writer.error(exc)
-        return self.door.writer(self.request, self.request["model"], self.created_at).error(exc)
+        return self._writer().error(exc)
+
+    def _writer(self) -> EventWriter:
+        assert self.door is not None
+        return self.door.writer(
+            self.request, self.request["model"], self.created_at, self.request_id
+        )
 
 
 class GatewayApp:
@@ -360,7 +366,7 @@ class GatewayApp:
         try:
             if body.get("stream") and endpoint != "embeddings":
                 record.stream = True
-                frames = _Frames(door, request, int(self.now()))
+                frames = _Frames(door, request, int(self.now()), record.id)
                 await self._stream(failover, body, record, t0, receive, send, headers, frames)
                 return
             watch = _ClientWatch(receive, WATCH_AFTER_SECONDS)
@@ -382,7 +388,9 @@ class GatewayApp:
         if endpoint != "embeddings":
             record.finish_reason = result.finish_reason
             if door is not None:
-                answer = door.answer_body(answer, request, request["model"], int(self.now()))
+                answer = door.answer_body(
+                    answer, request, request["model"], int(self.now()), record.id
+                )
         cost = (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())
         await send_json(send, 200, answer, [*headers, cost])
 

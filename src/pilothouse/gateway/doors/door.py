@@ -18,6 +18,7 @@ import orjson
 
 from pilothouse import errors
 from pilothouse.gateway.doors import messages, responses
+from pilothouse.gateway.doors.ids import answer_id
 from pilothouse.gateway.http_io import error_body as openai_error_body
 from pilothouse.providers.types import ChatStream, OutputSample, StreamEvent, Usage
 
@@ -36,18 +37,25 @@ class EventWriter(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Door:
-    """One front door. `request` is always the client's own (untranslated) body."""
+    """One front door. `request` is always the client's own (untranslated) body; an
+    answer's id is made from the request id (`ids.answer_id`)."""
 
     endpoint: str  # the request log's `endpoint`
     to_chat: Callable[[dict[str, Any]], dict[str, Any]]
-    answer: Callable[[dict[str, Any], dict[str, Any], str, int], dict[str, Any]]
-    writer: Callable[[dict[str, Any], str, int], EventWriter]
+    answer: Callable[[dict[str, Any], dict[str, Any], str, int, str], dict[str, Any]]
+    writer: Callable[[dict[str, Any], str, int, str], EventWriter]
     error_body: Callable[[errors.PilothouseError], bytes]
 
     def answer_body(
-        self, completion: bytes, request: dict[str, Any], model: str, created_at: int
+        self,
+        completion: bytes,
+        request: dict[str, Any],
+        model: str,
+        created_at: int,
+        request_id: str,
     ) -> bytes:
-        return orjson.dumps(self.answer(orjson.loads(completion), request, model, created_at))
+        answer = self.answer(orjson.loads(completion), request, model, created_at, request_id)
+        return orjson.dumps(answer)
 
 
 class DoorStream:
@@ -100,32 +108,47 @@ class DoorStream:
         await self.stream.aclose()
 
 
-def _responses_writer(request: dict[str, Any], model: str, created_at: int) -> EventWriter:
+def _responses_writer(
+    request: dict[str, Any], model: str, created_at: int, request_id: str
+) -> EventWriter:
     return responses.ResponsesStream(
-        request, response_id=responses.new_id("resp"), model=model, created_at=created_at
-    )
-
-
-def _responses_answer(
-    completion: dict[str, Any], request: dict[str, Any], model: str, created_at: int
-) -> dict[str, Any]:
-    return responses.to_response(
-        completion,
         request,
-        response_id=responses.new_id("resp"),
+        response_id=answer_id("resp", request_id),
         model=model,
         created_at=created_at,
     )
 
 
-def _messages_writer(request: dict[str, Any], model: str, created_at: int) -> EventWriter:
-    return messages.MessagesStream(model=model)
+def _responses_answer(
+    completion: dict[str, Any],
+    request: dict[str, Any],
+    model: str,
+    created_at: int,
+    request_id: str,
+) -> dict[str, Any]:
+    return responses.to_response(
+        completion,
+        request,
+        response_id=answer_id("resp", request_id),
+        model=model,
+        created_at=created_at,
+    )
+
+
+def _messages_writer(
+    request: dict[str, Any], model: str, created_at: int, request_id: str
+) -> EventWriter:
+    return messages.MessagesStream(message_id=answer_id("msg", request_id), model=model)
 
 
 def _messages_answer(
-    completion: dict[str, Any], request: dict[str, Any], model: str, created_at: int
+    completion: dict[str, Any],
+    request: dict[str, Any],
+    model: str,
+    created_at: int,
+    request_id: str,
 ) -> dict[str, Any]:
-    return messages.to_message(completion, model=model)
+    return messages.to_message(completion, message_id=answer_id("msg", request_id), model=model)
 
 
 DOORS = {

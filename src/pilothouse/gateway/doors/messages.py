@@ -17,13 +17,13 @@ Errors use Anthropic's shape (`error_body`).
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import orjson
 
 from pilothouse import errors
 from pilothouse.errors import InvalidRequest
+from pilothouse.gateway.doors.ids import item_id
 from pilothouse.providers.types import EventKind, StreamEvent
 
 STOP_REASONS = {
@@ -228,11 +228,7 @@ def _tool_choice(choice: dict[str, Any]) -> Any:
     raise InvalidRequest("`tool_choice.type` must be auto, any, tool or none", param="tool_choice")
 
 
-def new_message_id() -> str:
-    return "msg_" + secrets.token_hex(12)
-
-
-def to_message(completion: dict[str, Any], *, model: str) -> dict[str, Any]:
+def to_message(completion: dict[str, Any], *, message_id: str, model: str) -> dict[str, Any]:
     """An Anthropic message for a chat completion."""
     choice = (completion.get("choices") or [{}])[0]
     message = choice.get("message") or {}
@@ -244,13 +240,13 @@ def to_message(completion: dict[str, Any], *, model: str) -> dict[str, Any]:
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id") or "toolu_" + secrets.token_hex(8),
+                "id": call.get("id") or item_id("toolu"),
                 "name": function.get("name") or "",
                 "input": _arguments(function.get("arguments")),
             }
         )
     return {
-        "id": new_message_id(),
+        "id": message_id,
         "type": "message",
         "role": "assistant",
         "model": model,
@@ -284,9 +280,9 @@ def usage(chat_usage: Any) -> dict[str, Any]:
 class MessagesStream:
     """Turns OpenAI chat chunk frames into Anthropic's stream events."""
 
-    def __init__(self, *, model: str):
+    def __init__(self, *, message_id: str, model: str):
         self.model = model
-        self.message_id = new_message_id()
+        self.message_id = message_id
         self.block = -1  # index of the open content block
         self.text_open = False
         self.tools: dict[int, int] = {}  # chat tool index → content block index
@@ -373,7 +369,7 @@ class MessagesStream:
         if index not in self.tools:
             block: dict[str, Any] = {
                 "type": "tool_use",
-                "id": call.get("id") or "toolu_" + secrets.token_hex(8),
+                "id": call.get("id") or item_id("toolu"),
                 "name": function.get("name") or "",
                 "input": {},
             }

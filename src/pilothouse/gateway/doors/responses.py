@@ -20,19 +20,18 @@ to input/output tokens. Streams carry the Responses event sequence with sequence
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import orjson
 
 from pilothouse.errors import InvalidRequest, PilothouseError
+from pilothouse.gateway.doors.ids import item_id
 from pilothouse.providers.types import EventKind, StreamEvent
 
 _ROLES = {"user", "system", "developer", "assistant"}
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
+new_id = item_id
 
 
 _NOT_STORED = "this gateway does not store responses yet, so a request cannot build on one"
