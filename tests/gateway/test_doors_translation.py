@@ -141,6 +141,17 @@ def test_responses_answer_and_stream_agree() -> None:
     writer = responses.ResponsesStream(request, response_id="resp_1", model="fast", created_at=7)
     out = writer.start()
     out += writer.feed(frame({"choices": [{"delta": {"content": "Hi"}}]}))
+    text_delta = events(out)[-1]
+    assert text_delta == {
+        "type": "response.output_text.delta",
+        "sequence_number": 4,
+        "item_id": text_delta["item_id"],
+        "output_index": 0,
+        "content_index": 0,
+        "delta": "Hi",
+        "logprobs": [],
+    }
+    assert out[-1].data.startswith(b"event: response.output_text.delta\ndata: ")
     call = {"index": 0, "id": "c1", "function": {"name": "w", "arguments": "{"}}
     out += writer.feed(frame({"choices": [{"delta": {"tool_calls": [call]}}]}))
     more = {"index": 0, "function": {"arguments": "}"}}
@@ -248,7 +259,12 @@ def test_messages_refusals_name_the_field(body: dict[str, Any], param: str) -> N
 def test_messages_stream_blocks_and_stop_reason() -> None:
     writer = messages.MessagesStream(message_id="msg_1", model="fast")
     out = writer.start()
-    out += writer.feed(frame({"choices": [{"delta": {"content": "Let me check."}}]}))
+    out += writer.feed(frame({"choices": [{"delta": {"content": 'Let me "check" ü.'}}]}))
+    assert events(out)[-1] == {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": 'Let me "check" ü.'},
+    }
     call = {"index": 0, "id": "t1", "function": {"name": "w", "arguments": '{"a"'}}
     out += writer.feed(frame({"choices": [{"delta": {"tool_calls": [call]}}]}))
     more = {"index": 0, "function": {"arguments": ": 1}"}}

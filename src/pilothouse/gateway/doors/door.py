@@ -18,7 +18,7 @@ import orjson
 
 from pilothouse import errors
 from pilothouse.gateway.doors import messages, responses
-from pilothouse.gateway.doors.ids import answer_id
+from pilothouse.gateway.doors.common import answer_id
 from pilothouse.gateway.http_io import error_body as openai_error_body
 from pilothouse.providers.types import ChatStream, OutputSample, StreamEvent, Usage
 
@@ -38,7 +38,7 @@ class EventWriter(Protocol):
 @dataclass(frozen=True, slots=True)
 class Door:
     """One front door. `request` is always the client's own (untranslated) body; an
-    answer's id is made from the request id (`ids.answer_id`)."""
+    answer's id is made from the request id (`common.answer_id`)."""
 
     endpoint: str  # the request log's `endpoint`
     to_chat: Callable[[dict[str, Any]], dict[str, Any]]

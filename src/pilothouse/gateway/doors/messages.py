@@ -23,7 +23,7 @@ import orjson
 
 from pilothouse import errors
 from pilothouse.errors import InvalidRequest
-from pilothouse.gateway.doors.ids import item_id
+from pilothouse.gateway.doors.common import chat_chunk, item_id
 from pilothouse.providers.types import EventKind, StreamEvent
 
 STOP_REASONS = {
@@ -277,6 +277,10 @@ def usage(chat_usage: Any) -> dict[str, Any]:
     }
 
 
+_TEXT_DELTA_START = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+_TEXT_DELTA_MIDDLE = b',"delta":{"type":"text_delta","text":'
+
+
 class MessagesStream:
     """Turns OpenAI chat chunk frames into Anthropic's stream events."""
 
@@ -315,13 +319,10 @@ class MessagesStream:
         return [self._event("message_start", {"message": message}), self._event("ping", {})]
 
     def feed(self, event: StreamEvent) -> list[StreamEvent]:
-        if event.kind is EventKind.DONE or not event.data.startswith(b"data: "):
+        if event.kind is EventKind.DONE:
             return []
-        try:
-            chunk = orjson.loads(event.data[6:].strip())
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(chunk, dict):
+        chunk = event.chunk if event.chunk is not None else chat_chunk(event.data)
+        if chunk is None:
             return []
         if chunk.get("usage"):
             self.usage = usage(chunk["usage"])
@@ -335,13 +336,18 @@ class MessagesStream:
                 if not self.text_open:
                     out += self._open({"type": "text", "text": ""})
                     self.text_open = True
-                out.append(
-                    self._event(
-                        "content_block_delta",
-                        {"index": self.block, "delta": {"type": "text_delta", "text": text}},
-                        EventKind.CONTENT,
+                # The most frequent event, assembled around its two values (as `_event`
+                # would write it, key for key).
+                frame = b"".join(
+                    (
+                        _TEXT_DELTA_START,
+                        str(self.block).encode(),
+                        _TEXT_DELTA_MIDDLE,
+                        orjson.dumps(text),
+                        b"}}\n\n",
                     )
                 )
+                out.append(StreamEvent(frame, EventKind.CONTENT))
             for call in delta.get("tool_calls") or []:
                 out += self._tool_delta(call)
             if choice.get("finish_reason"):

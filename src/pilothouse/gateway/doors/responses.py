@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from pilothouse.errors import InvalidRequest, PilothouseError
-from pilothouse.gateway.doors.ids import item_id
+from pilothouse.gateway.doors.common import chat_chunk, item_id
 from pilothouse.providers.types import EventKind, StreamEvent
 
 _ROLES = {"user", "system", "developer", "assistant"}
@@ -383,6 +383,13 @@ def usage(chat_usage: Any) -> dict[str, Any] | None:
     }
 
 
+_TEXT_DELTA_START = (
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+    b'"sequence_number":'
+)
+_TEXT_DELTA_END = b',"logprobs":[]}\n\n'
+
+
 class ResponsesStream:
     """Turns OpenAI chat chunk frames into the Responses event stream.
 
@@ -396,7 +403,8 @@ class ResponsesStream:
         self.created_at = created_at
         self.sequence = 0
         self.text_item: dict[str, Any] | None = None
-        self.text = ""
+        self.text_parts: list[str] = []
+        self._delta_middle = b""
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool index → function_call item
         self.items: list[dict[str, Any]] = []
         self.usage: dict[str, Any] | None = None
@@ -446,13 +454,8 @@ class ResponsesStream:
     def feed(self, event: StreamEvent) -> list[StreamEvent]:
         if event.kind is EventKind.DONE:
             return []
-        data = event.data
-        payload = data[6:].strip() if data.startswith(b"data: ") else b""
-        try:
-            chunk = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(chunk, dict):
+        chunk = event.chunk if event.chunk is not None else chat_chunk(event.data)
+        if chunk is None:
             return []
         if chunk.get("usage"):
             self.usage = usage(chunk["usage"])
@@ -493,20 +496,24 @@ class ResponsesStream:
                     },
                 )
             )
-        self.text += content
-        out.append(
-            self._event(
-                "response.output_text.delta",
-                {
-                    "item_id": self.text_item["id"],
-                    "output_index": self.items.index(self.text_item),
-                    "content_index": 0,
-                    "delta": content,
-                    "logprobs": [],
-                },
-                EventKind.CONTENT,
+            # Text deltas are most of a stream: their frame is assembled around the two
+            # values that change (what `_event` would write, key for key).
+            self._delta_middle = (
+                f',"item_id":"{self.text_item["id"]}","output_index":{index},'
+                '"content_index":0,"delta":'
+            ).encode()
+        self.text_parts.append(content)
+        frame = b"".join(
+            (
+                _TEXT_DELTA_START,
+                str(self.sequence).encode(),
+                self._delta_middle,
+                orjson.dumps(content),
+                _TEXT_DELTA_END,
             )
         )
+        self.sequence += 1
+        out.append(StreamEvent(frame, EventKind.CONTENT))
         return out
 
     def _call_delta(self, call: dict[str, Any]) -> list[StreamEvent]:
@@ -548,9 +555,10 @@ class ResponsesStream:
 
     def finish(self) -> list[StreamEvent]:
         out = []
+        text = "".join(self.text_parts)
         for index, item in enumerate(self.items):
             if item["type"] == "message":
-                part = {"type": "output_text", "text": self.text, "annotations": []}
+                part = {"type": "output_text", "text": text, "annotations": []}
                 out.append(
                     self._event(
                         "response.output_text.done",
@@ -558,7 +566,7 @@ class ResponsesStream:
                             "item_id": item["id"],
                             "output_index": index,
                             "content_index": 0,
-                            "text": self.text,
+                            "text": text,
                             "logprobs": [],
                         },
                     )
