@@ -61,6 +61,36 @@ def request_body(model: str, *, stream: bool = False) -> bytes:
     return _dumps(body).encode()
 
 
+DOOR_PATHS = {
+    "chat": "/v1/chat/completions",
+    "responses": "/v1/responses",
+    "messages": "/v1/messages",
+}
+
+
+def door_body(door: str, model: str, *, stream: bool = False) -> bytes:
+    """The same small request as `request_body`, in each front door's own shape."""
+    system, user = "You are terse.", "Describe a fox and a dog in one sentence."
+    if door == "chat":
+        return request_body(model, stream=stream)
+    body: dict[str, object]
+    if door == "responses":
+        body = {"model": model, "instructions": system, "input": user, "max_output_tokens": 32}
+    elif door == "messages":
+        body = {
+            "model": model,
+            "system": system,
+            "messages": [{"role": "user", "content": user}],
+            "max_tokens": 32,
+        }
+    else:
+        raise ValueError(f"unknown door {door!r}")
+    body["temperature"] = 0
+    if stream:
+        body["stream"] = True
+    return _dumps(body).encode()
+
+
 def completion() -> str:
     return _dumps(
         {

@@ -1,12 +1,14 @@
 """SSE load client: time to first token and streams per second, bounded in count and time.
 
     python stream_client.py --url URL --model M [--header 'K: V'] --conc 1 --n 200 \
-        --max-seconds 60 --warmup 10 --out result.json
+        --max-seconds 60 --warmup 10 --out result.json [--door chat|responses|messages]
 
 TTFT is measured from just before the request is handed to aiohttp to the arrival of the
-first event whose `choices[0].delta.content` is non-empty. A stream counts as ok when the
-status is 200 and `data: [DONE]` arrives; the first `--verify` streams (and every stream
-at concurrency 1) must also re-assemble exactly the canned reply.
+first event with content: `choices[0].delta.content` (chat), a `response.output_text.delta`
+(responses) or a `text_delta` (messages). A stream counts as ok when the status is 200 and
+its end arrives (`data: [DONE]`, `response.completed`, `message_stop`); the first
+`--verify` streams (and every stream at concurrency 1) must also re-assemble exactly the
+canned reply.
 """
 
 from __future__ import annotations
@@ -30,17 +32,31 @@ def percentile(values: list[float], p: float) -> float | None:
     return values[lo] + (values[hi] - values[lo]) * (k - lo)
 
 
+DOOR = "chat"  # set from --door
+
+
 def _content(data: bytes) -> str:
     try:
         chunk = json.loads(data)
     except ValueError:
         return ""
+    if DOOR == "responses":
+        return chunk.get("delta", "") if chunk.get("type") == "response.output_text.delta" else ""
+    if DOOR == "messages":
+        delta = chunk.get("delta") or {}
+        return delta.get("text", "") if delta.get("type") == "text_delta" else ""
     out = []
     for choice in chunk.get("choices") or ():
         text = (choice.get("delta") or {}).get("content")
         if text:
             out.append(text)
     return "".join(out)
+
+
+def _ends(data: bytes) -> bool:
+    if DOOR == "chat":
+        return data == b"[DONE]"
+    return data.startswith((b'{"type":"response.completed"', b'{"type":"message_stop"'))
 
 
 async def one_stream(
@@ -61,12 +77,14 @@ async def one_stream(
             buf += chunk
             while (end := buf.find(b"\n\n")) >= 0:
                 frame, buf = buf[:end], buf[end + 2 :]
-                if not frame.startswith(b"data:"):
+                at = frame.find(b"data:")
+                if at < 0:
                     continue  # comments (keep-alives)
-                data = frame[5:].strip()
-                if data == b"[DONE]":
+                data = frame[at + 5 :].strip()
+                if _ends(data):
                     done = True
-                    continue
+                    if DOOR == "chat":
+                        continue
                 if ttft is None or verify:
                     content = _content(data)
                     if content and ttft is None:
@@ -74,7 +92,7 @@ async def one_stream(
                     text.append(content)
     total = perf() - t0
     if not done:
-        return ttft, total, "stream ended without [DONE]"
+        return ttft, total, "stream ended without its end event"
     if ttft is None:
         return ttft, total, "no content event"
     if verify and "".join(text) != payloads.REPLY:
@@ -87,7 +105,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     for h in args.header:
         k, _, v = h.partition(":")
         headers[k.strip()] = v.strip()
-    body = payloads.request_body(args.model, stream=True)
+    body = payloads.door_body(DOOR, args.model, stream=True)
     connector = aiohttp.TCPConnector(limit=args.conc, force_close=False)
     timeout = aiohttp.ClientTimeout(total=30)
     ttfts: list[float] = []
@@ -149,7 +167,10 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--verify", type=int, default=100)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--door", choices=sorted(payloads.DOOR_PATHS), default="chat")
     args = ap.parse_args()
+    global DOOR
+    DOOR = args.door
     try:
         import uvloop
 

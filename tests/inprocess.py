@@ -28,6 +28,7 @@ from pilothouse.policy import admin_token
 from pilothouse.policy import keys as key_policy
 from pilothouse.providers.transport import UpstreamResponse
 from pilothouse.server import Server, create_server
+from pilothouse.simulator.server import create_app as create_simulator_app
 from pilothouse.store import open_store
 
 ADMIN_TOKEN = "pha-inprocess-admin"
@@ -131,11 +132,50 @@ class ScriptedTransport:
         pass
 
 
+class _SimulatedResponse:
+    def __init__(self, response: httpx.Response):
+        self._response = response
+        self._closing: asyncio.Future[None] | None = None
+        self.status = response.status_code
+        self.headers: Mapping[str, str] = response.headers
+        self.content_type = response.headers.get("content-type", "")
+
+    async def read(self) -> bytes:
+        return await self._response.aread()
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        async for piece in self._response.aiter_bytes():
+            yield piece
+
+    def release(self) -> None:
+        self._closing = asyncio.ensure_future(self._response.aclose())
+
+
+class SimulatedTransport:
+    """A provider answered by the simulator's own ASGI app, in this process: real
+    generation (tools, tool_choice and response formats honoured) without a process."""
+
+    def __init__(self, provider: str, app: Any):
+        self.provider = provider
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://sim.invalid"
+        )
+
+    async def post(self, url: str, payload: dict[str, Any]) -> UpstreamResponse:
+        self.requests.append((url, payload))
+        request = self._client.build_request("POST", httpx.URL(url).path, json=payload)
+        return _SimulatedResponse(await self._client.send(request, stream=True))
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
 @dataclass
 class InProcess:
     server: Server
     client: httpx.AsyncClient
-    transports: dict[str, ScriptedTransport]
+    transports: dict[str, Any]  # ScriptedTransport, or SimulatedTransport when simulated
     key: str
 
     @property
@@ -207,9 +247,13 @@ class InProcess:
         config: str = CONFIG,
         *,
         clock: Clock | None = None,
+        simulated: bool = False,
         scripted: bool = True,
     ) -> AsyncIterator[InProcess]:
-        """`scripted=False`: the config's providers are real HTTP servers (a simulator)."""
+        """The server on `config`; with `simulated`, every provider is answered by the
+        simulator's app in-process (`SimulatedTransport`) instead of a script; with
+        `scripted=False`, the config's providers are real HTTP servers (a simulator
+        process) reached through the real transport."""
         config_path = data_dir / "config.yaml"
         config_path.write_text(config)
         settings = Settings(
@@ -217,10 +261,14 @@ class InProcess:
         )
         store = open_store(settings.effective_database_url)
         store.upgrade()
-        transports: dict[str, ScriptedTransport] = {}
+        transports: dict[str, Any] = {}
+        simulator_app = create_simulator_app() if simulated else None
 
-        def transport_for(name: str, spec: ProviderSpec) -> ScriptedTransport:
-            transports[name] = ScriptedTransport(name)
+        def transport_for(name: str, spec: ProviderSpec) -> Any:
+            if simulator_app is not None:
+                transports[name] = SimulatedTransport(name, simulator_app)
+            else:
+                transports[name] = ScriptedTransport(name)
             return transports[name]
 
         admin_token.prepare(store, data_dir, ADMIN_TOKEN)

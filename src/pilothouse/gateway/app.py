@@ -1,10 +1,15 @@
-"""The gateway: `/v1/chat/completions`, `/v1/embeddings` and `/v1/models` as plain ASGI.
+"""The gateway: `/v1/chat/completions`, `/v1/responses`, `/v1/messages`, `/v1/embeddings`
+and `/v1/models` as plain ASGI.
 
 A request is served entirely from the in-memory snapshot, in named stages that read top
 to bottom in `_serve`: authenticate → read → resolve → call → account. Each later feature
 (quotas, fleet choice, session budgets) is one call between them into its own package.
 One `RequestRecord` goes to the batch writer at the end; nothing here waits on the
 database.
+
+The Responses and Messages front doors (`doors/`) go through the same stages: their
+request is translated into the chat completions request the stages serve, and the
+answer, the stream and the errors are written back in the door's own shapes.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pilothouse.fleet.deployments import Deployment, ModelAlias
 from pilothouse.fleet.failover import Failover, bounded
 from pilothouse.gateway import validation
 from pilothouse.gateway.accounting import account, account_partial, record_signals
+from pilothouse.gateway.doors.door import DOORS, Door, DoorStream, EventWriter
 from pilothouse.gateway.headers import RequestHeaders
 from pilothouse.gateway.http_io import (
     SSE_HEADERS,
@@ -32,17 +38,18 @@ from pilothouse.gateway.http_io import (
     Receive,
     Scope,
     Send,
-    openai_error_body,
+    error_body,
+    error_headers,
     parse_json_object,
     read_body,
-    send_error,
     send_json,
     wait_for_disconnect,
 )
 from pilothouse.gateway.relay import RelayResult, SseResponse, error_frame, flush_held, relay
 from pilothouse.gateway.resolve import Resolution, resolve
+from pilothouse.gateway.unserved import unserved_answer
 from pilothouse.logs import request_id_var
-from pilothouse.policy.keys import ApiKey, authenticate
+from pilothouse.policy.keys import ApiKey, authenticate, authenticate_quietly
 from pilothouse.providers.types import ChatStream, UpstreamError
 from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.telemetry import outcomes
@@ -107,6 +114,36 @@ class _Streamed:
     upstream_start: float = 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class _Frames:
+    """What a stream's frames are: chat chunks as they came (no door), or the door's
+    events, written per attempt by a fresh writer; and the frame that ends a failure."""
+
+    door: Door | None
+    request: dict[str, Any]  # the client's own body
+    created_at: int
+    request_id: str
+
+    def wrap(self, stream: ChatStream) -> ChatStream:
+        if self.door is None:
+            return stream
+        return DoorStream(stream, self._writer())
+
+    def error(self, stream: ChatStream | None, exc: errors.PilothouseError) -> bytes:
+        if self.door is None:
+            assert isinstance(exc, UpstreamError)
+            return error_frame(exc)
+        if isinstance(stream, DoorStream):
+            return stream.writer.error(exc)
+        return self._writer().error(exc)
+
+    def _writer(self) -> EventWriter:
+        assert self.door is not None
+        return self.door.writer(
+            self.request, self.request["model"], self.created_at, self.request_id
+        )
+
+
 class GatewayApp:
     def __init__(
         self,
@@ -134,29 +171,45 @@ class GatewayApp:
         if endpoint is None and path.startswith(MODEL_PATH):
             endpoint = _ENDPOINTS["/v1/models"]
         if endpoint is None:
-            await send_json(
-                send,
-                404,
-                openai_error_body(
-                    f"unknown endpoint {path}; this gateway serves "
-                    + ", ".join(sorted(_ENDPOINTS)),
-                    "not_found_error",
-                ),
-            )
+            await self._unserved(scope, send, 404, unserved_answer(path, sorted(_ENDPOINTS)))
             return
         name, method = endpoint
         if scope["method"] != method:
-            await send_json(
-                send,
-                405,
-                openai_error_body(f"{path} takes {method}", "invalid_request_error"),
-                [(b"allow", method.encode())],
-            )
+            answer = unserved_answer(path, sorted(_ENDPOINTS), method=method)
+            await self._unserved(scope, send, 405, answer, [(b"allow", method.encode())])
             return
         await self._serve(name, scope, receive, send)
 
+    async def _unserved(
+        self,
+        scope: Scope,
+        send: Send,
+        status: int,
+        answer: tuple[str, bytes],
+        headers: Headers | None = None,
+    ) -> None:
+        """A path or method the gateway does not serve: counted by its kind (a bounded
+        label, never the path), logged at debug level with the key when one was sent, and
+        answered with a clean error."""
+        kind, body = answer
+        self.metrics.unserved.labels(kind).inc()
+        if log.isEnabledFor(logging.DEBUG):
+            request = RequestHeaders.of(scope)
+            authorization = request.authorization
+            if authorization is None and request.api_key:
+                authorization = b"Bearer " + request.api_key
+            key = authenticate_quietly(self.holder.current.keys_by_hash, authorization)
+            log.debug(
+                "unserved request: %s %s",
+                scope["method"],
+                scope["path"][:200],
+                extra={"path_kind": kind, "key_id": key.id if key else None},
+            )
+        await send_json(send, status, body, headers)
+
     async def _serve(self, endpoint: str, scope: Scope, receive: Receive, send: Send) -> None:
         t0 = time.perf_counter()
+        door = DOORS.get(endpoint)
         request = RequestHeaders.of(scope)
         record = RequestRecord(
             id=new_request_id(),
@@ -173,20 +226,22 @@ class GatewayApp:
         snapshot = self.holder.current
         attempts: list[dict[str, Any]] = []  # the upstream calls, for the GenAI metrics
         try:
-            key = self._authenticate(snapshot, request, record)
+            key = self._authenticate(snapshot, request, record, endpoint)
             if endpoint == "models":
                 await self._models(scope, snapshot, key, send, headers)
                 return
             payload = await self._read(receive, request)
-            resolution = self._resolve(snapshot, key, payload, request, endpoint, record)
+            resolution = self._resolve(snapshot, key, payload, request, endpoint, record, door)
             headers += _route_headers(record)
-            await self._call(endpoint, resolution, record, t0, receive, send, headers, attempts)
+            await self._call(
+                endpoint, resolution, record, t0, receive, send, headers, attempts, door, payload
+            )
         except UpstreamError as exc:
             self._fail(record, exc)
-            await send_error(send, exc, headers)
+            await self._send_error(send, exc, headers, door)
         except errors.PilothouseError as exc:
             self._refuse(record, exc)
-            await send_error(send, exc, headers)
+            await self._send_error(send, exc, headers, door)
         except ClientGone:
             record.status_code = CLIENT_CLOSED
             record.error_class = "client_disconnected"
@@ -199,19 +254,32 @@ class GatewayApp:
             )
             self._refuse(record, fault)
             record.outcome = outcomes.GATEWAY_ERROR
-            await send_error(send, fault, headers)
+            await self._send_error(send, fault, headers, door)
         finally:
             record.finished_at = self.now()
             record.latency_ms = (time.perf_counter() - t0) * 1000
             self.writer.submit(record)
-            self.metrics.observe(record, attempts)
+            # A metrics label only when the alias is one of ours, never a client's string.
+            known = record.model_alias is None or record.model_alias in snapshot.models
+            self.metrics.observe(record, attempts, alias_known=known)
+
+    @staticmethod
+    async def _send_error(
+        send: Send, exc: errors.PilothouseError, headers: Headers, door: Door | None
+    ) -> None:
+        """The error in the door's own shape (Anthropic's on /v1/messages, else OpenAI's)."""
+        body = door.error_body(exc) if door is not None else error_body(exc)
+        await send_json(send, exc.status, body, [*headers, *error_headers(exc)])
 
     # ------------------------------------------------------------------ the stages
 
     def _authenticate(
-        self, snapshot: Snapshot, request: RequestHeaders, record: RequestRecord
+        self, snapshot: Snapshot, request: RequestHeaders, record: RequestRecord, endpoint: str
     ) -> ApiKey:
-        key = authenticate(snapshot.keys_by_hash, request.authorization, datetime.now(UTC))
+        authorization = request.authorization
+        if authorization is None and request.api_key and endpoint == "messages":
+            authorization = b"Bearer " + request.api_key  # the anthropic SDK's x-api-key
+        key = authenticate(snapshot.keys_by_hash, authorization, datetime.now(UTC))
         record.key_id, record.user, record.team = key.id, key.user, key.team
         return key
 
@@ -244,15 +312,19 @@ class GatewayApp:
         request: RequestHeaders,
         endpoint: str,
         record: RequestRecord,
+        door: Door | None,
     ) -> Resolution:
         model = validation.model_of(payload)
+        record.model_alias = model  # as requested (bounded by the writer) until resolved
+        if door is not None:
+            payload = door.to_chat(payload)
         user = payload.get("user") if isinstance(payload.get("user"), str) else None
         resolution = resolve(
             snapshot,
             key,
             payload,
             model,
-            endpoint=endpoint,
+            endpoint="embeddings" if endpoint == "embeddings" else "chat",
             sticky=request.session or user or key.id,
             arm=request.arm,
         )
@@ -271,6 +343,7 @@ class GatewayApp:
             record.variables = choice.variables or None
         if endpoint == "embeddings":
             validation.check_embeddings(resolution.body)
+            validation.check_can_embed(resolution.alias)
         else:
             validation.check_chat(resolution.body)
         return resolution
@@ -285,13 +358,16 @@ class GatewayApp:
         send: Send,
         headers: Headers,
         attempts: list[dict[str, Any]],
+        door: Door | None,
+        request: dict[str, Any],
     ) -> None:
         body = resolution.body
         failover = Failover(resolution.alias, body, t0)
         try:
-            if body.get("stream") and endpoint == "chat":
+            if body.get("stream") and endpoint != "embeddings":
                 record.stream = True
-                await self._stream(failover, body, record, t0, receive, send, headers)
+                frames = _Frames(door, request, int(self.now()), record.id)
+                await self._stream(failover, body, record, t0, receive, send, headers, frames)
                 return
             watch = _ClientWatch(receive, WATCH_AFTER_SECONDS)
             try:
@@ -308,10 +384,15 @@ class GatewayApp:
             record_signals(record, failover.signals)
             attempts += failover.tried
         account(record, deployment, result.usage)
-        if endpoint == "chat":
+        answer = result.body
+        if endpoint != "embeddings":
             record.finish_reason = result.finish_reason
+            if door is not None:
+                answer = door.answer_body(
+                    answer, request, request["model"], int(self.now()), record.id
+                )
         cost = (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())
-        await send_json(send, 200, result.body, [*headers, cost])
+        await send_json(send, 200, answer, [*headers, cost])
 
     async def _answer(
         self, failover: Failover, endpoint: str, body: dict[str, Any], record: RequestRecord
@@ -346,13 +427,14 @@ class GatewayApp:
         receive: Receive,
         send: Send,
         headers: Headers,
+        frames: _Frames,
     ) -> None:
         response = SseResponse(send, SSE_HEADERS + headers)
         state = _Streamed()
         watch = _ClientWatch(receive)
         try:
             try:
-                await self._stream_answer(failover, body, record, response, state)
+                await self._stream_answer(failover, body, record, response, state, frames)
             except asyncio.CancelledError:
                 self._stream_facts(record, state, t0)
                 if self._cut(record, failover, body, state.stream, state.result, gone=watch.gone):
@@ -370,11 +452,11 @@ class GatewayApp:
                 fault = UpstreamError(
                     "gateway_error", "the gateway failed while relaying", provider="pilothouse"
                 )
-                await response.write(error_frame(fault))
+                await response.write(frames.error(state.stream, fault))
                 record.outcome = outcomes.GATEWAY_ERROR
                 record.error_class = "gateway_error"
             if state.result.error is not None:
-                await response.write(error_frame(state.result.error))
+                await response.write(frames.error(state.stream, state.result.error))
         finally:
             # Detached before the end: once the response is complete, receive() reports a
             # disconnect, which must not count as the client leaving.
@@ -404,6 +486,7 @@ class GatewayApp:
         record: RequestRecord,
         response: SseResponse,
         state: _Streamed,
+        frames: _Frames,
     ) -> None:
         """Choice and retry for a stream: an attempt that fails (or ends empty) before any
         content reached the client goes to the next deployment; after content, never."""
@@ -417,9 +500,10 @@ class GatewayApp:
             state.stream, state.result = None, RelayResult()
             state.upstream_start = time.perf_counter()
             try:
-                state.stream = stream = await bounded(
+                stream = await bounded(
                     attempt, deployment.provider.chat_stream(body, deployment.provider_model)
                 )
+                state.stream = stream = frames.wrap(stream)
             except UpstreamError as exc:
                 failover.failed(attempt, exc)
                 continue
@@ -533,6 +617,8 @@ class GatewayApp:
 
 _ENDPOINTS = {
     "/v1/chat/completions": ("chat", "POST"),
+    "/v1/responses": ("responses", "POST"),
+    "/v1/messages": ("messages", "POST"),
     "/v1/embeddings": ("embeddings", "POST"),
     "/v1/models": ("models", "GET"),
 }

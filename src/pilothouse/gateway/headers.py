@@ -24,6 +24,7 @@ def _label(value: bytes, limit: int) -> str | None:
 @dataclass(frozen=True, slots=True)
 class RequestHeaders:
     authorization: bytes | None = None
+    api_key: bytes | None = None  # x-api-key: how the anthropic SDK sends its key
     content_length: int | None = None
     client_request_id: str | None = None  # X-Request-Id / X-Client-Request-Id, as a label
     session: str | None = None  # X-Pilothouse-Session: the canary split's sticky id
@@ -33,11 +34,13 @@ class RequestHeaders:
 
     @classmethod
     def of(cls, scope: Scope) -> RequestHeaders:
-        authorization = client_id = session = arm = source = eval_run = None
+        authorization = api_key = client_id = session = arm = source = eval_run = None
         content_length: int | None = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value
+            elif name == b"x-api-key":
+                api_key = value
             elif name == b"content-length":
                 content_length = int(value) if value.isdigit() and len(value) < 19 else None
             elif name in (b"x-request-id", b"x-client-request-id"):
@@ -50,4 +53,6 @@ class RequestHeaders:
                 source = _label(value, MAX_LABEL_CHARS)
             elif name == b"x-pilothouse-eval-run":
                 eval_run = _label(value, MAX_LABEL_CHARS)
-        return cls(authorization, content_length, client_id, session, arm, source, eval_run)
+        return cls(
+            authorization, api_key, content_length, client_id, session, arm, source, eval_run
+        )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pilothouse.errors import InvalidRequest
+from pilothouse.fleet.deployments import ModelAlias
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 
@@ -81,3 +82,18 @@ def _optional(payload: dict[str, Any], name: str, kind: type, expected: str) -> 
     value = payload.get(name)
     if value is not None and not isinstance(value, kind):
         raise _type_error(name, expected, value)
+
+
+def check_can_embed(alias: ModelAlias) -> None:
+    """Refuse embeddings from an alias no deployment of which can embed, before any call
+    (so it is the caller's error, not an upstream failure)."""
+    if not any(d.provider.can_embed for d in alias.deployments):
+        providers = ", ".join(sorted({d.provider_name for d in alias.deployments}))
+        raise InvalidRequest(
+            f"model {alias.alias!r} cannot embed: its provider ({providers}) has no "
+            "embeddings endpoint",
+            hint="use an alias served by an OpenAI-type provider for /v1/embeddings; "
+            "GET /v1/models lists the aliases",
+            param="model",
+            code="model_cannot_embed",
+        )

@@ -177,6 +177,15 @@ def authenticate(
     return key
 
 
+def authenticate_quietly(
+    keys_by_hash: Mapping[str, ApiKey], authorization: bytes | str | None
+) -> ApiKey | None:
+    """The key a Bearer header names, if any, usable or not: for telling who called
+    something that is refused anyway (never for letting a call through)."""
+    secret = bearer_secret(authorization)
+    return keys_by_hash.get(secret_hash(secret)) if secret is not None else None
+
+
 def check_grants(scopes: Iterable[str] | None, prompts: Iterable[str] | None) -> None:
     """InvalidRequest for an unknown scope or a prompt pattern that is not one."""
     unknown = sorted(set(scopes or ()) - set(SCOPES))

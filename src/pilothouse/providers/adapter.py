@@ -56,6 +56,10 @@ class HttpProvider:
         self.codec = codec
         self.transport = transport
 
+    @property
+    def can_embed(self) -> bool:
+        return self.codec.embeddings_url is not None
+
     async def chat(self, body: dict[str, Any], model: str) -> ChatResult:
         response = await self.transport.post(
             self.codec.chat_url, self.codec.chat_request(body, model, stream=False)

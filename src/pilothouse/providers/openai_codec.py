@@ -118,15 +118,15 @@ class OpenAIStreamDecoder:
         if data == b"[DONE]":
             self.done = True
             return [StreamEvent(frame, EventKind.DONE)]
-        return [StreamEvent(frame, self._classify(data))]
-
-    def _classify(self, data: bytes) -> EventKind:
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
             raise MalformedAnswer("a stream event is not valid JSON") from None
         if not isinstance(chunk, dict):
             raise MalformedAnswer("a stream event is not a JSON object")
+        return [StreamEvent(frame, self._classify(chunk), chunk)]
+
+    def _classify(self, chunk: dict[str, Any]) -> EventKind:
         if "error" in chunk and "choices" not in chunk:
             error = chunk["error"]
             if not isinstance(error, dict):

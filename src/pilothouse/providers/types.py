@@ -159,6 +159,9 @@ class EventKind(IntEnum):
 class StreamEvent:
     data: bytes  # one whole SSE frame, e.g. b'data: {...}\n\n'
     kind: EventKind
+    # The chat chunk `data` carries, when the decoder parsed it anyway: the front doors
+    # read it instead of parsing the frame again. Never changed after it is made.
+    chunk: dict[str, Any] | None = None
 
 
 class ChatStream(Protocol):
@@ -192,6 +195,11 @@ class Provider(Protocol):
     """One configured provider. `model` is the provider's own model id."""
 
     name: str
+
+    @property
+    def can_embed(self) -> bool:
+        """Whether this provider's API has an embeddings endpoint."""
+        ...
 
     async def chat(self, body: dict[str, Any], model: str) -> ChatResult: ...
 

@@ -151,6 +151,13 @@ class Metrics:
             ["provider", "error_class"],
             registry=r,
         )
+        self.unserved = Counter(
+            "pilothouse_unserved_requests",
+            "Requests to /v1 paths or methods the gateway does not serve, by kind of path "
+            "(gateway/unserved.py: a fixed set, never the path itself).",
+            ["path_kind"],
+            registry=r,
+        )
         self.quarantined = Gauge(
             "pilothouse_quarantined_items",
             "Configuration items that cannot be loaded and answer with an error, by kind "
@@ -216,12 +223,17 @@ class Metrics:
             "pilothouse_config_version", "Configuration version this process serves.", registry=r
         )
 
-    def observe(self, record: RequestRecord, attempts: list[dict[str, Any]]) -> None:
+    def observe(
+        self, record: RequestRecord, attempts: list[dict[str, Any]], *, alias_known: bool = True
+    ) -> None:
         """Count one served request and its upstream attempts. Labels are bounded by the
         configuration (endpoint, alias, provider, route, status, outcome): never a key,
-        user or request id. Labelled children are cached: `labels()` takes a lock and
-        builds a key on every call, which the hot path should not pay."""
-        model, provider, route = record.model_alias or "", record.provider or "", record.route or ""
+        user or request id, and never an alias the client asked for that is not one of
+        ours (`alias_known` False: the model label is empty). Labelled children are
+        cached: `labels()` takes a lock and builds a key on every call, which the hot path
+        should not pay."""
+        model = (record.model_alias or "") if alias_known else ""
+        provider, route = record.provider or "", record.route or ""
         key = (record.endpoint, model, provider, record.status_code, record.outcome)
         children = self._children.get(key)
         if children is None:

@@ -17,13 +17,13 @@ Errors use Anthropic's shape (`error_body`).
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import orjson
 
 from pilothouse import errors
 from pilothouse.errors import InvalidRequest
+from pilothouse.gateway.doors.common import chat_chunk, item_id
 from pilothouse.providers.types import EventKind, StreamEvent
 
 STOP_REASONS = {
@@ -158,12 +158,12 @@ def _turn(message: Any, where: str) -> list[dict[str, Any]]:
                 param=f"{at}.type",
             )
     out: list[dict[str, Any]] = list(results)  # tool results answer the turn before
-    if role == "assistant":
+    if role == "assistant" and (parts or calls):
         turn: dict[str, Any] = {"role": "assistant", "content": _joined(parts) if parts else None}
         if calls:
             turn["tool_calls"] = calls
         out.append(turn)
-    elif parts:
+    elif role == "user" and parts:
         out.append({"role": "user", "content": _joined(parts)})
     return out
 
@@ -228,11 +228,7 @@ def _tool_choice(choice: dict[str, Any]) -> Any:
     raise InvalidRequest("`tool_choice.type` must be auto, any, tool or none", param="tool_choice")
 
 
-def new_message_id() -> str:
-    return "msg_" + secrets.token_hex(12)
-
-
-def to_message(completion: dict[str, Any], *, model: str) -> dict[str, Any]:
+def to_message(completion: dict[str, Any], *, message_id: str, model: str) -> dict[str, Any]:
     """An Anthropic message for a chat completion."""
     choice = (completion.get("choices") or [{}])[0]
     message = choice.get("message") or {}
@@ -244,13 +240,13 @@ def to_message(completion: dict[str, Any], *, model: str) -> dict[str, Any]:
         content.append(
             {
                 "type": "tool_use",
-                "id": call.get("id") or "toolu_" + secrets.token_hex(8),
+                "id": call.get("id") or item_id("toolu"),
                 "name": function.get("name") or "",
                 "input": _arguments(function.get("arguments")),
             }
         )
     return {
-        "id": new_message_id(),
+        "id": message_id,
         "type": "message",
         "role": "assistant",
         "model": model,
@@ -281,12 +277,16 @@ def usage(chat_usage: Any) -> dict[str, Any]:
     }
 
 
+_TEXT_DELTA_START = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+_TEXT_DELTA_MIDDLE = b',"delta":{"type":"text_delta","text":'
+
+
 class MessagesStream:
     """Turns OpenAI chat chunk frames into Anthropic's stream events."""
 
-    def __init__(self, *, model: str):
+    def __init__(self, *, message_id: str, model: str):
         self.model = model
-        self.message_id = new_message_id()
+        self.message_id = message_id
         self.block = -1  # index of the open content block
         self.text_open = False
         self.tools: dict[int, int] = {}  # chat tool index → content block index
@@ -319,13 +319,10 @@ class MessagesStream:
         return [self._event("message_start", {"message": message}), self._event("ping", {})]
 
     def feed(self, event: StreamEvent) -> list[StreamEvent]:
-        if event.kind is EventKind.DONE or not event.data.startswith(b"data: "):
+        if event.kind is EventKind.DONE:
             return []
-        try:
-            chunk = orjson.loads(event.data[6:].strip())
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(chunk, dict):
+        chunk = event.chunk if event.chunk is not None else chat_chunk(event.data)
+        if chunk is None:
             return []
         if chunk.get("usage"):
             self.usage = usage(chunk["usage"])
@@ -339,13 +336,18 @@ class MessagesStream:
                 if not self.text_open:
                     out += self._open({"type": "text", "text": ""})
                     self.text_open = True
-                out.append(
-                    self._event(
-                        "content_block_delta",
-                        {"index": self.block, "delta": {"type": "text_delta", "text": text}},
-                        EventKind.CONTENT,
+                # The most frequent event, assembled around its two values (as `_event`
+                # would write it, key for key).
+                frame = b"".join(
+                    (
+                        _TEXT_DELTA_START,
+                        str(self.block).encode(),
+                        _TEXT_DELTA_MIDDLE,
+                        orjson.dumps(text),
+                        b"}}\n\n",
                     )
                 )
+                out.append(StreamEvent(frame, EventKind.CONTENT))
             for call in delta.get("tool_calls") or []:
                 out += self._tool_delta(call)
             if choice.get("finish_reason"):
@@ -373,7 +375,7 @@ class MessagesStream:
         if index not in self.tools:
             block: dict[str, Any] = {
                 "type": "tool_use",
-                "id": call.get("id") or "toolu_" + secrets.token_hex(8),
+                "id": call.get("id") or item_id("toolu"),
                 "name": function.get("name") or "",
                 "input": {},
             }
@@ -392,6 +394,10 @@ class MessagesStream:
                 )
             )
         return out
+
+    def error(self, exc: errors.PilothouseError) -> bytes:
+        """Anthropic's `error` event; the `anthropic` SDK raises it as an APIError."""
+        return b"event: error\ndata: " + error_body(exc) + b"\n\n"
 
     def finish(self) -> list[StreamEvent]:
         out = self._close()

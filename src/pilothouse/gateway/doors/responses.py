@@ -4,10 +4,13 @@ completions. Pure: no I/O.
 Request (`to_chat`): `input` as text or items (messages with `input_text` / `input_image`
 / `output_text` parts, `function_call` and `function_call_output` items), `instructions`
 → a leading system message, function `tools` and `tool_choice`, `text.format` (text,
-json_object, json_schema) → `response_format`, `max_output_tokens` → `max_tokens`,
-`temperature`, `top_p`, `parallel_tool_calls`, `reasoning.effort` → `reasoning_effort`,
-`user`, `stream`. Refused (400, naming the field): built-in tools (web search, file search,
-computer use, ...), item types this door does not know.
+json_object, json_schema) → `response_format`, `max_output_tokens` →
+`max_completion_tokens`, `temperature`, `top_p`, `parallel_tool_calls` (with tools),
+`reasoning.effort` → `reasoning_effort`, `user`, `stream`. Refused (400, naming the
+field): built-in tools (web search, file search, computer use, ...), item types this door
+does not know, and what needs responses kept by the gateway, which keeps none:
+`previous_response_id`, `conversation`, `store: true`, `background: true`, stored
+`prompt`s. Echoed, not sent: `metadata`.
 
 Answer (`to_response`) and stream (`ResponsesStream`): the chat message becomes a
 `message` output item with one `output_text` part, each tool call a `function_call` item;
@@ -17,24 +20,60 @@ to input/output tokens. Streams carry the Responses event sequence with sequence
 
 from __future__ import annotations
 
-import secrets
-import time
 from typing import Any
 
 import orjson
 
-from pilothouse.errors import InvalidRequest
+from pilothouse.errors import InvalidRequest, PilothouseError
+from pilothouse.gateway.doors.common import chat_chunk, item_id
 from pilothouse.providers.types import EventKind, StreamEvent
 
 _ROLES = {"user", "system", "developer", "assistant"}
 
 
-def new_id(prefix: str) -> str:
-    return f"{prefix}_{secrets.token_hex(12)}"
+new_id = item_id
+
+
+_NOT_STORED = "this gateway does not store responses yet, so a request cannot build on one"
+
+
+def _refuse_stored_state(body: dict[str, Any]) -> None:
+    """What only a gateway that keeps responses could serve is a clear 400, never ignored."""
+    if body.get("previous_response_id") is not None:
+        raise InvalidRequest(
+            f"`previous_response_id` is not supported yet: {_NOT_STORED}",
+            hint="send the whole conversation in `input` (earlier output items included)",
+            param="previous_response_id",
+        )
+    if body.get("conversation") is not None:
+        raise InvalidRequest(
+            f"`conversation` is not supported yet: {_NOT_STORED}",
+            hint="send the whole conversation in `input`",
+            param="conversation",
+        )
+    if body.get("store") is True:
+        raise InvalidRequest(
+            "`store: true` is not supported yet: this gateway does not store responses",
+            hint="leave `store` out or send `store: false`",
+            param="store",
+        )
+    if body.get("background") is True:
+        raise InvalidRequest(
+            "`background: true` is not supported: responses are answered while you wait",
+            hint="leave `background` out, or stream the response",
+            param="background",
+        )
+    if body.get("prompt") is not None:
+        raise InvalidRequest(
+            "`prompt` (an OpenAI-stored prompt) is not supported: use a route "
+            "(`model: route:NAME`) for prompts kept by Pilothouse",
+            param="prompt",
+        )
 
 
 def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     """The chat completions body for a Responses request; InvalidRequest names the field."""
+    _refuse_stored_state(body)
     messages: list[dict[str, Any]] = []
     instructions = body.get("instructions")
     if instructions is not None:
@@ -45,16 +84,18 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     chat: dict[str, Any] = {"messages": messages}
     if "model" in body:
         chat["model"] = body["model"]
-    for field in ("temperature", "top_p", "user", "parallel_tool_calls", "stream", "metadata"):
+    for field in ("temperature", "top_p", "user", "stream"):
         if body.get(field) is not None:
             chat[field] = body[field]
     if body.get("max_output_tokens") is not None:
-        chat["max_tokens"] = body["max_output_tokens"]
+        chat["max_completion_tokens"] = body["max_output_tokens"]
     reasoning = body.get("reasoning")
     if isinstance(reasoning, dict) and reasoning.get("effort"):
         chat["reasoning_effort"] = reasoning["effort"]
     if body.get("tools"):
         chat["tools"] = _tools(body["tools"])
+        if body.get("parallel_tool_calls") is not None:
+            chat["parallel_tool_calls"] = body["parallel_tool_calls"]
     if body.get("tool_choice") is not None:
         chat["tool_choice"] = _tool_choice(body["tool_choice"])
     text = body.get("text")
@@ -101,17 +142,19 @@ def _input_messages(value: Any) -> list[dict[str, Any]]:
             if not call_id or not name:
                 raise InvalidRequest(f"`{where}` needs a call_id and a name", param=where)
             last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
-                last["tool_calls"].append(call)  # parallel calls: one assistant turn
+            if last is not None and last["role"] == "assistant":
+                # Parallel calls, or text then calls: one assistant turn, as chat has it.
+                last.setdefault("tool_calls", []).append(call)
             else:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
-            output = item.get("output")
+            if not item.get("call_id"):
+                raise InvalidRequest(f"`{where}` needs the call_id it answers", param=where)
             messages.append(
                 {
                     "role": "tool",
-                    "tool_call_id": str(item.get("call_id") or ""),
-                    "content": output if isinstance(output, str) else orjson.dumps(output).decode(),
+                    "tool_call_id": str(item["call_id"]),
+                    "content": _output_text(item.get("output")),
                 }
             )
         elif kind == "reasoning":
@@ -125,6 +168,18 @@ def _input_messages(value: Any) -> list[dict[str, Any]]:
     if not messages:
         raise InvalidRequest("`input` is empty", param="input")
     return messages
+
+
+def _output_text(output: Any) -> str:
+    """A function call's output: text as it is, text parts joined, anything else as JSON."""
+    if isinstance(output, str):
+        return output
+    if isinstance(output, list) and all(
+        isinstance(part, dict) and part.get("type") in ("input_text", "output_text", "text")
+        for part in output
+    ):
+        return "".join(str(part.get("text") or "") for part in output)
+    return orjson.dumps(output).decode()
 
 
 def _content(content: Any, where: str) -> Any:
@@ -200,6 +255,8 @@ def _format(fmt: dict[str, Any]) -> dict[str, Any] | None:
         return {"type": "json_object"}
     if kind == "json_schema":
         spec = {"name": fmt.get("name") or "response", "schema": fmt.get("schema") or {}}
+        if fmt.get("description"):
+            spec["description"] = fmt["description"]
         if fmt.get("strict") is not None:
             spec["strict"] = fmt["strict"]
         return {"type": "json_schema", "json_schema": spec}
@@ -207,7 +264,12 @@ def _format(fmt: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def to_response(
-    completion: dict[str, Any], request: dict[str, Any], *, response_id: str, model: str
+    completion: dict[str, Any],
+    request: dict[str, Any],
+    *,
+    response_id: str,
+    model: str,
+    created_at: int,
 ) -> dict[str, Any]:
     """The Responses object for a chat completion answering `request`."""
     choice = (completion.get("choices") or [{}])[0]
@@ -216,6 +278,10 @@ def to_response(
     text = message.get("content")
     if isinstance(text, str) and text:
         output.append(_message_item(new_id("msg"), text))
+    elif isinstance(message.get("refusal"), str) and message["refusal"]:
+        item = _message_item(new_id("msg"), "")
+        item["content"] = [{"type": "refusal", "refusal": message["refusal"]}]
+        output.append(item)
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         output.append(
@@ -233,6 +299,7 @@ def to_response(
         status="incomplete" if choice.get("finish_reason") == "length" else "completed",
         output=output,
         usage=usage(completion.get("usage")),
+        created_at=created_at,
     )
 
 
@@ -244,7 +311,8 @@ def envelope(
     status: str,
     output: list[dict[str, Any]],
     usage: dict[str, Any] | None,
-    created_at: int | None = None,
+    created_at: int,
+    error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A whole Responses object, echoing the request's settings as the API does."""
     text = (
@@ -255,7 +323,7 @@ def envelope(
     return {
         "id": response_id,
         "object": "response",
-        "created_at": created_at or int(time.time()),
+        "created_at": created_at,
         "status": status,
         "model": model,
         "output": output,
@@ -270,8 +338,9 @@ def envelope(
         "text": text,
         "metadata": request.get("metadata") or {},
         "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
-        "error": None,
+        "error": error,
         "usage": usage,
+        "store": False,
     }
 
 
@@ -314,20 +383,28 @@ def usage(chat_usage: Any) -> dict[str, Any] | None:
     }
 
 
+_TEXT_DELTA_START = (
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+    b'"sequence_number":'
+)
+_TEXT_DELTA_END = b',"logprobs":[]}\n\n'
+
+
 class ResponsesStream:
     """Turns OpenAI chat chunk frames into the Responses event stream.
 
     `start()` gives the opening events; `feed(event)` each chunk's events; `finish()` the
     closing ones (output items done, response.completed with usage)."""
 
-    def __init__(self, request: dict[str, Any], *, response_id: str, model: str):
+    def __init__(self, request: dict[str, Any], *, response_id: str, model: str, created_at: int):
         self.request = request
         self.response_id = response_id
         self.model = model
-        self.created_at = int(time.time())
+        self.created_at = created_at
         self.sequence = 0
         self.text_item: dict[str, Any] | None = None
-        self.text = ""
+        self.text_parts: list[str] = []
+        self._delta_middle = b""
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool index → function_call item
         self.items: list[dict[str, Any]] = []
         self.usage: dict[str, Any] | None = None
@@ -342,7 +419,7 @@ class ResponsesStream:
             b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n", event_kind
         )
 
-    def _snapshot(self, status: str) -> dict[str, Any]:
+    def _snapshot(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
         return envelope(
             self.request,
             response_id=self.response_id,
@@ -351,7 +428,22 @@ class ResponsesStream:
             output=self.items,
             usage=self.usage,
             created_at=self.created_at,
+            error=error,
         )
+
+    def error(self, exc: PilothouseError) -> bytes:
+        """The end of a failed stream: an `error` event, then `response.failed` carrying
+        the same error (the SDK raises on the first; the second closes the response)."""
+        message = f"{exc.message}. {exc.hint}" if exc.hint else exc.message
+        code = exc.code or exc.type
+        failed = (
+            self._event("error", {"code": code, "message": message, "param": exc.param}).data
+            + self._event(
+                "response.failed",
+                {"response": self._snapshot("failed", {"code": code, "message": message})},
+            ).data
+        )
+        return failed
 
     def start(self) -> list[StreamEvent]:
         return [
@@ -362,13 +454,8 @@ class ResponsesStream:
     def feed(self, event: StreamEvent) -> list[StreamEvent]:
         if event.kind is EventKind.DONE:
             return []
-        data = event.data
-        payload = data[6:].strip() if data.startswith(b"data: ") else b""
-        try:
-            chunk = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            return []
-        if not isinstance(chunk, dict):
+        chunk = event.chunk if event.chunk is not None else chat_chunk(event.data)
+        if chunk is None:
             return []
         if chunk.get("usage"):
             self.usage = usage(chunk["usage"])
@@ -409,20 +496,24 @@ class ResponsesStream:
                     },
                 )
             )
-        self.text += content
-        out.append(
-            self._event(
-                "response.output_text.delta",
-                {
-                    "item_id": self.text_item["id"],
-                    "output_index": self.items.index(self.text_item),
-                    "content_index": 0,
-                    "delta": content,
-                    "logprobs": [],
-                },
-                EventKind.CONTENT,
+            # Text deltas are most of a stream: their frame is assembled around the two
+            # values that change (what `_event` would write, key for key).
+            self._delta_middle = (
+                f',"item_id":"{self.text_item["id"]}","output_index":{index},'
+                '"content_index":0,"delta":'
+            ).encode()
+        self.text_parts.append(content)
+        frame = b"".join(
+            (
+                _TEXT_DELTA_START,
+                str(self.sequence).encode(),
+                self._delta_middle,
+                orjson.dumps(content),
+                _TEXT_DELTA_END,
             )
         )
+        self.sequence += 1
+        out.append(StreamEvent(frame, EventKind.CONTENT))
         return out
 
     def _call_delta(self, call: dict[str, Any]) -> list[StreamEvent]:
@@ -464,9 +555,10 @@ class ResponsesStream:
 
     def finish(self) -> list[StreamEvent]:
         out = []
+        text = "".join(self.text_parts)
         for index, item in enumerate(self.items):
             if item["type"] == "message":
-                part = {"type": "output_text", "text": self.text, "annotations": []}
+                part = {"type": "output_text", "text": text, "annotations": []}
                 out.append(
                     self._event(
                         "response.output_text.done",
@@ -474,7 +566,7 @@ class ResponsesStream:
                             "item_id": item["id"],
                             "output_index": index,
                             "content_index": 0,
-                            "text": self.text,
+                            "text": text,
                             "logprobs": [],
                         },
                     )

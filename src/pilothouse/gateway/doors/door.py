@@ -1,0 +1,161 @@
+"""A front door as the gateway's stages see it: how a request becomes the chat completions
+request the stages serve, and how the answer, the stream and the errors go back in the
+door's own shapes. One `Door` per API (`DOORS`); chat completions itself has none.
+
+A stream is translated per upstream attempt (`DoorStream` wraps the attempt's
+`ChatStream`, with a fresh event writer), so an attempt that fails before any content and
+is answered by another deployment leaves nothing behind; what the relay sees is the
+door's own events, with the same CONTENT marks the TTFT and the failover rules read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+
+from pilothouse import errors
+from pilothouse.gateway.doors import messages, responses
+from pilothouse.gateway.doors.common import answer_id
+from pilothouse.gateway.http_io import error_body as openai_error_body
+from pilothouse.providers.types import ChatStream, OutputSample, StreamEvent, Usage
+
+
+class EventWriter(Protocol):
+    """Turns one attempt's chat chunk events into the door's stream events."""
+
+    def start(self) -> list[StreamEvent]: ...
+
+    def feed(self, event: StreamEvent) -> list[StreamEvent]: ...
+
+    def finish(self) -> list[StreamEvent]: ...
+
+    def error(self, exc: errors.PilothouseError) -> bytes: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Door:
+    """One front door. `request` is always the client's own (untranslated) body; an
+    answer's id is made from the request id (`common.answer_id`)."""
+
+    endpoint: str  # the request log's `endpoint`
+    to_chat: Callable[[dict[str, Any]], dict[str, Any]]
+    answer: Callable[[dict[str, Any], dict[str, Any], str, int, str], dict[str, Any]]
+    writer: Callable[[dict[str, Any], str, int, str], EventWriter]
+    error_body: Callable[[errors.PilothouseError], bytes]
+
+    def answer_body(
+        self,
+        completion: bytes,
+        request: dict[str, Any],
+        model: str,
+        created_at: int,
+        request_id: str,
+    ) -> bytes:
+        answer = self.answer(orjson.loads(completion), request, model, created_at, request_id)
+        return orjson.dumps(answer)
+
+
+class DoorStream:
+    """A `ChatStream` whose events are the door's: the writer's opening events before the
+    first batch, each batch translated, the closing events after the upstream's end. A
+    failure mid-stream ends it without closing events (the gateway writes the door's error)."""
+
+    def __init__(self, stream: ChatStream, writer: EventWriter):
+        self.stream = stream
+        self.writer = writer
+
+    @property
+    def chunks_in(self) -> int:
+        return self.stream.chunks_in
+
+    @chunks_in.setter
+    def chunks_in(self, value: int) -> None:
+        self.stream.chunks_in = value
+
+    @property
+    def usage(self) -> Usage | None:
+        return self.stream.usage
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self.stream.finish_reason
+
+    @property
+    def sample(self) -> OutputSample:
+        return self.stream.sample
+
+    async def __aiter__(self) -> AsyncIterator[StreamEvent]:
+        async for batch in self.batches():
+            for event in batch:
+                yield event
+
+    async def batches(self) -> AsyncIterator[list[StreamEvent]]:
+        writer = self.writer
+        opening = writer.start()
+        async for batch in self.stream.batches():
+            out = opening
+            opening = []
+            for event in batch:
+                out += writer.feed(event)
+            if out:
+                yield out
+        yield [*opening, *writer.finish()]
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+def _responses_writer(
+    request: dict[str, Any], model: str, created_at: int, request_id: str
+) -> EventWriter:
+    return responses.ResponsesStream(
+        request,
+        response_id=answer_id("resp", request_id),
+        model=model,
+        created_at=created_at,
+    )
+
+
+def _responses_answer(
+    completion: dict[str, Any],
+    request: dict[str, Any],
+    model: str,
+    created_at: int,
+    request_id: str,
+) -> dict[str, Any]:
+    return responses.to_response(
+        completion,
+        request,
+        response_id=answer_id("resp", request_id),
+        model=model,
+        created_at=created_at,
+    )
+
+
+def _messages_writer(
+    request: dict[str, Any], model: str, created_at: int, request_id: str
+) -> EventWriter:
+    return messages.MessagesStream(message_id=answer_id("msg", request_id), model=model)
+
+
+def _messages_answer(
+    completion: dict[str, Any],
+    request: dict[str, Any],
+    model: str,
+    created_at: int,
+    request_id: str,
+) -> dict[str, Any]:
+    return messages.to_message(completion, message_id=answer_id("msg", request_id), model=model)
+
+
+DOORS = {
+    "responses": Door(
+        "responses", responses.to_chat, _responses_answer, _responses_writer, openai_error_body
+    ),
+    "messages": Door(
+        "messages", messages.to_chat, _messages_answer, _messages_writer, messages.error_body
+    ),
+}

@@ -1,0 +1,322 @@
+"""The front doors' pure translations (gateway/doors/): requests into chat completions,
+answers and streams back, and the refusals that name the field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from pilothouse.errors import InvalidRequest
+from pilothouse.gateway.doors import messages, responses
+from pilothouse.providers.types import EventKind, StreamEvent
+
+
+def frame(data: dict[str, Any]) -> StreamEvent:
+    return StreamEvent(b"data: " + orjson.dumps(data) + b"\n\n", EventKind.OTHER)
+
+
+def events(stream_events: list[StreamEvent]) -> list[dict[str, Any]]:
+    return [orjson.loads(e.data.split(b"\ndata: ", 1)[1]) for e in stream_events]
+
+
+# ---------------------------------------------------------------------- Responses
+
+
+def test_responses_items_become_chat_turns() -> None:
+    chat = responses.to_chat(
+        {
+            "model": "fast",
+            "instructions": "Be brief.",
+            "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "Weather?"}]},
+                {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": "Checking."}],
+                },
+                {"type": "function_call", "call_id": "c1", "name": "w", "arguments": "{}"},
+                {"type": "function_call", "call_id": "c2", "name": "w", "arguments": "{}"},
+                {"type": "reasoning", "id": "rs_1", "summary": []},
+                {
+                    "type": "function_call_output",
+                    "call_id": "c1",
+                    "output": [{"type": "input_text", "text": "21 C"}],
+                },
+                {"type": "function_call_output", "call_id": "c2", "output": "19 C"},
+            ],
+            "max_output_tokens": 30,
+            "parallel_tool_calls": False,
+            "metadata": {"team": "x"},
+            "reasoning": {"effort": "low"},
+            "stream": True,
+        }
+    )
+    roles = [m["role"] for m in chat["messages"]]
+    assert roles == ["system", "user", "assistant", "tool", "tool"]
+    assistant = chat["messages"][2]
+    assert assistant["content"] == [{"type": "text", "text": "Checking."}]
+    assert [c["id"] for c in assistant["tool_calls"]] == ["c1", "c2"]
+    assert chat["messages"][3] == {"role": "tool", "tool_call_id": "c1", "content": "21 C"}
+    assert chat["max_completion_tokens"] == 30 and chat["reasoning_effort"] == "low"
+    assert "parallel_tool_calls" not in chat  # without tools OpenAI refuses it
+    assert "metadata" not in chat  # echoed in the answer, not sent
+    assert chat["stream_options"] == {"include_usage": True}
+
+
+def test_responses_format_and_tools() -> None:
+    chat = responses.to_chat(
+        {
+            "model": "fast",
+            "input": "hi",
+            "tools": [{"type": "function", "name": "w", "parameters": {"type": "object"}}],
+            "tool_choice": {"type": "function", "name": "w"},
+            "parallel_tool_calls": False,
+            "text": {"format": {"type": "json_schema", "name": "T", "schema": {}, "strict": True}},
+        }
+    )
+    assert chat["tools"][0]["function"]["name"] == "w"
+    assert chat["tool_choice"] == {"type": "function", "function": {"name": "w"}}
+    assert chat["parallel_tool_calls"] is False
+    assert chat["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "T", "schema": {}, "strict": True},
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"previous_response_id": "resp_1"}, "previous_response_id"),
+        ({"store": True}, "store"),
+        ({"background": True}, "background"),
+        ({"conversation": "conv_1"}, "conversation"),
+        ({"tools": [{"type": "web_search"}]}, "tools[0]"),
+        ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
+        ({"input": [{"role": "user", "content": [{"type": "input_file"}]}]}, None),
+        ({"input": []}, "input"),
+        ({"text": {"format": {"type": "grammar"}}}, "text.format.type"),
+    ],
+)
+def test_responses_refusals_name_the_field(extra: dict[str, Any], param: str | None) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        responses.to_chat({"model": "fast", "input": "hi", **extra})
+    if param is not None:
+        assert caught.value.param == param
+
+
+def test_responses_store_false_is_accepted() -> None:
+    assert responses.to_chat({"model": "fast", "input": "hi", "store": False})["messages"]
+
+
+def test_responses_answer_and_stream_agree() -> None:
+    request = {"model": "fast", "input": "hi", "max_output_tokens": 5}
+    completion = {
+        "choices": [
+            {
+                "message": {
+                    "content": "Hi",
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "w", "arguments": "{}"},
+                        }
+                    ],
+                },
+                "finish_reason": "length",
+            }
+        ],
+        "usage": {"prompt_tokens": 4, "completion_tokens": 5, "prompt_tokens_details": {}},
+    }
+    whole = responses.to_response(
+        completion, request, response_id="resp_1", model="fast", created_at=7
+    )
+    assert whole["status"] == "incomplete" and whole["created_at"] == 7
+    assert whole["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert [item["type"] for item in whole["output"]] == ["message", "function_call"]
+    assert whole["usage"]["total_tokens"] == 9 and whole["store"] is False
+
+    writer = responses.ResponsesStream(request, response_id="resp_1", model="fast", created_at=7)
+    out = writer.start()
+    out += writer.feed(frame({"choices": [{"delta": {"content": "Hi"}}]}))
+    text_delta = events(out)[-1]
+    assert text_delta == {
+        "type": "response.output_text.delta",
+        "sequence_number": 4,
+        "item_id": text_delta["item_id"],
+        "output_index": 0,
+        "content_index": 0,
+        "delta": "Hi",
+        "logprobs": [],
+    }
+    assert out[-1].data.startswith(b"event: response.output_text.delta\ndata: ")
+    call = {"index": 0, "id": "c1", "function": {"name": "w", "arguments": "{"}}
+    out += writer.feed(frame({"choices": [{"delta": {"tool_calls": [call]}}]}))
+    more = {"index": 0, "function": {"arguments": "}"}}
+    out += writer.feed(frame({"choices": [{"delta": {"tool_calls": [more]}}]}))
+    out += writer.feed(frame({"choices": [{"delta": {}, "finish_reason": "length"}]}))
+    out += writer.feed(frame({"choices": [], "usage": completion["usage"]}))
+    out += writer.finish()
+    streamed = events(out)
+    assert [e["sequence_number"] for e in streamed] == list(range(len(streamed)))
+    final = streamed[-1]
+    assert final["type"] == "response.incomplete"
+    assert final["response"]["output"][1]["arguments"] == "{}"
+    assert final["response"]["usage"] == whole["usage"]
+    content = [e for e in out if e.kind is EventKind.CONTENT]
+    assert len(content) == 3  # one text delta, two argument deltas: what TTFT reads
+
+
+# ---------------------------------------------------------------------- Messages
+
+
+def test_messages_turns_become_chat_turns() -> None:
+    chat = messages.to_chat(
+        {
+            "model": "fast",
+            "max_tokens": 20,
+            "system": [{"type": "text", "text": "A"}, {"type": "text", "text": "B"}],
+            "stop_sequences": ["END"],
+            "metadata": {"user_id": "u1"},
+            "tool_choice": {"type": "any", "disable_parallel_tool_use": True},
+            "tools": [{"name": "w", "input_schema": {"type": "object"}}],
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "see "},
+                        {
+                            "type": "image",
+                            "source": {"type": "base64", "media_type": "image/png", "data": "AA"},
+                        },
+                    ],
+                },
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": "hm", "signature": "s"},
+                        {"type": "tool_use", "id": "t1", "name": "w", "input": {"a": 1}},
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "t1",
+                            "content": [{"type": "text", "text": "ok"}],
+                        },
+                        {"type": "text", "text": "thanks"},
+                    ],
+                },
+            ],
+        }
+    )
+    assert chat["messages"][0] == {"role": "system", "content": "A\n\nB"}
+    assert chat["messages"][1]["content"][1] == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64,AA"},
+    }
+    call = chat["messages"][2]["tool_calls"][0]
+    assert call["function"] == {"name": "w", "arguments": '{"a":1}'}
+    assert chat["messages"][3] == {"role": "tool", "tool_call_id": "t1", "content": "ok"}
+    assert chat["messages"][4] == {"role": "user", "content": "thanks"}
+    assert chat["stop"] == ["END"] and chat["user"] == "u1"
+    assert chat["tool_choice"] == "required" and chat["parallel_tool_calls"] is False
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"messages": [{"role": "user", "content": "hi"}]}, "max_tokens"),
+        ({"max_tokens": 5, "messages": []}, "messages"),
+        ({"max_tokens": 5, "messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
+        (
+            {
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": [{"type": "document"}]}],
+            },
+            "messages.0.content.0.type",
+        ),
+        (
+            {
+                "max_tokens": 5,
+                "tool_choice": {"type": "sometimes"},
+                "messages": [{"role": "user", "content": "hi"}],
+            },
+            "tool_choice",
+        ),
+    ],
+)
+def test_messages_refusals_name_the_field(body: dict[str, Any], param: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        messages.to_chat({"model": "fast", **body})
+    assert caught.value.param == param
+
+
+def test_messages_stream_blocks_and_stop_reason() -> None:
+    writer = messages.MessagesStream(message_id="msg_1", model="fast")
+    out = writer.start()
+    out += writer.feed(frame({"choices": [{"delta": {"content": 'Let me "check" ü.'}}]}))
+    assert events(out)[-1] == {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": 'Let me "check" ü.'},
+    }
+    call = {"index": 0, "id": "t1", "function": {"name": "w", "arguments": '{"a"'}}
+    out += writer.feed(frame({"choices": [{"delta": {"tool_calls": [call]}}]}))
+    more = {"index": 0, "function": {"arguments": ": 1}"}}
+    out += writer.feed(frame({"choices": [{"delta": {"tool_calls": [more]}}]}))
+    out += writer.feed(frame({"choices": [{"delta": {}, "finish_reason": "tool_calls"}]}))
+    usage = {"prompt_tokens": 9, "completion_tokens": 4}
+    out += writer.feed(frame({"choices": [], "usage": usage}))
+    out += writer.finish()
+    kinds = [(e["type"], e.get("index")) for e in events(out)]
+    assert kinds == [
+        ("message_start", None),
+        ("ping", None),
+        ("content_block_start", 0),
+        ("content_block_delta", 0),
+        ("content_block_stop", 0),
+        ("content_block_start", 1),
+        ("content_block_delta", 1),
+        ("content_block_delta", 1),
+        ("content_block_stop", 1),
+        ("message_delta", None),
+        ("message_stop", None),
+    ]
+    delta = events(out)[-2]
+    assert delta["delta"]["stop_reason"] == "tool_use"
+    assert delta["usage"]["input_tokens"] == 9 and delta["usage"]["output_tokens"] == 4
+
+
+def test_messages_answer() -> None:
+    message = messages.to_message(
+        {
+            "choices": [
+                {
+                    "message": {
+                        "content": None,
+                        "tool_calls": [
+                            {"id": "t1", "function": {"name": "w", "arguments": '{"a": 1}'}}
+                        ],
+                    },
+                    "finish_reason": "tool_calls",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": 2,
+                "prompt_tokens_details": {"cached_tokens": 4},
+            },
+        },
+        message_id="msg_1",
+        model="claude",
+    )
+    assert message["content"] == [{"type": "tool_use", "id": "t1", "name": "w", "input": {"a": 1}}]
+    assert message["stop_reason"] == "tool_use"
+    assert (
+        message["usage"]["input_tokens"] == 6 and message["usage"]["cache_read_input_tokens"] == 4
+    )
