@@ -132,7 +132,7 @@ def push(
         )
         writer.finish(what, force=force)
         if any(created for _, created in numbers) or any(moved) or any(i.meta() for i in items):
-            changes.bump(conn)
+            changes.bump(conn, *changes.touched("prompt", seen))
         return [
             (composition.resolve(conn, item.name, number), created)
             for item, (number, created) in zip(items, numbers, strict=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy import Connection, select, update
@@ -31,9 +32,13 @@ def all_keys(conn: Connection) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
-def all_keys_checked(conn: Connection) -> list[tuple[str, dict[str, Any] | None, str | None]]:
-    """(id, row, None) for each readable key, (id, None, problem) for each damaged one."""
-    return list(tolerant.rows_or_problems(conn, api_keys, api_keys.c.id))
+def keys_checked(
+    conn: Connection, ids: Collection[str] | None = None
+) -> list[tuple[str, dict[str, Any] | None, str | None]]:
+    """(id, row, None) for each readable key (every key, or those in `ids`), and
+    (id, None, problem) for each damaged one."""
+    wanted = sorted(set(ids)) if ids is not None else None
+    return list(tolerant.rows_or_problems(conn, api_keys, api_keys.c.id, wanted))
 
 
 def set_disabled(conn: Connection, key_id: str, disabled: bool) -> None:

@@ -63,11 +63,23 @@ MAX_PATH_PARAM_CHARS = 200
 PathRules = Mapping[str, tuple[str, str]]
 
 
-@dataclass(frozen=True, slots=True)
+CONFIG_VERSION_HEADER = "X-Pilothouse-Config-Version"
+
+
+@dataclass(slots=True)
 class Call:
     request: Request
     services: Services
     principal: Principal | None
+    # Set by `announce`: the configuration version that includes this call's write, sent
+    # back as the X-Pilothouse-Config-Version header.
+    config_version: int | None = None
+
+    async def announce(self) -> int:
+        """This call's write committed: apply it here (read-your-writes), tell the other
+        instances, and answer with the configuration version that includes it."""
+        self.config_version = await self.services.announce()
+        return self.config_version
 
     @property
     def path(self) -> Mapping[str, str]:
@@ -231,7 +243,10 @@ class Api:
                     kwargs["query"] = parse(
                         operation.query, dict(request.query_params), where="query"
                     )
-                return render(request, await function(call, **kwargs))
+                response = render(request, await function(call, **kwargs))
+                if call.config_version is not None:
+                    response.headers[CONFIG_VERSION_HEADER] = str(call.config_version)
+                return response
 
             handle.__name__ = function.__name__
             handle.__doc__ = function.__doc__

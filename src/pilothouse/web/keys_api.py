@@ -75,7 +75,7 @@ async def create_key(call: Call, body: CreateKey) -> Result:
         prompts=body.prompts,
         actor=call.actor,
     )
-    await call.services.announce()
+    await call.announce()
     return Result({**key.public(), "secret": secret}, status=201)
 
 
@@ -89,7 +89,7 @@ def _set_disabled(disabled: bool) -> Any:
             actor=call.actor,
             reason=body.reason if body else None,
         )
-        await call.services.announce()
+        await call.announce()
         return key.public()
 
     set_disabled.__name__ = "disable_key" if disabled else "enable_key"
@@ -114,5 +114,5 @@ async def rotate_admin_token(call: Call, body: Rotate | None) -> Result:
         actor=call.actor,
         reason=body.reason if body else None,
     )
-    await call.services.announce()
+    await call.announce()
     return Result({"token": token, "note": "shown once: only its hash is kept"}, status=201)

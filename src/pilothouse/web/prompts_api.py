@@ -213,7 +213,7 @@ async def create_version(call: Call) -> Result:
         expected_latest=_if_match(call),
         **meta.model_dump(),
     )
-    await call.services.announce()
+    await call.announce()
     return Result({"created": created, **prompt.public()}, status=201 if created else 200)
 
 
@@ -244,7 +244,7 @@ async def push_batch(call: Call, body: PushBatch) -> Result:
         actor=call.actor,
         force=body.force,
     )
-    await call.services.announce()
+    await call.announce()
     created = sum(1 for _, made in results if made)
     return Result(
         {
@@ -272,7 +272,7 @@ async def _move_label(call: Call, body: MoveLabel) -> dict[str, Any]:
         force=body.force,
         expected=_if_match(call),
     )
-    await call.services.announce()
+    await call.announce()
     return prompt.public()
 
 
@@ -293,7 +293,7 @@ async def delete_label(call: Call, body: Change | None) -> dict[str, Any]:
         force=body.force if body else False,
         expected=_if_match(call),
     )
-    await call.services.announce()
+    await call.announce()
     return dict(result)
 
 
@@ -309,5 +309,5 @@ async def rollback_label(call: Call, body: Change | None) -> dict[str, Any]:
         force=body.force if body else False,
         expected=_if_match(call),
     )
-    await call.services.announce()
+    await call.announce()
     return prompt.public()

@@ -97,7 +97,7 @@ async def promote(call: Call, body: Promote) -> Result:
         expected=_if_match(call),
         **fields,
     )
-    await call.services.announce()
+    await call.announce()
     return Result({**release.public(), **_warnings(fields["prompt"])}, status=201)
 
 
@@ -114,7 +114,7 @@ async def canary(call: Call, body: Canary) -> dict[str, Any]:
         reason=body.reason,
         expected=_if_match(call),
     )
-    await call.services.announce()
+    await call.announce()
     return {
         "canary": release.public() if release else None,
         "weight": body.weight if release else 0,
@@ -133,7 +133,7 @@ async def rollback(call: Call, body: Rollback | None) -> dict[str, Any]:
         actor=call.actor,
         expected=_if_match(call),
     )
-    await call.services.announce()
+    await call.announce()
     return release.public()
 
 
