@@ -255,11 +255,16 @@ def create_key(
     return key, secret
 
 
-def list_keys(store: Store) -> list[ApiKey]:
-    """Every key; a damaged one is listed with its problem instead of failing the list."""
+def list_keys(store: Store, *, after: str | None = None, limit: int | None = None) -> list[ApiKey]:
+    """Every key in creation order (or the page of `limit` after the key id `after`); a
+    damaged one is listed with its problem instead of failing the list."""
     with store.connect() as conn:
-        keys = load_keys(conn).entries
-    return sorted((k for k in keys.values() if k is not None), key=lambda k: (k.created_at, k.id))
+        ids = key_rows.page_ids(conn, after, limit) if limit is not None else None
+        keys = [k for k in load_keys(conn, ids).entries.values() if k is not None]
+    if ids is not None:
+        place = {key_id: index for index, key_id in enumerate(ids)}
+        return sorted(keys, key=lambda k: place.get(k.id, len(place)))
+    return sorted(keys, key=lambda k: (k.created_at, k.id))
 
 
 def _find(conn: Connection, id_or_name: str, *, lock: bool = False) -> dict[str, Any]:

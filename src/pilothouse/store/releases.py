@@ -19,13 +19,20 @@ def get_route(conn: Connection, name: str) -> dict[str, Any] | None:
     return tolerant.first(conn, select(routes).where(routes.c.name == name), f"route {name}")
 
 
-def all_routes(conn: Connection, names: Collection[str] | None = None) -> list[dict[str, Any]]:
-    """Every route (or those named in `names`); one whose row cannot be read is
-    {"name", "problem"}."""
+def all_routes(
+    conn: Connection,
+    names: Collection[str] | None = None,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Every route by name (or those named in `names`, or the page of `limit` after the
+    name `after`); one whose row cannot be read is {"name", "problem"}."""
     wanted = sorted(set(names)) if names is not None else None
+    found = tolerant.rows_or_problems(conn, routes, routes.c.name, wanted, after=after, limit=limit)
     return [
         row if row is not None else {"name": name, "problem": problem}
-        for name, row, problem in tolerant.rows_or_problems(conn, routes, routes.c.name, wanted)
+        for name, row, problem in found
     ]
 
 

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -56,6 +56,27 @@ class Query(BaseModel):
     parameters are ignored (caches and proxies add their own)."""
 
     model_config = ConfigDict(extra="ignore")
+
+
+PAGE_LIMIT = 1000
+
+
+class Page(Query):
+    """A page of a list: `limit` items (1-1000, default 1000) after `after`, the previous
+    page's `next_after` (absent: the first page)."""
+
+    limit: int = Field(default=PAGE_LIMIT, ge=1, le=PAGE_LIMIT)
+    after: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+FIRST_PAGE = Page()
+
+
+def paged(data: list[Any], read: int, query: Page, last: str | None) -> dict[str, Any]:
+    """A list answer: `data`, and `next_after` (the cursor of the next page, None on the
+    last one). `read` is how many items the page read before any filtering; `last`
+    the cursor of the last one read."""
+    return {"data": data, "next_after": last if read == query.limit else None}
 
 
 MAX_PATH_PARAM_CHARS = 200

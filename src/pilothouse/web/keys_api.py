@@ -13,7 +13,7 @@ from pilothouse.policy import admin_token
 from pilothouse.policy import keys as key_policy
 from pilothouse.registry import names
 from pilothouse.web.auth import Access
-from pilothouse.web.endpoint import Api, Body, Call, parse_time
+from pilothouse.web.endpoint import FIRST_PAGE, Api, Body, Call, Page, paged, parse_time
 from pilothouse.web.fields import Name, Text
 from pilothouse.web.rendering import Result
 
@@ -39,9 +39,12 @@ class Reason(Body):
 
 
 @api.get("/api/keys", Access.ADMIN)
-async def list_keys(call: Call) -> dict[str, Any]:
-    keys = await call.run(key_policy.list_keys, call.services.store)
-    return {"data": [k.public() for k in keys]}
+async def list_keys(call: Call, query: Page = FIRST_PAGE) -> dict[str, Any]:
+    """Keys in creation order, a page at a time (`limit`, `after`: `next_after`)."""
+    keys = await call.run(
+        key_policy.list_keys, call.services.store, after=query.after, limit=query.limit
+    )
+    return paged([k.public() for k in keys], len(keys), query, keys[-1].id if keys else None)
 
 
 @api.post("/api/keys", Access.ADMIN)

@@ -21,7 +21,7 @@ from pilothouse import errors
 from pilothouse.registry import diff, names, prompt_content
 from pilothouse.registry import prompts as registry
 from pilothouse.web.auth import Access, Principal
-from pilothouse.web.endpoint import Api, Body, Call, Query, parse
+from pilothouse.web.endpoint import FIRST_PAGE, Api, Body, Call, Page, Query, paged, parse
 from pilothouse.web.fields import INT32_MAX, Ident, Json, Label, Name, Text
 from pilothouse.web.rendering import Result
 
@@ -113,11 +113,15 @@ def _principal(call: Call) -> Principal:
 
 
 @api.get("/api/prompts", Access.READER)
-async def list_prompts(call: Call) -> dict[str, Any]:
-    """Prompts with owners, latest version and labels (a key sees the ones it may read)."""
-    rows = await call.run(registry.list_prompts, call.services.store)
+async def list_prompts(call: Call, query: Page = FIRST_PAGE) -> dict[str, Any]:
+    """Prompts by name with owners, latest version and labels (a key sees the ones it may
+    read), a page at a time (`limit`, `after`: `next_after`)."""
+    rows = await call.run(
+        registry.list_prompts, call.services.store, after=query.after, limit=query.limit
+    )
     principal, snapshot = _principal(call), call.services.snapshot
-    return {"data": [r for r in rows if principal.may_read_prompt(r["name"], snapshot)]}
+    readable = [r for r in rows if principal.may_read_prompt(r["name"], snapshot)]
+    return paged(readable, len(rows), query, rows[-1]["name"] if rows else None)
 
 
 @api.get("/api/prompts/stream", Access.READER)

@@ -15,7 +15,7 @@ from pilothouse import errors
 from pilothouse.registry import catalog, names
 from pilothouse.releases import deprecation, promotion
 from pilothouse.web.auth import Access
-from pilothouse.web.endpoint import Api, Body, Call, Query
+from pilothouse.web.endpoint import FIRST_PAGE, Api, Body, Call, Page, Query, paged
 from pilothouse.web.fields import Json, Name, Text
 from pilothouse.web.rendering import Result
 
@@ -69,8 +69,13 @@ def _warnings(prompt: str | None) -> dict[str, Any]:
 
 
 @api.get("/api/routes", Access.ROUTES)
-async def list_routes(call: Call) -> dict[str, Any]:
-    return {"data": await call.run(promotion.list_routes, call.services.store)}
+async def list_routes(call: Call, query: Page = FIRST_PAGE) -> dict[str, Any]:
+    """Routes by name with their releases, a page at a time (`limit`, `after`:
+    `next_after`)."""
+    routes = await call.run(
+        promotion.list_routes, call.services.store, after=query.after, limit=query.limit
+    )
+    return paged(routes, len(routes), query, routes[-1]["name"] if routes else None)
 
 
 @api.get("/api/routes/{route}", Access.ROUTES)
