@@ -230,9 +230,10 @@ class SnapshotHolder:
         self._lock = asyncio.Lock()  # one load at a time, each from the current snapshot
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Listen first: a commit during the first load is then applied (or found stale).
+        self._stop_listening = store.on_commit(self._committed)
         self.current = self._build()
         self._report(self.current.quarantined)
-        self._stop_listening = store.on_commit(self._committed)
 
     # -- loading (in worker threads) ---------------------------------------------------
 

@@ -256,5 +256,7 @@ async def test_lists_are_paginated(tmp_path: Path) -> None:
         assert [p["name"] for p in whole["data"]] == ["other"] and whole["next_after"] is None
         assert whole["data"][0]["latest_version"] == 2
         assert whole["data"][0]["labels"] == {"production": 1}
-        refused = await gw.client.get("/api/keys?limit=0", headers=gw.admin)
-        assert refused.status_code == 400 and "`limit`" in refused.json()["error"]["message"]
+        for query, words in [("limit=0", "`limit`"), ("after=a%00b", "`after`: not a cursor")]:
+            refused = await gw.client.get(f"/api/keys?{query}", headers=gw.admin)
+            assert refused.status_code == 400, refused.text
+            assert words in refused.json()["error"]["message"], refused.text

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -67,6 +67,13 @@ class Page(Query):
 
     limit: int = Field(default=PAGE_LIMIT, ge=1, le=PAGE_LIMIT)
     after: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("after")
+    @classmethod
+    def _cursor(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("not a cursor: send the previous page's `next_after` as it came")
+        return value
 
 
 FIRST_PAGE = Page()
