@@ -233,19 +233,21 @@ async def measure(
     return out
 
 
-def snapshot_memory(database: Path) -> int:
-    """Bytes a full snapshot of this database keeps (tracemalloc, after the load)."""
+def snapshot_memory(database: Path) -> dict[str, int]:
+    """Bytes each part of a full snapshot of this database keeps (tracemalloc)."""
     store = open_store(f"sqlite:///{database}")
+    sizes = {}
     with store.connect() as conn:
         full_snapshot(conn, PARTS, {})  # warm imports and caches
-        tracemalloc.start()
-        before = tracemalloc.get_traced_memory()[0]
-        snapshot = full_snapshot(conn, PARTS, {})
-        size = tracemalloc.get_traced_memory()[0] - before
-        tracemalloc.stop()
-    del snapshot
+        for part in PARTS:
+            tracemalloc.start()
+            before = tracemalloc.get_traced_memory()[0]
+            snapshot = full_snapshot(conn, (part,), {})
+            sizes[part.kind] = tracemalloc.get_traced_memory()[0] - before
+            tracemalloc.stop()
+            del snapshot
     store.close()
-    return size
+    return sizes
 
 
 def key_lookup_ns(count: int) -> float:
@@ -308,12 +310,12 @@ async def main() -> None:
             f"{pct(row['obeyed_b'], 0.5):.1f} / {pct(row['obeyed_b'], 0.99):.1f} ms |"
         )
     print("\n### Snapshot memory (a full load, tracemalloc)\n")
-    print("| prompts | routes | keys | snapshot | per 1,000 prompts |")
-    print("|---:|---:|---:|---:|---:|")
-    for (prompts, routes), size in memory.items():
+    print("| prompts | routes | keys | key part | route part | per 1,000 served prompts |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for (prompts, routes), sizes in memory.items():
         print(
-            f"| {prompts} | {routes} | {KEYS} | {size / 1e6:.2f} MB | "
-            f"{size / prompts * 1000 / 1e6:.2f} MB |"
+            f"| {prompts} | {routes} | {KEYS} | {sizes['key'] / 1e6:.2f} MB | "
+            f"{sizes['route'] / 1e6:.2f} MB | {sizes['route'] / routes * 1000 / 1e6:.2f} MB |"
         )
     lookups = {count: key_lookup_ns(count) for count in (5_000, 100_000)}
     print("\n### Key lookup (the snapshot's key part)\n")
@@ -329,7 +331,7 @@ async def main() -> None:
                 "bus": bus,
                 "keys": KEYS,
                 "rows": rows,
-                "memory": {f"{p}:{r}": v for (p, r), v in memory.items()},
+                "memory": {f"{p}:{r}": sizes for (p, r), sizes in memory.items()},
                 "key_lookup_ns": lookups,
             },
             indent=1,

@@ -18,6 +18,7 @@ from control_setup import OTHER, answer_everything, call_route, promote, push
 from inprocess import InProcess
 from pilothouse.policy import keys as key_policy
 from pilothouse.releases.promotion import Promoter
+from pilothouse.snapshot import SnapshotHolder
 from pilothouse.store import changes, open_store
 from pilothouse.store.changes import Change
 
@@ -260,3 +261,21 @@ async def test_lists_are_paginated(tmp_path: Path) -> None:
             refused = await gw.client.get(f"/api/keys?{query}", headers=gw.admin)
             assert refused.status_code == 400, refused.text
             assert words in refused.json()["error"]["message"], refused.text
+
+
+@pytest.mark.parametrize("bus", [True, False])
+async def test_a_missed_message_is_repaired_by_the_poll(tmp_path: Path, bus: bool) -> None:
+    """A change announced to nobody: with a bus, the poll gives its message one tick to
+    arrive, then loads in full; with no bus, the poll loads at once."""
+    store = open_store(f"sqlite:///{tmp_path / 'pilothouse.db'}")
+    store.upgrade()
+    holder = SnapshotHolder(store, {}, bus_carries_changes=bus)
+    outside = open_store(f"sqlite:///{tmp_path / 'pilothouse.db'}")
+    key, _ = key_policy.create_key(outside, name="late")
+    outside.close()
+    await holder._tick()
+    assert (key.id in {k.id for k in holder.current.keys_by_hash.values()}) is not bus
+    await holder._tick()
+    assert key.id in {k.id for k in holder.current.keys_by_hash.values()}
+    await holder.close()
+    store.close()
