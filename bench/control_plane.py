@@ -1,7 +1,7 @@
 """Control-plane benchmark: what a promotion costs as the catalogue grows.
 
 A catalogue of N prompts (two versions each) and R routes, with 5,000 API keys, on
-SQLite; two Pilothouse servers on that one database (A takes the writes, B is another
+SQLite (and PostgreSQL, CP_BACKENDS); two Pilothouse servers on that one database (A takes the writes, B is another
 instance), in this process, each behind `httpx.ASGITransport`, the change bus on Redis
 when PILOTHOUSE_REDIS_URL (default redis://127.0.0.1:6379) answers, else the poll; the
 simulator (`pilothouse simulate`, a subprocess) as the upstream. For each size, PROMOTES
@@ -19,7 +19,10 @@ incremental snapshots, the same-run baseline). Also printed: the snapshot's memo
     .venv/bin/python bench/control_plane.py      # about 3-4 minutes
 
 Knobs: CP_SIZES ("10:1,100:10,1000:200"), CP_KEYS (5000), CP_PROMOTES (40),
-PILOTHOUSE_REDIS_URL. Prints Markdown tables; raw JSON goes to bench/results/.
+CP_BACKENDS ("sqlite"; "sqlite,postgresql" adds the same curve on PostgreSQL, one
+database per copy, made and dropped on the server at CP_POSTGRES_URL, default
+postgresql://postgres@127.0.0.1:5432), PILOTHOUSE_REDIS_URL. Prints Markdown tables; raw
+JSON goes to bench/results/.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ SIZES = [
 KEYS = int(os.environ.get("CP_KEYS", "5000"))
 PROMOTES = int(os.environ.get("CP_PROMOTES", "40"))
 REDIS_URL = os.environ.get("PILOTHOUSE_REDIS_URL", "redis://127.0.0.1:6379")
+BACKENDS = os.environ.get("CP_BACKENDS", "sqlite").split(",")
+POSTGRES_URL = os.environ.get("CP_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 ADMIN = "pha-bench-control-plane"
 RESULTS = Path(__file__).parent / "results"
 
@@ -109,30 +114,84 @@ def grow(store: Store, prompts: tuple[int, int], routes: tuple[int, int], models
         promoter.promote(f"route-{n}", prompt=f"prompt-{n}@1", model="fast", params={}, reason=None)
 
 
-def build_databases(work: Path, sim_port: int) -> dict[tuple[int, int], Path]:
-    """One SQLite file per size, each grown from the previous (keys made once)."""
+class SQLite:
+    """Databases as SQLite files in `work`; a copy is a file copy."""
+
+    name = "SQLite"
+
+    def __init__(self, work: Path):
+        self.work = work
+
+    def url(self, label: str) -> str:
+        return f"sqlite:///{self.work / label}.db"
+
+    def copy(self, source: str, label: str) -> str:
+        engine = open_store(source)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.close()
+        shutil.copy(source.removeprefix("sqlite:///"), self.work / f"{label}.db")
+        return self.url(label)
+
+    def close(self) -> None:
+        pass
+
+
+class Postgres:
+    """Databases on the PostgreSQL server at CP_POSTGRES_URL, each its own database,
+    named after this process; a copy is CREATE DATABASE ... TEMPLATE. Dropped on close."""
+
+    name = "PostgreSQL"
+
+    def __init__(self, server_url: str):
+        import psycopg
+
+        self.server_url = server_url.rstrip("/")
+        self.prefix = f"pilothouse_cp_{os.getpid()}"
+        self.admin = psycopg.connect(f"{self.server_url}/postgres", autocommit=True)
+        self.made: list[str] = []
+
+    def _create(self, label: str, template: str | None = None) -> str:
+        name = f"{self.prefix}_{label}".replace("-", "_")
+        extra = f" TEMPLATE {template}" if template else ""
+        self.admin.execute(f"CREATE DATABASE {name}{extra}")
+        self.made.append(name)
+        return f"{self.server_url}/{name}"
+
+    def url(self, label: str) -> str:
+        return self._create(label)
+
+    def copy(self, source: str, label: str) -> str:
+        return self._create(label, template=source.rsplit("/", 1)[1])
+
+    def close(self) -> None:
+        for name in reversed(self.made):
+            self.admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        self.admin.close()
+
+
+def build_databases(backend: SQLite | Postgres, work: Path) -> dict[tuple[int, int], str]:
+    """One database per size, each grown from the previous (keys made once)."""
     base = work / "base"
-    base.mkdir()
-    (base / "config.yaml").write_text(config_text(sim_port))
+    base.mkdir(exist_ok=True)
+    (base / "config.yaml").write_text(config_text(0))
     models = load_config_file(base / "config.yaml").models
-    store = open_store(f"sqlite:///{base / 'pilothouse.db'}")
+    base_url = backend.url("base")
+    store = open_store(base_url)
     store.upgrade()
     admin_token.prepare(store, base, ADMIN)
     started = time.perf_counter()
     for n in range(KEYS):
         key_policy.create_key(store, name=f"key-{n}")
     print(f"# {KEYS} keys in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    made: dict[tuple[int, int], Path] = {}
+    made: dict[tuple[int, int], str] = {}
     have = (0, 0)
     for prompts, routes in SIZES:
         started = time.perf_counter()
         grow(store, (have[0], prompts), (have[1], routes), models)
         have = (prompts, routes)
-        path = work / f"db-{prompts}-{routes}.db"
-        with store.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        shutil.copy(base / "pilothouse.db", path)
-        made[(prompts, routes)] = path
+        store.engine.dispose()  # a PostgreSQL template must have no connections
+        made[(prompts, routes)] = backend.copy(base_url, f"db-{prompts}-{routes}")
         print(
             f"# catalogue {prompts} prompts / {routes} routes in "
             f"{time.perf_counter() - started:.1f} s",
@@ -149,14 +208,14 @@ def as_full_rebuild(holder: SnapshotHolder) -> None:
 
 @contextlib.asynccontextmanager
 async def instance(
-    work: Path, name: str, database: Path, sim_port: int, redis: str | None, mode: str
+    work: Path, name: str, database: str, sim_port: int, redis: str | None, mode: str
 ) -> AsyncIterator[tuple[Server, httpx.AsyncClient]]:
     data_dir = work / name
     data_dir.mkdir(exist_ok=True)
     (data_dir / "config.yaml").write_text(config_text(sim_port))
     settings = Settings(
         data_dir=data_dir,
-        database_url=f"sqlite:///{database}",
+        database_url=database,
         redis_url=redis,
         config_path=data_dir / "config.yaml",
         config=load_config_file(data_dir / "config.yaml"),
@@ -191,11 +250,16 @@ async def obeyed(
 
 
 async def measure(
-    work: Path, database: Path, routes: int, sim_port: int, redis: str | None, mode: str
+    backend: SQLite | Postgres,
+    work: Path,
+    database: str,
+    routes: int,
+    sim_port: int,
+    redis: str | None,
+    mode: str,
 ) -> dict[str, list[float]]:
-    copy = work / f"run-{mode}-{database.name}"
-    shutil.copy(database, copy)
-    store = open_store(f"sqlite:///{copy}")
+    copy = backend.copy(database, f"run-{mode}-{routes}")
+    store = open_store(copy)
     _, secret = key_policy.create_key(store, name="bench-caller")
     store.close()
     admin = {"Authorization": f"Bearer {ADMIN}"}
@@ -230,12 +294,20 @@ async def measure(
             out["obeyed_a"].append(on_a)
             out["obeyed_b"].append(on_b)
             await asyncio.sleep(0.05)
+        out["full_loads"] = [await full_loads(a) + await full_loads(b)]
     return out
 
 
-def snapshot_memory(database: Path) -> dict[str, int]:
+async def full_loads(client: httpx.AsyncClient) -> float:
+    """Full snapshot loads this instance made after its start (pilothouse_config_loads)."""
+    text = (await client.get("/metrics")).text
+    prefix = 'pilothouse_config_loads_total{mode="full"'
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def snapshot_memory(database: str) -> dict[str, int]:
     """Bytes each part of a full snapshot of this database keeps (tracemalloc)."""
-    store = open_store(f"sqlite:///{database}")
+    store = open_store(database)
     sizes = {}
     with store.connect() as conn:
         full_snapshot(conn, PARTS, {})  # warm imports and caches
@@ -278,36 +350,54 @@ async def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     redis = REDIS_URL if redis_answers(REDIS_URL) else None
+    rows: list[dict[str, Any]] = []
+    memory: dict[tuple[int, int], dict[str, int]] = {}
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", sim_port)):
                 break
             time.sleep(0.1)
-        databases = build_databases(work, sim_port)
-        rows: list[dict[str, Any]] = []
-        for (prompts, routes), database in databases.items():
-            for mode in ("incremental", "full"):
-                found = await measure(work, database, routes, sim_port, redis, mode)
-                rows.append({"prompts": prompts, "routes": routes, "mode": mode, **found})
-                print(f"# measured {prompts}/{routes} {mode}", file=sys.stderr)
-        memory = {size: snapshot_memory(path) for size, path in databases.items()}
+        for which in BACKENDS:
+            backend = SQLite(work) if which == "sqlite" else Postgres(POSTGRES_URL)
+            try:
+                databases = build_databases(backend, work)
+                for (prompts, routes), database in databases.items():
+                    for mode in ("incremental", "full"):
+                        found = await measure(
+                            backend, work, database, routes, sim_port, redis, mode
+                        )
+                        rows.append(
+                            {
+                                "backend": backend.name,
+                                "prompts": prompts,
+                                "routes": routes,
+                                "mode": mode,
+                                **found,
+                            }
+                        )
+                        print(f"# {backend.name} {prompts}/{routes} {mode}", file=sys.stderr)
+                if not memory:
+                    memory = {size: snapshot_memory(url) for size, url in databases.items()}
+            finally:
+                backend.close()
     finally:
         simulator.terminate()
         simulator.wait(10)
     bus = "Redis" if redis else "poll only"
-    print(f"\n### Promote and change obeyed (SQLite, two instances, bus: {bus}, {KEYS} keys)\n")
+    print(f"\n### Promote and change obeyed (two instances, bus: {bus}, {KEYS} keys)\n")
     print(
-        "| prompts | routes | mode | promote API p50 | obeyed on A p50 / p99 | "
-        "obeyed on B p50 / p99 |"
+        "| database | prompts | routes | mode | promote API p50 | obeyed on A p50 / p99 | "
+        "obeyed on B p50 / p99 | full loads |"
     )
-    print("|---:|---:|---|---:|---:|---:|")
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
     for row in rows:
         print(
-            f"| {row['prompts']} | {row['routes']} | {row['mode']} | "
+            f"| {row['backend']} | {row['prompts']} | {row['routes']} | {row['mode']} | "
             f"{statistics.median(row['api']) * 1000:.1f} ms | "
             f"{pct(row['obeyed_a'], 0.5):.1f} / {pct(row['obeyed_a'], 0.99):.1f} ms | "
-            f"{pct(row['obeyed_b'], 0.5):.1f} / {pct(row['obeyed_b'], 0.99):.1f} ms |"
+            f"{pct(row['obeyed_b'], 0.5):.1f} / {pct(row['obeyed_b'], 0.99):.1f} ms | "
+            f"{row['full_loads'][0]:.0f} |"
         )
     print("\n### Snapshot memory (a full load, tracemalloc)\n")
     print("| prompts | routes | keys | key part | route part | per 1,000 served prompts |")
