@@ -16,7 +16,7 @@ Two modes in the same run, on copies of the same database: `incremental` (this c
 incremental snapshots, the same-run baseline). Also printed: the snapshot's memory per
 1,000 prompts (tracemalloc, a full load) and a key lookup at 5,000 and 100,000 keys.
 
-    .venv/bin/python bench/control_plane.py      # about 3-4 minutes
+    .venv/bin/python bench/control_plane.py    # about 4 minutes (8 with CP_BACKENDS=sqlite,postgresql)
 
 Knobs: CP_SIZES ("10:1,100:10,1000:200"), CP_KEYS (5000), CP_PROMOTES (40),
 CP_BACKENDS ("sqlite"; "sqlite,postgresql" adds the same curve on PostgreSQL, one
