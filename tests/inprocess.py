@@ -202,8 +202,14 @@ class InProcess:
     @classmethod
     @asynccontextmanager
     async def start(
-        cls, data_dir: Path, config: str = CONFIG, *, clock: Clock | None = None
+        cls,
+        data_dir: Path,
+        config: str = CONFIG,
+        *,
+        clock: Clock | None = None,
+        scripted: bool = True,
     ) -> AsyncIterator[InProcess]:
+        """`scripted=False`: the config's providers are real HTTP servers (a simulator)."""
         config_path = data_dir / "config.yaml"
         config_path.write_text(config)
         settings = Settings(
@@ -218,7 +224,9 @@ class InProcess:
             return transports[name]
 
         admin_token.prepare(store, data_dir, ADMIN_TOKEN)
-        server = create_server(settings, store, transport_for=transport_for, clock=clock)
+        server = create_server(
+            settings, store, transport_for=transport_for if scripted else None, clock=clock
+        )
         _, secret = key_policy.create_key(store, name="inprocess")
         try:
             async with server.running():

@@ -7,6 +7,7 @@ the hot path; everything else goes to a small Starlette app that is handed the p
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from pilothouse.fleet.state import Fleet
 from pilothouse.gateway.app import GatewayApp
 from pilothouse.gateway.http_io import Receive, Scope, Send
 from pilothouse.monitor.engine import Monitor
+from pilothouse.monitor.scheduler import EvalScheduler, SubprocessRunner, scheduler_key
 from pilothouse.notify.webhooks import WebhookSender
 from pilothouse.quarantine import KINDS
 from pilothouse.registry.feed import PromptFeed
@@ -124,11 +126,18 @@ class Server:
         self.webhooks = WebhookSender(
             self.store, self.settings.config.notifications.webhooks, clock=self.clock
         )
+        host = self.settings.host if self.settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
+        runner = SubprocessRunner(
+            f"http://{host}:{self.settings.port}",
+            self._scheduler_secret,
+            self.settings.data_dir / "scheduled-evals",
+        )
         self.monitor = Monitor(
             self.store,
             self.settings.config.monitoring,
             clock=self.clock,
             publish=self.webhooks.publish,
+            scheduler=EvalScheduler(self.store, clock=self.clock, runner=runner),
             owners=self._owners,
             shared=self.store.dialect == "postgresql",
         )
@@ -147,6 +156,7 @@ class Server:
             fleet=self.fleet,
             monitor=self.monitor,
             webhooks=self.webhooks,
+            clock=self.clock,
         )
         self.holder.start(
             gateway_settings.config_poll_interval_seconds,
@@ -169,6 +179,13 @@ class Server:
             await self.holder.close()
             await self.writer.close()
             log.info("pilothouse stopped; request log flushed")
+
+    async def _scheduler_secret(self) -> str:
+        """The key scheduled suites run with; a new one is loaded before it is used."""
+        secret, made = await asyncio.to_thread(scheduler_key, self.store, self.settings.data_dir)
+        if made:
+            await self.announce()
+        return secret
 
     def _owners(self) -> dict[str, str | None]:
         """Who is told about a subject: each route's owner, each provider's (config)."""

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pilothouse import errors
 from pilothouse.bus import ChangeBus
+from pilothouse.clock import Clock
 from pilothouse.config import ConfigFile
 from pilothouse.fleet.state import Fleet
 from pilothouse.monitor.engine import Monitor
@@ -41,6 +42,7 @@ class Services:
     fleet: Fleet
     monitor: Monitor
     webhooks: WebhookSender
+    clock: Clock  # the time monitors, schedules and alerts read
 
     @property
     def snapshot(self) -> Snapshot:

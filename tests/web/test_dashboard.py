@@ -9,6 +9,7 @@ $PILOTHOUSE_SCREENSHOT_DIR when it is set (that is how docs/images/dashboard is 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,14 +41,22 @@ PAGES = {
     "eval-run": "/evals/run-dashboard-1",
     "keys": "/keys",
     "models": "/models",
+    "monitoring": "/monitoring?since=1h",
+    "alerts": "/alerts?state=all",
+    "fleet": "/fleet",
 }
 
 
 @pytest.fixture(scope="module")
 def dashboard(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     data_dir = tmp_path_factory.mktemp("dashboard")
-    gw = start_gateway(gateway_config(simulator), f"sqlite:///{data_dir / 'p.db'}", data_dir)
+    config = gateway_config(simulator) + "monitoring: {evaluate_interval_seconds: 0.5}\n"
+    gw = start_gateway(config, f"sqlite:///{data_dir / 'p.db'}", data_dir)
     admin = gw.admin
+    # Every f-500 call fails: an availability SLO on it pages once there is traffic.
+    slo = {"name": "f500-up", "model": "f-500", "sli": "availability", "objective": 0.99,
+           "min_events": 2, "owner": "platform"}  # fmt: skip
+    assert admin.post("/api/slos", json=slo).status_code == 201
     for text in (
         "Triage this ticket: {{ticket}}",
         "Triage this ticket kindly.\nTicket: {{ticket}}",
@@ -102,6 +111,10 @@ def dashboard(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) ->
     }
     assert admin.post("/api/evals/runs", json=run).status_code == 201
     gw.log_rows(8)
+    deadline = time.monotonic() + 30
+    while not admin.get("/api/alerts").json()["data"]:
+        assert time.monotonic() < deadline, "the SLO alert did not fire"
+        time.sleep(0.2)
     yield gw
     gw.stop()
 
@@ -226,3 +239,33 @@ def test_a_form_post_without_its_csrf_token_is_refused(dashboard: Gateway, chrom
     )
     assert forged.status == 403
     assert dashboard.admin.get("/api/routes").json()["data"][0]["active"]["id"] == active
+
+
+def test_an_alert_acknowledged_on_its_page_keeps_the_reason_in_its_history(
+    dashboard: Gateway, chromium: Any
+) -> None:
+    [alert] = dashboard.admin.get("/api/alerts").json()["data"]
+    assert (alert["kind"], alert["subject"], alert["severity"]) == (
+        "slo_burn",
+        "slo:f500-up",
+        "page",
+    )
+    page = _signed_in(chromium, dashboard)
+    page.goto(dashboard.url + "/alerts")
+    with page.expect_navigation():
+        page.click(f"a[href='/alerts/{alert['id']}']")
+    page.select_option("#disposition", "regression")
+    page.fill("#reason", "f-500 is down; paging its provider")
+    with page.expect_navigation():
+        page.click("button[value=acknowledge]")
+    assert "acknowledged (regression)" in page.get_by_role("status").inner_text()
+    history = dashboard.admin.get(f"/api/alerts/{alert['id']}").json()
+    assert history["state"] == "acknowledged"
+    last = history["events"][-1]
+    assert (last["kind"], last["actor"], last["disposition"], last["reason"]) == (
+        "acknowledged",
+        "dashboard",
+        "regression",
+        "f-500 is down; paging its provider",
+    )
+    assert "f-500 is down; paging its provider" in page.locator("table").last.inner_text()

@@ -27,7 +27,7 @@ COMMANDS = {
     ),
     "doctor": (
         "pilothouse.cli.models:doctor",
-        "Routes pinned to models that are retired, retiring soon, deprecated or not GA.",
+        "Retiring models routes still use, and routes, providers and suites with no owner.",
     ),
     "eval": (
         "pilothouse.cli.evals:eval_",

@@ -27,6 +27,7 @@ from pilothouse.cli.eval_api import (
 )
 from pilothouse.cli.eval_compare import compare, compare_table, requalify
 from pilothouse.cli.eval_run import Options
+from pilothouse.cli.eval_schedule import run_now, schedule, schedules, unschedule
 from pilothouse.cli.output import print_json, print_table
 
 __all__ = [
@@ -307,3 +308,7 @@ def show(run_id: str) -> None:
 
 
 eval_.add_command(compare)
+eval_.add_command(schedule)
+eval_.add_command(schedules)
+eval_.add_command(unschedule)
+eval_.add_command(run_now)

@@ -43,19 +43,29 @@ def ls(as_json: bool) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 def doctor(within_days: int, as_json: bool) -> None:
-    """Routes pinned to models that are retired, retiring soon, deprecated or not GA.
+    """Retiring models routes still use, and routes, providers and suites with no owner.
+
+    Routes pinned to models that are retired, retiring soon, deprecated or not GA; and every
+    route, provider and scheduled suite with no owner for its alerts.
 
     Exits 1 when a route serves a retired model, so it can gate a pipeline.
     """
     result = ApiClient().get("/api/doctor", within_days=within_days)
     if as_json:
         print_json(result)
-    elif not result["warnings"]:
-        click.echo(
-            f"no route pins a model retiring within {within_days} days, deprecated or in preview"
-        )
     else:
-        print_table(result["warnings"], ["route", "side", "owner", "problem", "message"])
+        if not result["warnings"]:
+            click.echo(
+                f"no route pins a model retiring within {within_days} days, deprecated or "
+                "in preview"
+            )
+        else:
+            print_table(result["warnings"], ["route", "side", "owner", "problem", "message"])
+        if result["unowned"]:
+            click.echo("\nNo owner (alerts about these reach no one; set `owner`):")
+            print_table(result["unowned"], ["kind", "name"])
+        else:
+            click.echo("every route, provider and scheduled suite has an owner")
     if any(w["problem"] == "retired" for w in result["warnings"]):
         raise SystemExit(1)
 

@@ -36,7 +36,7 @@ def list_slos(as_json: bool) -> None:
                 "objective": s["describes"],
                 "events": int(s["events"]),
                 "sli": "-" if s["sli_value"] is None else f"{s['sli_value']:.3%}",
-                "budget_left": "-" if s["budget_left"] is None else f"{s['budget_left']:.0%}",
+                "budget_left": _budget(s["budget_left"]),
                 "burn_1h/5m": _pair(burn, "1h", "5m"),
                 "burn_6h/30m": _pair(burn, "6h", "30m"),
                 "burn_1d/2h": _pair(burn, "1d", "2h"),
@@ -46,6 +46,12 @@ def list_slos(as_json: bool) -> None:
             }
         )
     print_table(rows, list(rows[0]) if rows else ["name"])
+
+
+def _budget(left: float | None) -> str:
+    if left is None:
+        return "-"
+    return "exhausted" if left <= 0 else f"{left:.0%}"
 
 
 def _pair(burn: dict[str, Any], long: str, short: str) -> str:

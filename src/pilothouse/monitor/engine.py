@@ -24,6 +24,7 @@ from pilothouse.clock import Clock
 from pilothouse.config import MonitoringSpec
 from pilothouse.monitor import alerts, drift, slo
 from pilothouse.monitor.alerts import Condition
+from pilothouse.monitor.scheduler import EvalScheduler
 from pilothouse.store import Store
 from pilothouse.store import alerts as alert_rows
 from pilothouse.store import request_log as log_rows
@@ -50,6 +51,7 @@ class Monitor:
         publish: Publish | None = None,
         owners: Callable[[], Mapping[str, str | None]] = dict,
         shared: bool = False,
+        scheduler: EvalScheduler | None = None,
     ):
         self.store = store
         self.spec = spec
@@ -57,6 +59,7 @@ class Monitor:
         self.publish = publish
         self.owners = owners  # "route:x" / "provider:y" → owner
         self.shared = shared
+        self.scheduler = scheduler
         self.holder = "instance-" + secrets.token_hex(6)
         self.config_slos = [slo.from_spec(s) for s in spec.slos]
         self._task: asyncio.Task[None] | None = None
@@ -71,6 +74,8 @@ class Monitor:
         self._task = asyncio.create_task(self._run(), name="monitor")
 
     async def close(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -90,6 +95,8 @@ class Monitor:
         if self.shared and not await asyncio.to_thread(self._lease, now):
             return []
         raised = await asyncio.to_thread(self.evaluate, _utc(now))
+        if self.scheduler is not None:
+            raised += self._queue(await self.scheduler.tick())
         await self.notify(now)
         if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY_SECONDS:
             self._pruned_at = now
@@ -201,6 +208,10 @@ class Monitor:
             if new:
                 raised.append(alert)
         raised += self._drift(now, owners)
+        return self._queue(raised)
+
+    def _queue(self, raised: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Hold new alerts for the next notification, grouped by owner."""
         for alert in raised:
             self._pending.setdefault(alert["owner"], []).append(alert)
             if self._pending_since is None:

@@ -3,12 +3,13 @@ delivered TTFT p50/p95, output-signal rates and spend."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pilothouse.store import Store
 from pilothouse.store import rollups as rollup_rows
-from pilothouse.telemetry.rollups import total, ttft_quantile
+from pilothouse.telemetry.rollups import TTFT_BUCKETS, ttft_quantile
 
 FAILURES = (
     "upstream_error",
@@ -16,6 +17,20 @@ FAILURES = (
     "upstream_malformed",
     "gateway_error",
     "shutdown_cut",
+)
+
+
+CHART_COLUMNS = (
+    "requests",
+    *FAILURES,
+    *TTFT_BUCKETS,
+    "answers",
+    "refusal",
+    "hedging",
+    "json_checked",
+    "json_valid",
+    "completion_tokens",
+    "cost_usd",
 )
 
 
@@ -33,25 +48,16 @@ def series(
 ) -> list[dict[str, Any]]:
     """[{subject, points: [{at, requests, failed, ttft_p50_ms, ttft_p95_ms, refusal_rate,
     hedging_rate, json_invalid_rate, mean_output_tokens, cost_usd}]}]"""
+    step = int(step_for(until - since).total_seconds())
     with store.connect() as conn:
-        rows = rollup_rows.series(conn, since, until, by, **subject)
-    step = step_for(until - since).total_seconds()
-    buckets: dict[str, dict[float, list[dict[str, Any]]]] = {}
+        rows = rollup_rows.series(conn, since, until, by, step, CHART_COLUMNS, **subject)
+    subjects: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
-        at = row["minute"].timestamp() // step * step
-        buckets.setdefault(row[by] or "", {}).setdefault(at, []).append(row)
-    out = []
-    for name, points in sorted(buckets.items()):
-        out.append(
-            {
-                "subject": name,
-                "points": [_point(at, total(group)) for at, group in sorted(points.items())],
-            }
-        )
-    return out
+        subjects.setdefault(row[by] or "", []).append(_point(row["at"], row))
+    return [{"subject": name, "points": points} for name, points in sorted(subjects.items())]
 
 
-def _point(at: float, t: dict[str, float]) -> dict[str, Any]:
+def _point(at: float, t: Mapping[str, float]) -> dict[str, Any]:
     answers = t["answers"]
     return {
         "at": datetime.fromtimestamp(at, UTC).isoformat(),

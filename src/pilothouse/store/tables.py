@@ -356,24 +356,33 @@ ROLLUP_COUNTS = (
 )
 ROLLUP_SUMS = ("ttft_sum_ms", "latency_sum_ms", "cost_usd", "prompt_tokens", "completion_tokens")
 
-request_rollups = Table(
-    "request_rollups",
-    metadata,
-    Column("minute", UTCDateTime(), primary_key=True),
-    Column("route", String(200), primary_key=True, default=""),
-    Column("release_arm", String(10), primary_key=True, default=""),
-    Column("model_alias", String(200), primary_key=True, default=""),
-    Column("provider", String(100), primary_key=True, default=""),
-    Column("team", String(200), primary_key=True, default=""),
-    *(Column(name, Integer, nullable=False, default=0) for name in ROLLUP_COUNTS),
-    Column("ttft_sum_ms", Float, nullable=False, default=0.0),
-    Column("latency_sum_ms", Float, nullable=False, default=0.0),
-    Column("cost_usd", Float, nullable=False, default=0.0),
-    Column("prompt_tokens", BigInteger, nullable=False, default=0),
-    Column("completion_tokens", BigInteger, nullable=False, default=0),
-    Index("ix_request_rollups_route", "route", "minute"),
-    Index("ix_request_rollups_provider", "provider", "minute"),
-)
+
+def _rollup_table(name: str) -> Table:
+    """Counters per time slot (`minute`: the slot's start) and subject."""
+    return Table(
+        name,
+        metadata,
+        Column("minute", UTCDateTime(), primary_key=True),
+        Column("route", String(200), primary_key=True, default=""),
+        Column("release_arm", String(10), primary_key=True, default=""),
+        Column("model_alias", String(200), primary_key=True, default=""),
+        Column("provider", String(100), primary_key=True, default=""),
+        Column("team", String(200), primary_key=True, default=""),
+        *(Column(column, Integer, nullable=False, default=0) for column in ROLLUP_COUNTS),
+        Column("ttft_sum_ms", Float, nullable=False, default=0.0),
+        Column("latency_sum_ms", Float, nullable=False, default=0.0),
+        Column("cost_usd", Float, nullable=False, default=0.0),
+        Column("prompt_tokens", BigInteger, nullable=False, default=0),
+        Column("completion_tokens", BigInteger, nullable=False, default=0),
+        Index(f"ix_{name}_route", "route", "minute"),
+        Index(f"ix_{name}_provider", "provider", "minute"),
+    )
+
+
+# Per minute (SLO windows, drift, short charts), and the same per ten minutes (what a
+# day's or a month's chart reads: a tenth of the rows). Both are added to together.
+request_rollups = _rollup_table("request_rollups")
+request_rollups_10m = _rollup_table("request_rollups_10m")
 
 # Service-level objectives declared through the API (the config file's are not stored).
 slos = Table(
@@ -441,6 +450,26 @@ leases = Table(
     Column("name", String(100), primary_key=True),
     Column("holder", String(100), nullable=False),
     Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# Eval suites the server runs on a schedule (monitor/scheduler.py): one row per suite.
+eval_schedules = Table(
+    "eval_schedules",
+    metadata,
+    Column("suite", String(100), primary_key=True),
+    Column("owner", String(200)),
+    Column("every_seconds", Integer, nullable=False),
+    Column("suite_text", Text, nullable=False),  # the suite file, its dataset stored
+    Column("next_run_at", UTCDateTime(), nullable=False),
+    Column("running_until", UTCDateTime()),  # claimed by a run until then
+    Column("last_started_at", UTCDateTime()),
+    Column("last_finished_at", UTCDateTime()),
+    Column("last_status", String(20)),  # passed | failed | invalid | infra | crashed
+    Column("last_run_id", String(80)),
+    Column("last_passing_run_id", String(80)),
+    Column("last_message", Text),
+    Column("created_by", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 # Webhook deliveries (notify/webhooks.py): one per event and subscribed webhook.

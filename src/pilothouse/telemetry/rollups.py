@@ -121,25 +121,17 @@ def ttft_good(totals: Mapping[str, float], threshold_ms: int) -> float:
 
 def length_quantile(totals: Mapping[str, float], q: float) -> float | None:
     """The q-quantile of output length in tokens, interpolated inside its bucket."""
-    counts = [totals[name] for name in LENGTH_BUCKETS]
-    n = sum(counts)
-    if n == 0:
-        return None
-    target = q * n
-    seen = 0.0
-    low = 0.0
-    for index, count in enumerate(counts):
-        high = float(LENGTH_EDGES_TOKENS[index]) if index < len(LENGTH_EDGES_TOKENS) else low * 2
-        if count and seen + count >= target:
-            return low + (high - low) * (target - seen) / count
-        seen += count
-        low = high
-    return low
+    return _quantile([totals[name] for name in LENGTH_BUCKETS], LENGTH_EDGES_TOKENS, q)
 
 
 def ttft_quantile(totals: Mapping[str, float], q: float) -> float | None:
     """The q-quantile of delivered TTFT in ms, interpolated inside its bucket."""
-    counts = [totals[name] for name in TTFT_BUCKETS]
+    return _quantile([totals[name] for name in TTFT_BUCKETS], TTFT_EDGES_MS, q)
+
+
+def _quantile(counts: list[float], edges: tuple[int, ...], q: float) -> float | None:
+    """The q-quantile of a histogram whose buckets end at `edges` (then one overflow
+    bucket, taken as up to twice the last edge), interpolated inside its bucket."""
     n = sum(counts)
     if n == 0:
         return None
@@ -147,18 +139,9 @@ def ttft_quantile(totals: Mapping[str, float], q: float) -> float | None:
     seen = 0.0
     low = 0.0
     for index, count in enumerate(counts):
-        high = float(TTFT_EDGES_MS[index]) if index < len(TTFT_EDGES_MS) else low * 2
+        high = float(edges[index]) if index < len(edges) else low * 2
         if count and seen + count >= target:
             return low + (high - low) * (target - seen) / count
         seen += count
         low = high
     return low
-
-
-def total(buckets: Iterable[Mapping[str, Any]]) -> dict[str, float]:
-    """Sum rollup rows (any subjects, any minutes) into one set of counters."""
-    out = dict.fromkeys((*ROLLUP_COUNTS, *ROLLUP_SUMS), 0.0)
-    for bucket in buckets:
-        for name in out:
-            out[name] += bucket.get(name) or 0
-    return out

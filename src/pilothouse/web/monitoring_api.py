@@ -8,11 +8,11 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from pilothouse import errors
-from pilothouse.monitor import alerts, objectives, series
+from pilothouse.monitor import alerts, objectives, scheduler, series
 from pilothouse.monitor import slo as slos
 from pilothouse.web.auth import Access
 from pilothouse.web.endpoint import Api, Body, Call, Query, parse_since
-from pilothouse.web.fields import Name, Text
+from pilothouse.web.fields import FileText, Name, Text
 from pilothouse.web.rendering import Result
 
 api = Api()
@@ -58,14 +58,14 @@ class SeriesQuery(Query):
         return value
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def _now(call: Call) -> datetime:
+    return datetime.fromtimestamp(call.services.clock.now(), UTC)
 
 
 @api.get("/api/slos", Access.ADMIN)
 async def list_slos(call: Call) -> dict[str, Any]:
     """Every SLO with its budget left over its period and its burn rate per window."""
-    statuses = await call.run(call.services.monitor.statuses, _now())
+    statuses = await call.run(call.services.monitor.statuses, _now(call))
     return {"data": [s.public() for s in statuses]}
 
 
@@ -101,7 +101,7 @@ async def list_alerts(call: Call, query: AlertsQuery) -> dict[str, Any]:
     data = await call.run(
         alerts.listing, call.services.store, states=states, owner=query.owner, limit=query.limit
     )
-    chronic = await call.run(alerts.chronic, call.services.store, _now())
+    chronic = await call.run(alerts.chronic, call.services.store, _now(call))
     return {"data": data, "chronic": chronic}
 
 
@@ -121,7 +121,7 @@ def _closer(state: str) -> Any:
             disposition=body.disposition,
             reason=body.reason,
             actor=call.actor,
-            now=_now(),
+            now=_now(call),
         )
 
     close.__name__ = "acknowledge_alert" if state == "acknowledged" else "resolve_alert"
@@ -141,7 +141,7 @@ async def monitoring_series(call: Call, query: SeriesQuery) -> dict[str, Any]:
     delivered TTFT p50/p95, output-signal rates and spend; and the SLO thresholds."""
     since = parse_since(query.since)
     assert since is not None
-    now = _now()
+    now = _now(call)
     data = await call.run(
         series.series,
         call.services.store,
@@ -180,3 +180,43 @@ async def list_deliveries(call: Call, query: DeliveriesQuery) -> dict[str, Any]:
         limit=query.limit,
     )
     return {"data": data}
+
+
+class NewSchedule(Body):
+    suite: FileText  # the suite file's text
+    every_seconds: int = Field(ge=60, le=31 * 86400)
+    owner: Name | None = None
+
+
+@api.get("/api/evals/schedules", Access.ADMIN)
+async def list_schedules(call: Call) -> dict[str, Any]:
+    """Scheduled suites: owner, schedule, next run, the last run's status, and whether the
+    suite is stale (no finished run within twice its schedule)."""
+    return {"data": await call.run(scheduler.list_schedules, call.services.store, _now(call))}
+
+
+@api.post("/api/evals/schedules", Access.ADMIN)
+async def put_schedule(call: Call, body: NewSchedule) -> Result:
+    """Schedule a suite (or change its schedule); it runs at the monitor's next evaluation."""
+    made = await call.run(
+        scheduler.put_schedule,
+        call.services.store,
+        body.suite,
+        every_seconds=body.every_seconds,
+        owner=body.owner,
+        actor=call.actor,
+        now=_now(call),
+    )
+    return Result(made, status=201)
+
+
+@api.delete("/api/evals/schedules/{suite}", Access.ADMIN)
+async def delete_schedule(call: Call) -> dict[str, Any]:
+    await call.run(scheduler.remove_schedule, call.services.store, call.path["suite"])
+    return {"deleted": True}
+
+
+@api.post("/api/evals/schedules/{suite}/run", Access.ADMIN)
+async def run_schedule(call: Call) -> dict[str, Any]:
+    """Run a scheduled suite now (at the monitor's next evaluation)."""
+    return await call.run(scheduler.run_now, call.services.store, call.path["suite"], _now(call))

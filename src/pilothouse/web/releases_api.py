@@ -6,12 +6,13 @@ locking: a route changed meanwhile answers 409 with its current state."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import Field
 
 from pilothouse import errors
+from pilothouse.monitor import scheduler
 from pilothouse.registry import catalog, names
 from pilothouse.releases import deprecation, promotion
 from pilothouse.web.auth import Access
@@ -174,4 +175,12 @@ async def doctor(call: Call, query: DoctorQuery) -> dict[str, Any]:
     warnings = deprecation.route_warnings(
         routes, call.services.config.models, today=date.today(), within_days=within
     )
-    return {"within_days": within, "warnings": warnings}
+    schedules = await call.run(scheduler.list_schedules, call.services.store, datetime.now(UTC))
+    unowned = [{"kind": "route", "name": r["name"]} for r in routes if not r.get("owner")]
+    unowned += [
+        {"kind": "provider", "name": name}
+        for name, spec in sorted(call.services.config.providers.items())
+        if not spec.owner
+    ]
+    unowned += [{"kind": "suite", "name": s["suite"]} for s in schedules if not s["owner"]]
+    return {"within_days": within, "warnings": warnings, "unowned": unowned}

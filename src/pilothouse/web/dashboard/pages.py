@@ -23,7 +23,15 @@ from starlette.routing import Route
 
 from pilothouse import errors
 from pilothouse.services import Services
-from pilothouse.web import evals_api, keys_api, prompts_api, releases_api, requests_api
+from pilothouse.web import (
+    evals_api,
+    fleet_api,
+    keys_api,
+    monitoring_api,
+    prompts_api,
+    releases_api,
+    requests_api,
+)
 from pilothouse.web.dashboard import charts, session
 from pilothouse.web.endpoint import Call, parse
 from pilothouse.web.rendering import Result
@@ -37,6 +45,7 @@ TEMPLATES = Environment(
 )
 TEMPLATES.globals["quote"] = lambda value: quote(str(value), safe="")
 TEMPLATES.globals["sparkline"] = charts.sparkline
+TEMPLATES.globals["line_chart"] = charts.line_chart
 TEMPLATES.filters["when"] = lambda value: _when(value)
 SECURITY_HEADERS = {
     "content-security-policy": (
@@ -52,7 +61,10 @@ NAV = [
     ("/requests", "Requests"),
     ("/prompts", "Prompts"),
     ("/routes", "Routes"),
+    ("/monitoring", "Monitoring"),
+    ("/alerts", "Alerts"),
     ("/evals", "Evals"),
+    ("/fleet", "Fleet"),
     ("/keys", "Keys"),
     ("/models", "Models"),
 ]
@@ -290,6 +302,57 @@ async def models(call: Call) -> dict[str, Any]:
     return {"models": catalog, "warnings": doctor["warnings"]}
 
 
+@page("/monitoring", "monitoring.html")
+async def monitoring(call: Call) -> dict[str, Any]:
+    query = _query(call, monitoring_api.SeriesQuery)
+    chart = await monitoring_api.monitoring_series(call, query)
+    slos = (await monitoring_api.list_slos(call))["data"]
+    schedules = (await monitoring_api.list_schedules(call))["data"]
+    steps = sorted({p["at"] for subject in chart["data"] for p in subject["points"]})
+    by_step = {
+        subject["subject"] or "(none)": {p["at"]: p for p in subject["points"]}
+        for subject in chart["data"]
+    }
+
+    def lines(field: str, scale: float = 1.0) -> dict[str, list[float | None]]:
+        return {
+            name: [
+                None if at not in points or points[at][field] is None else points[at][field] * scale
+                for at in steps
+            ]
+            for name, points in by_step.items()
+        }
+
+    thresholds = [s["threshold_ms"] for s in chart["slos"] if s.get("threshold_ms")]
+    return {
+        "query": query,
+        "labels": [_when(at)[5:16] for at in steps],
+        "ttft": lines("ttft_p95_ms"),
+        "refusal": lines("refusal_rate", 100),
+        "hedging": lines("hedging_rate", 100),
+        "threshold": min(thresholds) if thresholds else None,
+        "slos": slos,
+        "schedules": schedules,
+    }
+
+
+@page("/alerts", "alerts.html")
+async def alerts_page(call: Call) -> dict[str, Any]:
+    query = _query(call, monitoring_api.AlertsQuery)
+    listed = await monitoring_api.list_alerts(call, query)
+    return {"query": query, "alerts": listed["data"], "chronic": listed["chronic"]}
+
+
+@page("/alerts/{alert_id}", "alert.html")
+async def alert_page(call: Call) -> dict[str, Any]:
+    return {"alert": await monitoring_api.get_alert(call)}
+
+
+@page("/fleet", "fleet.html")
+async def fleet(call: Call) -> dict[str, Any]:
+    return {"fleet": await fleet_api.fleet_status(call)}
+
+
 # ---------------------------------------------------------------------------- actions
 
 
@@ -332,6 +395,24 @@ async def disable_key(call: Call, form: dict[str, str]) -> str:
 async def enable_key(call: Call, form: dict[str, str]) -> str:
     await keys_api.enable_key(call, parse(keys_api.Reason, _reason_only(form)))
     return _with_notice("/keys", f"enabled {call.path['key']}")
+
+
+@action("/alerts/{alert_id}/close")
+async def close_alert(call: Call, form: dict[str, str]) -> str:
+    state = form.get("state")
+    if state not in ("acknowledge", "resolve"):
+        raise errors.InvalidRequest("choose acknowledge or resolve", param="state")
+    body = parse(
+        monitoring_api.Close,
+        {"disposition": form.get("disposition") or "", **_reason_only(form)},
+    )
+    closer = (
+        monitoring_api.acknowledge_alert if state == "acknowledge" else monitoring_api.resolve_alert
+    )
+    done = await closer(call, body)
+    return _with_notice(
+        f"/alerts/{quote(call.path['alert_id'])}", f"{done['state']} ({body.disposition})"
+    )
 
 
 def _reason_only(form: dict[str, str]) -> dict[str, Any]:

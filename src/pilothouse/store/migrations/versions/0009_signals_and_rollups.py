@@ -1,5 +1,5 @@
 """monitoring: output signals per request-log row, per-minute rollups, SLOs, alerts, leases,
-webhook deliveries
+webhook deliveries, scheduled eval suites
 
 Revision ID: 0009
 Revises: 0008
@@ -93,32 +93,34 @@ def upgrade() -> None:
         table.add_column(sa.Column("output_chars", sa.Integer(), nullable=True))
         for name in SIGNALS:
             table.add_column(sa.Column(name, sa.Boolean(), nullable=True))
-    op.create_table(
-        "request_rollups",
-        sa.Column("minute", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("route", sa.String(200), nullable=False, server_default=""),
-        sa.Column("release_arm", sa.String(10), nullable=False, server_default=""),
-        sa.Column("model_alias", sa.String(200), nullable=False, server_default=""),
-        sa.Column("provider", sa.String(100), nullable=False, server_default=""),
-        sa.Column("team", sa.String(200), nullable=False, server_default=""),
-        *(sa.Column(n, sa.Integer(), nullable=False, server_default="0") for n in COUNTS),
-        sa.Column("ttft_sum_ms", sa.Float(), nullable=False, server_default="0"),
-        sa.Column("latency_sum_ms", sa.Float(), nullable=False, server_default="0"),
-        sa.Column("cost_usd", sa.Float(), nullable=False, server_default="0"),
-        sa.Column("prompt_tokens", sa.BigInteger(), nullable=False, server_default="0"),
-        sa.Column("completion_tokens", sa.BigInteger(), nullable=False, server_default="0"),
-        sa.PrimaryKeyConstraint(
-            "minute",
-            "route",
-            "release_arm",
-            "model_alias",
-            "provider",
-            "team",
-            name="pk_request_rollups",
-        ),
-    )
-    op.create_index("ix_request_rollups_route", "request_rollups", ["route", "minute"])
-    op.create_index("ix_request_rollups_provider", "request_rollups", ["provider", "minute"])
+    # Per minute, and the same per ten minutes (what a day's chart reads).
+    for rollup in ("request_rollups", "request_rollups_10m"):
+        op.create_table(
+            rollup,
+            sa.Column("minute", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("route", sa.String(200), nullable=False, server_default=""),
+            sa.Column("release_arm", sa.String(10), nullable=False, server_default=""),
+            sa.Column("model_alias", sa.String(200), nullable=False, server_default=""),
+            sa.Column("provider", sa.String(100), nullable=False, server_default=""),
+            sa.Column("team", sa.String(200), nullable=False, server_default=""),
+            *(sa.Column(n, sa.Integer(), nullable=False, server_default="0") for n in COUNTS),
+            sa.Column("ttft_sum_ms", sa.Float(), nullable=False, server_default="0"),
+            sa.Column("latency_sum_ms", sa.Float(), nullable=False, server_default="0"),
+            sa.Column("cost_usd", sa.Float(), nullable=False, server_default="0"),
+            sa.Column("prompt_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+            sa.Column("completion_tokens", sa.BigInteger(), nullable=False, server_default="0"),
+            sa.PrimaryKeyConstraint(
+                "minute",
+                "route",
+                "release_arm",
+                "model_alias",
+                "provider",
+                "team",
+                name=f"pk_{rollup}",
+            ),
+        )
+        op.create_index(f"ix_{rollup}_route", rollup, ["route", "minute"])
+        op.create_index(f"ix_{rollup}_provider", rollup, ["provider", "minute"])
 
     op.create_table(
         "slos",
@@ -178,6 +180,23 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
+        "eval_schedules",
+        sa.Column("suite", sa.String(100), primary_key=True),
+        sa.Column("owner", sa.String(200), nullable=True),
+        sa.Column("every_seconds", sa.Integer(), nullable=False),
+        sa.Column("suite_text", sa.Text(), nullable=False),
+        sa.Column("next_run_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("running_until", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_status", sa.String(20), nullable=True),
+        sa.Column("last_run_id", sa.String(80), nullable=True),
+        sa.Column("last_passing_run_id", sa.String(80), nullable=True),
+        sa.Column("last_message", sa.Text(), nullable=True),
+        sa.Column("created_by", sa.String(200), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    op.create_table(
         "webhook_deliveries",
         sa.Column("id", sa.String(40), primary_key=True),
         sa.Column("webhook", sa.String(100), nullable=False),
@@ -196,9 +215,17 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for name in ("webhook_deliveries", "leases", "alert_events", "alerts", "slos"):
+    for name in (
+        "webhook_deliveries",
+        "eval_schedules",
+        "leases",
+        "alert_events",
+        "alerts",
+        "slos",
+    ):
         op.drop_table(name)
     op.drop_table("request_rollups")
+    op.drop_table("request_rollups_10m")
     with op.batch_alter_table("request_log") as table:
         for name in ("output_chars", *SIGNALS):
             table.drop_column(name)
