@@ -179,10 +179,10 @@ def test_keys_and_logs_commands(cli_gateway: Gateway) -> None:
     table = pilothouse("logs", "--model", "fast", "--since", "10m", env=env).stdout
     assert table.splitlines()[0].startswith("STARTED_AT") and "fast" in table
 
-    assert (
-        "disabled"
-        in pilothouse("keys", "disable", "checkout", "--reason", "rotated", env=env).stdout
-    )
+    disabled = pilothouse("keys", "disable", "checkout", "--reason", "rotated", env=env)
+    assert "disabled" in disabled.stdout
+    # The write waited until the instance served its change, and said so.
+    assert f"applied on {cli_gateway.url}" in disabled.stderr, disabled.stderr
     deadline = time.monotonic() + 1
     while time.monotonic() < deadline:
         try:

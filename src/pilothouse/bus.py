@@ -3,8 +3,10 @@
 Three layers, fastest first: Redis pub/sub (when PILOTHOUSE_REDIS_URL is set) and
 PostgreSQL LISTEN/NOTIFY (when the store is PostgreSQL) wake every process at once; a
 cheap poll of the store's version, a few times a second, is the backstop that works
-everywhere, including SQLite and a bus that is down. A wake-up only says "look": the
-version in the store is the truth, so a lost or duplicated message is harmless.
+everywhere, including SQLite and a bus that is down. A message is a `changes.Change`: the
+new version and the items it touched, so a receiver reloads only those. The version in
+the store stays the truth: a duplicated message is ignored, and a lost one shows as a
+version gap, which the receiver repairs with a full load.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pilothouse.store import notify
+from pilothouse.store.changes import Change
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -23,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pilothouse.bus")
 
 REDIS_CHANNEL = "pilothouse:changes"
-Wake = Callable[[], Awaitable[object]]
+Wake = Callable[[Change | None], Awaitable[object]]  # None: a message that is not a change
 
 
 class ChangeBus:
@@ -48,14 +51,14 @@ class ChangeBus:
         if self._postgres_url:
             self._tasks.append(asyncio.create_task(self._postgres_loop(wake), name="bus-postgres"))
 
-    async def publish(self, version: int) -> None:
+    async def publish(self, change: Change) -> None:
         """Announce a change made by this process (PostgreSQL announced it at commit)."""
         if not self._redis_url:
             return
         try:
-            await self._redis_client().publish(REDIS_CHANNEL, str(version))
+            await self._redis_client().publish(REDIS_CHANNEL, change.payload())
         except Exception as exc:  # the poll still carries the change
-            log.warning("could not publish change %d on Redis: %s", version, exc)
+            log.warning("could not publish change %d on Redis: %s", change.version, exc)
 
     async def ping(self) -> bool | None:
         """Whether Redis answers (None when no Redis is configured)."""
@@ -81,7 +84,7 @@ class ChangeBus:
             try:
                 async for message in pubsub.listen():
                     if message.get("type") == "message":
-                        await wake()
+                        await wake(Change.parse(message.get("data")))
             finally:
                 await pubsub.aclose()
 
@@ -90,8 +93,8 @@ class ChangeBus:
     async def _postgres_loop(self, wake: Wake) -> None:
         async def subscribe() -> None:
             assert self._postgres_url is not None
-            async for _version in notify.listen(self._postgres_url):
-                await wake()
+            async for payload in notify.listen(self._postgres_url):
+                await wake(Change.parse(payload))
 
         await self._forever("postgres", subscribe)
 

@@ -154,13 +154,15 @@ class FleetSpec(_Strict):
 
 class GatewaySpec(_Strict):
     """Data-path settings: body limit and how long a body may take to arrive, SSE keep-alive
-    while waiting for a first token, and how often the store's configuration version is
-    polled (the change bus's backstop)."""
+    while waiting for a first token, how often the store's configuration version is polled
+    (the change bus's backstop) and how often the snapshot is checked against a full load."""
 
     max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, gt=0)
     body_read_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     keepalive_interval_seconds: float = Field(default=5.0, gt=0)
     config_poll_interval_seconds: float = Field(default=0.25, gt=0, le=60)
+    # A full load compared with the served snapshot (0: never); drift is logged and counted.
+    config_check_interval_seconds: float = Field(default=300.0, ge=0, le=86400)
 
 
 class RequestLogSpec(_Strict):

@@ -68,17 +68,18 @@ class Server:
         self.prompt_feed: PromptFeed | None = None
         self.web = create_web(self._lifespan)
 
-    async def announce(self) -> None:
-        """A write happened here: load it now and tell the other processes. Never raises:
-        the write is committed, and its answer is its own (a failed reload is logged, and
-        the poll and the bus retry it)."""
+    async def announce(self) -> int:
+        """A write committed here: tell the other processes and apply it to this one's
+        snapshot (only the items it touched); return the configuration version that
+        includes it. Never raises: the write is committed, and its answer is its own (a
+        failed load is logged, and the poll repairs it)."""
         if self.holder is None:
-            return
+            return 0
         try:
-            await self.refresh()
+            return await self.holder.apply_local()
         except Exception as exc:
-            log.error("a write was committed but reloading the configuration failed: %s", exc)
-        await self.bus.publish(self.holder.current.version)
+            log.error("a write was committed but loading it into the snapshot failed: %s", exc)
+            return self.holder.committed_here
 
     async def refresh(self) -> None:
         assert self.holder is not None
@@ -95,7 +96,16 @@ class Server:
             redis_url=self.settings.redis_url,
             installation=self.settings.effective_database_url,
         )
-        self.holder = SnapshotHolder(self.store, self.fleet.aliases)
+        metrics = self.metrics
+        self.holder = SnapshotHolder(
+            self.store,
+            self.fleet.aliases,
+            publish=self.bus.publish,
+            bus_carries_changes=bool(self.bus.transports),
+            count_load=lambda mode, reason: metrics.config_loads.labels(mode, reason).inc(),
+            count_drift=lambda kind, n: metrics.config_drift.labels(kind).inc(n),
+            gap_grace_seconds=gateway_settings.config_poll_interval_seconds,
+        )
         holder = self.holder
         self.metrics.config_version.set_function(lambda: holder.current.version)
         for kind in KINDS:
@@ -148,8 +158,11 @@ class Server:
             webhooks=self.webhooks,
             clock=self.clock,
         )
-        self.holder.start(gateway_settings.config_poll_interval_seconds)
-        self.bus.start(self.refresh)
+        self.holder.start(
+            gateway_settings.config_poll_interval_seconds,
+            gateway_settings.config_check_interval_seconds,
+        )
+        self.bus.start(self.holder.receive)
         self.fleet.start()
         self.monitor.start()
         self.webhooks.start()

@@ -36,8 +36,9 @@ class Services:
     prompt_feed: PromptFeed
     request_log: RequestLogWriter
     bus: ChangeBus
-    # A write happened in this process: load it now and tell the other processes.
-    announce: Callable[[], Awaitable[None]]
+    # A write committed in this process: tell the other processes and apply it here;
+    # returns the configuration version that includes it.
+    announce: Callable[[], Awaitable[int]]
     fleet: Fleet
     monitor: Monitor
     webhooks: WebhookSender

@@ -1,16 +1,31 @@
-"""The immutable in-memory configuration a request is served from, and its swapping.
+"""The immutable in-memory configuration a request is served from, and how it changes.
 
 No request reads the database: keys, model aliases, routes and the admin token's hash come
-from a `Snapshot`. Each part is loaded by the domain that owns it
+from a `Snapshot`. Each kind of item is one `Part`, loaded by the domain that owns it
 (`policy.keys.load_keys`, `releases.serving.load_routes`, `policy.admin_token`); this
-module only knows when to load. A watcher polls the store's configuration version a few
-times a second (the backstop that works on every deployment) and, when it moved, builds a
-new snapshot and swaps one reference. Requests that already hold the old snapshot finish
-on it.
+module only knows when to load and what. Adding a kind of snapshot item is one entry in
+`PARTS`: a loader that reads all of its items, or only those a change names.
 
-Building a snapshot never fails because of one item: what cannot be loaded is quarantined
-(the loaders keep it, answering its callers with an error naming the problem), logged
-once and counted; only a store that cannot be read at all keeps the last snapshot.
+How a snapshot changes:
+
+- **Incremental** (every change): a committed `changes.Change` names what it touched
+  (`("route", name)`, `("key", id)`, ...). The holder re-reads only those items and builds
+  the next snapshot by structural sharing (each part is an `immutables.Map`: a replaced
+  entry copies a few tree nodes, not the part). Changes apply in version order; the
+  snapshot's `version` means every change up to it is applied.
+- **Full**: at start-up; when a change's items are unknown; when a version was missed
+  (a gap the bus does not fill within one poll, or no bus at all); and periodically as a
+  consistency check that compares the served snapshot with a fresh full load, counts and
+  logs any item that differed, and serves the fresh one (`check`).
+
+Changes arrive from this process's own commits (`Store.on_commit`; `apply_local` applies
+them before an admin write answers: read-your-writes on the instance that took the
+write), from the change bus (other processes), and from a poll of the store's version
+(the backstop). Requests that already hold the old snapshot finish on it.
+
+Loading never fails because of one item: what cannot be loaded is quarantined (the
+loaders keep it, answering its callers with an error naming the problem), logged once and
+counted; only a store that cannot be read at all keeps the last snapshot.
 """
 
 from __future__ import annotations
@@ -20,32 +35,151 @@ import contextlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol
+from typing import Any, Protocol, cast
+
+from immutables import Map
+from sqlalchemy import Connection
 
 from pilothouse.fleet.deployments import ModelAlias, close_providers
+from pilothouse.policy.admin_token import SETTING as ADMIN_TOKEN_SETTING
 from pilothouse.policy.admin_token import load_admin_hash
 from pilothouse.policy.keys import ApiKey, load_keys
-from pilothouse.quarantine import Quarantined
+from pilothouse.quarantine import Loaded, Quarantined
 from pilothouse.releases.serving import RouteTarget, load_routes
 from pilothouse.store import Store, changes
+from pilothouse.store.changes import Change, Item
 
 log = logging.getLogger("pilothouse.snapshot")
+
+Loader = Callable[[Connection, Collection[str] | None, Mapping[str, Any] | None], Loaded[Any]]
+Problems = Map[str, tuple[Quarantined, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One kind of snapshot item. `load(conn, None, None)` reads every item;
+    `load(conn, ids, current)` only the items a change named (`current` is the part as
+    served, for a loader that must find what to remove)."""
+
+    kind: str  # the kind changes name its items by: ("route", name)
+    load: Loader
+
+
+PARTS: tuple[Part, ...] = (
+    Part("key", lambda conn, ids, current: load_keys(conn, ids, current)),
+    Part("route", lambda conn, ids, _current: load_routes(conn, ids)),
+    Part("setting", lambda conn, ids, _current: load_admin_hash(conn, ids)),
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     version: int
-    keys_by_hash: Mapping[str, ApiKey]
     models: Mapping[str, ModelAlias]
-    routes: Mapping[str, RouteTarget] = field(default_factory=dict)
-    admin_token_sha256: str | None = None
-    quarantined: tuple[Quarantined, ...] = ()
+    parts: Mapping[str, Map[str, Any]]  # kind -> the request path's lookup key -> item
+    problems: Mapping[str, Problems]  # kind -> changed item's id -> what is quarantined
+
+    @property
+    def keys_by_hash(self) -> Mapping[str, ApiKey]:
+        return cast(Mapping[str, ApiKey], self.parts.get("key", _EMPTY))
+
+    @property
+    def routes(self) -> Mapping[str, RouteTarget]:
+        return cast(Mapping[str, RouteTarget], self.parts.get("route", _EMPTY))
+
+    @property
+    def admin_token_sha256(self) -> str | None:
+        value = self.parts.get("setting", _EMPTY).get(ADMIN_TOKEN_SETTING)
+        return value if isinstance(value, str) else None
+
+    @property
+    def quarantined(self) -> tuple[Quarantined, ...]:
+        return tuple(
+            item for part in self.problems.values() for found in part.values() for item in found
+        )
 
     def quarantined_count(self, kind: str) -> int:
         return Counter(q.kind for q in self.quarantined)[kind]
+
+
+_EMPTY: Map[str, Any] = Map()
+
+
+def full_snapshot(
+    conn: Connection, parts: Iterable[Part], models: Mapping[str, ModelAlias]
+) -> Snapshot:
+    """Every item of every part, at the store's current version."""
+    version = changes.current(conn)
+    entries: dict[str, Map[str, Any]] = {}
+    problems: dict[str, Problems] = {}
+    for part in parts:
+        loaded = part.load(conn, None, None)
+        entries[part.kind] = Map({k: v for k, v in loaded.entries.items() if v is not None})
+        problems[part.kind] = Map(loaded.problems)
+    return Snapshot(version, models, MappingProxyType(entries), MappingProxyType(problems))
+
+
+def updated(
+    snapshot: Snapshot,
+    conn: Connection,
+    parts: Iterable[Part],
+    version: int,
+    items: Collection[Item],
+) -> Snapshot:
+    """`snapshot` with the named items re-read, at `version`; everything else shared.
+    Items of a kind no part holds (e.g. prompts: routes serve frozen releases) only move
+    the version."""
+    by_kind: dict[str, set[str]] = {}
+    for kind, item_id in items:
+        by_kind.setdefault(kind, set()).add(item_id)
+    entries = dict(snapshot.parts)
+    problems = dict(snapshot.problems)
+    for part in parts:
+        ids = by_kind.get(part.kind)
+        if not ids:
+            continue
+        current = entries.get(part.kind, _EMPTY)
+        loaded = part.load(conn, ids, current)
+        with current.mutate() as changing:
+            for key, value in loaded.entries.items():
+                if value is None:
+                    changing.pop(key, None)
+                else:
+                    changing[key] = value
+            entries[part.kind] = changing.finish()
+        with problems.get(part.kind, Map()).mutate() as changing_problems:
+            for owner in ids:
+                changing_problems.pop(owner, None)
+            for owner, found in loaded.problems.items():
+                changing_problems[owner] = found
+            problems[part.kind] = changing_problems.finish()
+    return Snapshot(version, snapshot.models, MappingProxyType(entries), MappingProxyType(problems))
+
+
+_MISSING = object()
+
+
+def drift(served: Snapshot, fresh: Snapshot) -> dict[str, list[str]]:
+    """By kind, the ids whose entry or quarantine differs between the two snapshots."""
+    found: dict[str, list[str]] = {}
+    for kind in sorted(set(served.parts) | set(fresh.parts)):
+        ids: set[str] = set()
+        for side in ("parts", "problems"):
+            mine = getattr(served, side).get(kind, _EMPTY)
+            theirs = getattr(fresh, side).get(kind, _EMPTY)
+            if mine == theirs:
+                continue
+            ids.update(
+                str(key)
+                for key in set(mine) | set(theirs)
+                if mine.get(key, _MISSING) != theirs.get(key, _MISSING)
+            )
+        if ids:
+            found[kind] = sorted(ids)
+    return found
 
 
 class ConfigChanges(Protocol):
@@ -54,40 +188,278 @@ class ConfigChanges(Protocol):
     async def wait_for_change(self, timeout_seconds: float) -> bool: ...
 
 
-class SnapshotHolder:
-    """Holds the current snapshot; `refresh` swaps in a new one when the store moved."""
+def _ignore(*_args: object) -> None:
+    return None
 
-    def __init__(self, store: Store, models: Mapping[str, ModelAlias]):
+
+class SnapshotHolder:
+    """Holds the current snapshot and moves it forward, change by change.
+
+    `publish` announces this process's committed changes to the others (the change bus);
+    `bus_carries_changes` says whether other processes' changes arrive as messages (then
+    a version the poll sees ahead is given one poll interval to arrive before a full
+    reload); `count_load(mode, reason)` and `count_drift(kind, n)` feed the metrics.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        models: Mapping[str, ModelAlias],
+        *,
+        parts: tuple[Part, ...] = PARTS,
+        publish: Callable[[Change], Awaitable[None]] | None = None,
+        bus_carries_changes: bool = False,
+        count_load: Callable[[str, str], None] = _ignore,
+        count_drift: Callable[[str, int], None] = _ignore,
+        gap_grace_seconds: float = 0.5,
+    ):
         self._store = store
         self._models = MappingProxyType(dict(models))
+        self._parts = parts
+        self._publish = publish
+        self._bus = bus_carries_changes
+        self._count_load = count_load
+        self._count_drift = count_drift
+        self._gap_grace = gap_grace_seconds
         self._reported: set[Quarantined] = set()
-        self._report_lock = threading.Lock()  # builds run in worker threads
-        self.current = self._build()
-        self._watch_task: asyncio.Task[None] | None = None
+        self._local: list[Change] = []  # committed here, not yet applied (any thread)
+        self._local_high = 0
+        self._local_lock = threading.Lock()
+        self._pending: dict[int, Change] = {}  # arrived ahead of a missing version
+        self._lagging: int | None = None  # a store version the last poll saw ahead
+        self._lock = asyncio.Lock()  # one load at a time, each from the current snapshot
         self._changed = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        # Listen first: a commit during the first load is then applied (or found stale).
+        self._stop_listening = store.on_commit(self._committed)
+        self.current = self._build()
+        self._report(self.current.quarantined)
+
+    # -- loading (in worker threads) ---------------------------------------------------
 
     def _build(self) -> Snapshot:
         with self._store.connect() as conn:
-            version = changes.current(conn)
-            keys, key_problems = load_keys(conn)
-            routes, route_problems = load_routes(conn)
-            admin_hash, admin_problems = load_admin_hash(conn)
-        quarantined = (*key_problems, *route_problems, *admin_problems)
-        self._report(quarantined)
-        return Snapshot(
-            version=version,
-            keys_by_hash=MappingProxyType(keys),
-            models=self._models,
-            routes=MappingProxyType(routes),
-            admin_token_sha256=admin_hash,
-            quarantined=quarantined,
+            return full_snapshot(conn, self._parts, self._models)
+
+    def _build_settled(self) -> Snapshot | None:
+        """A full load during which the version did not move (None when it did)."""
+        with self._store.connect() as conn:
+            before = changes.current(conn)
+            snapshot = full_snapshot(conn, self._parts, self._models)
+            return snapshot if changes.current(conn) == before == snapshot.version else None
+
+    def _update(self, base: Snapshot, version: int, items: frozenset[Item]) -> Snapshot:
+        with self._store.connect() as conn:
+            return updated(base, conn, self._parts, version, items)
+
+    def _version(self) -> int:
+        with self._store.connect() as conn:
+            return changes.current(conn)
+
+    # -- arriving changes --------------------------------------------------------------
+
+    def _committed(self, made: list[Change]) -> None:
+        """A transaction of this process committed (called in the writing thread)."""
+        with self._local_lock:
+            self._local.extend(made)
+            self._local_high = max(self._local_high, *(c.version for c in made))
+
+    @property
+    def committed_here(self) -> int:
+        """The newest version this process committed."""
+        return self._local_high
+
+    async def apply_local(self) -> int:
+        """Publish and apply the changes this process committed; return the version now
+        served, which includes them all (read-your-writes). A change another process
+        made in between is waited for briefly, then loaded in full."""
+        with self._local_lock:
+            made, self._local = self._local, []
+            target = self._local_high
+        for change in made:
+            if self._publish is not None:
+                await self._publish(change)
+        if made:
+            await self._accept(made)
+        if self.current.version < target and not await self.wait_for_version(
+            target, self._gap_grace
+        ):
+            await self._full("gap")
+        return self.current.version
+
+    async def receive(self, change: Change | None) -> None:
+        """A change another process announced (None: a message that said only "look")."""
+        if change is None:
+            await self.refresh()
+        elif change.version > self.current.version:
+            await self._accept([change])
+
+    async def refresh(self, *, force: bool = False) -> bool:
+        """Catch up with the store now: apply this process's changes, then load in full
+        if the store is still ahead (or `force`). True when a full load was swapped in."""
+        await self.apply_local()
+        version = await asyncio.to_thread(self._version)
+        if force or version > self.current.version:
+            return await self._full("refresh", force=force)
+        return False
+
+    async def _accept(self, arrived: list[Change]) -> None:
+        async with self._lock:
+            for change in arrived:
+                if change.version > self.current.version:
+                    self._pending[change.version] = change
+            await self._drain_pending()
+
+    async def _drain_pending(self) -> None:
+        """Apply the pending changes that follow the current version (lock held)."""
+        while True:
+            version = self.current.version
+            for stale in [v for v in self._pending if v <= version]:
+                del self._pending[stale]
+            run: list[Change] = []
+            while version + 1 in self._pending:
+                version += 1
+                run.append(self._pending.pop(version))
+            if not run:
+                return
+            items: set[Item] = set()
+            for change in run:
+                if change.items is None:
+                    await self._full_locked("unknown change")
+                    break
+                items |= change.items
+            else:
+                base = self.current
+                snapshot = await asyncio.to_thread(self._update, base, version, frozenset(items))
+                self._swap(snapshot)
+                self._count_load("incremental", "change")
+
+    async def _full(self, reason: str, *, force: bool = False) -> bool:
+        async with self._lock:
+            return await self._full_locked(reason, force=force)
+
+    async def _full_locked(self, reason: str, *, force: bool = False) -> bool:
+        snapshot = await asyncio.to_thread(self._build)
+        self._count_load("full", reason)
+        if snapshot.version < self.current.version and not force:
+            return False
+        self._swap(snapshot)
+        log.info("configuration version %d loaded in full (%s)", snapshot.version, reason)
+        await self._drain_pending()
+        return True
+
+    def _swap(self, snapshot: Snapshot) -> None:
+        self.current = snapshot
+        self._report(snapshot.quarantined)
+        # Wake everyone waiting on the old event; later waiters get a fresh one.
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # -- the consistency check ---------------------------------------------------------
+
+    async def check(self) -> dict[str, list[str]]:
+        """Compare the served snapshot with a fresh full load at the same version; serve
+        the fresh one if they differ, and return (log, count) what differed by kind.
+        Nothing is compared while changes are arriving (the versions must match)."""
+        fresh = await asyncio.to_thread(self._build_settled)
+        self._count_load("full", "check")
+        if fresh is None:
+            return {}
+        async with self._lock:
+            if fresh.version != self.current.version:
+                return {}
+            found = drift(self.current, fresh)
+            if not found:
+                return {}
+            for kind, ids in found.items():
+                shown = ", ".join(ids[:10]) + (
+                    f" and {len(ids) - 10} more" if len(ids) > 10 else ""
+                )
+                log.error(
+                    "consistency check: %d %s item(s) differed from the store at version %d "
+                    "and were reloaded: %s",
+                    len(ids),
+                    kind,
+                    fresh.version,
+                    shown,
+                    extra={"kind": kind, "items": ids[:100]},
+                )
+                self._count_drift(kind, len(ids))
+            self._swap(fresh)
+            return found
+
+    # -- waiting -----------------------------------------------------------------------
+
+    async def wait_for_change(self, timeout_seconds: float) -> bool:
+        """Wait until a new snapshot is swapped in (True) or the timeout passes (False)."""
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout_seconds)
+            return True
+        except TimeoutError:
+            return False
+
+    async def wait_for_version(self, version: int, timeout_seconds: float) -> bool:
+        """Wait until the served snapshot is at `version` or later (False: timed out)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_seconds
+        while self.current.version < version:
+            remaining = deadline - loop.time()
+            if remaining <= 0 or not await self.wait_for_change(remaining):
+                return self.current.version >= version
+        return True
+
+    # -- background work ---------------------------------------------------------------
+
+    def start(self, poll_interval_seconds: float = 0.25, check_interval_seconds: float = 0) -> None:
+        """Poll the store's version every `poll_interval_seconds`; run the consistency
+        check every `check_interval_seconds` (0: never)."""
+        self._tasks.append(
+            asyncio.create_task(
+                self._every(poll_interval_seconds, self._tick, "refresh"), name="snapshot"
+            )
         )
+        if check_interval_seconds > 0:
+            self._tasks.append(
+                asyncio.create_task(
+                    self._every(check_interval_seconds, self.check, "check"),
+                    name="snapshot-check",
+                )
+            )
+
+    async def _tick(self) -> None:
+        """The poll: apply local changes; a store version still ahead after one more tick
+        (or at once, with no bus to bring the change) is a missed change: load in full."""
+        await self.apply_local()
+        version = await asyncio.to_thread(self._version)
+        if version <= self.current.version:
+            self._lagging = None
+            return
+        if not self._bus or (self._lagging is not None and self.current.version < self._lagging):
+            self._lagging = None
+            await self._full("missed change" if self._bus else "poll")
+        else:
+            self._lagging = version
+
+    async def _every(
+        self, interval: float, work: Callable[[], Awaitable[object]], what: str
+    ) -> None:
+        failing = False
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await work()
+                if failing:
+                    log.info("configuration store reachable again")
+                failing = False
+            except Exception as exc:  # keep serving the last snapshot while the store is away
+                if not failing:
+                    log.error("cannot %s the configuration (serving the last one): %s", what, exc)
+                failing = True
 
     def _report(self, quarantined: tuple[Quarantined, ...]) -> None:
         """Log each quarantined item once (and once more when it is cleared)."""
         now = set(quarantined)
-        with self._report_lock:
-            new, cleared, self._reported = now - self._reported, self._reported - now, now
+        new, cleared, self._reported = now - self._reported, self._reported - now, now
         for item in sorted(new, key=lambda q: (q.kind, q.id)):
             log.error(
                 "quarantined %s (everything else is served): %s",
@@ -98,53 +470,11 @@ class SnapshotHolder:
         for item in sorted(cleared, key=lambda q: (q.kind, q.id)):
             log.info("%s %s is no longer quarantined", item.kind, item.id)
 
-    def _version(self) -> int:
-        with self._store.connect() as conn:
-            return changes.current(conn)
-
-    async def refresh(self, *, force: bool = False) -> bool:
-        """Rebuild if the store's version moved (or `force`); True when swapped."""
-        version = await asyncio.to_thread(self._version)
-        if not force and version == self.current.version:
-            return False
-        snapshot = await asyncio.to_thread(self._build)
-        if snapshot.version >= self.current.version or force:
-            self.current = snapshot
-            log.info("configuration version %d loaded", snapshot.version)
-            # Wake everyone waiting on the old event; later waiters get a fresh one.
-            changed, self._changed = self._changed, asyncio.Event()
-            changed.set()
-            return True
-        return False
-
-    async def wait_for_change(self, timeout_seconds: float) -> bool:
-        """Wait until a new snapshot is swapped in (True) or the timeout passes (False)."""
-        try:
-            await asyncio.wait_for(self._changed.wait(), timeout_seconds)
-            return True
-        except TimeoutError:
-            return False
-
-    def start(self, poll_interval_seconds: float = 0.25) -> None:
-        self._watch_task = asyncio.create_task(self._watch(poll_interval_seconds), name="snapshot")
-
-    async def _watch(self, interval: float) -> None:
-        failing = False
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.refresh()
-                if failing:
-                    log.info("configuration store reachable again")
-                failing = False
-            except Exception as exc:  # keep serving the last snapshot while the store is away
-                if not failing:
-                    log.error("cannot refresh configuration (serving the last one): %s", exc)
-                failing = True
-
     async def close(self) -> None:
-        if self._watch_task is not None:
-            self._watch_task.cancel()
+        self._stop_listening()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._watch_task
+                await task
         await close_providers(self._models)

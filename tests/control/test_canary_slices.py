@@ -32,9 +32,10 @@ def store(database_url: str) -> Iterator[Store]:
 
 def in_canary(store: Store) -> set[str]:
     with store.connect() as conn:
-        routes, problems = load_routes(conn)
-    assert problems == []
-    route = routes["qa"]
+        loaded = load_routes(conn)
+    assert loaded.problems == {}
+    route = loaded.entries["qa"]
+    assert route is not None
     return {u for u in USERS if route.choose(u) == "canary"}
 
 

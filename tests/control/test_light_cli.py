@@ -28,6 +28,7 @@ SERVER_ONLY = (
     "aiohttp",
     "redis",
     "prometheus_client",
+    "immutables",
     "scipy",
 )
 # Run pilothouse with the server's packages unimportable, as a light install has them.

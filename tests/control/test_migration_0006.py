@@ -112,8 +112,10 @@ def test_existing_releases_are_frozen_and_an_unfreezable_one_is_quarantined(
         (failed,) = [e for e in freezes if e["after"] is None]
         assert "rel_wedged could not be frozen" in failed["reason"]
         assert "tone@production" in failed["reason"]
-        routes, problems = load_routes(conn)
+        loaded = load_routes(conn)
     store.close()
+    routes = {name: route for name, route in loaded.entries.items() if route is not None}
+    problems = [item for found in loaded.problems.values() for item in found]
     assert routes["support"].active is not None and routes["search"].active is not None
     rendered = routes["support"].active.prompt.render({"q": "x"})
     assert rendered.messages[0]["content"] == "Be brief. x"

@@ -18,6 +18,8 @@ from typing import Any
 import click
 
 TIMEOUT_SECONDS = 30.0
+CONFIG_VERSION_HEADER = "X-Pilothouse-Config-Version"
+APPLIED_WAIT_SECONDS = 10  # how long a write waits to see its change served
 
 
 class ApiClient:
@@ -25,6 +27,7 @@ class ApiClient:
         self.url = (url or os.environ.get("PILOTHOUSE_URL") or "http://127.0.0.1:8080").rstrip("/")
         self.token = token or os.environ.get("PILOTHOUSE_ADMIN_TOKEN")
         self.headers: dict[str, str] = {}
+        self.applied_version: int | None = None  # the last write's, once served
 
     def request(
         self,
@@ -34,7 +37,9 @@ class ApiClient:
         params: dict[str, Any] | None = None,
         json: Any = None,
     ) -> Any:
-        """Call the API; raise a ClickException that says what went wrong and what to do."""
+        """Call the API; raise a ClickException that says what went wrong and what to do.
+        A write that changed the configuration (its answer carries the configuration
+        version) returns once the instance serves that version, and says so on stderr."""
         if not self.token:
             raise click.ClickException(
                 "PILOTHOUSE_ADMIN_TOKEN is not set: export the admin token that "
@@ -55,7 +60,8 @@ class ApiClient:
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
-                return _loads(response.read())
+                result = _loads(response.read())
+                version = response.headers.get(CONFIG_VERSION_HEADER)
         except urllib.error.HTTPError as exc:
             raise click.ClickException(_refusal(exc)) from None
         except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
@@ -66,9 +72,40 @@ class ApiClient:
                     "(set PILOTHOUSE_URL to point elsewhere)"
                 ) from None
             raise click.ClickException(f"request to {self.url}{path} failed: {reason}") from None
+        if version and version.isdigit():
+            self._wait_applied(int(version))
+        return result
+
+    def _wait_applied(self, version: int) -> None:
+        """Wait until the instance serves `version` (GET /api/config/version) and say so."""
+        try:
+            state = self.get("/api/config/version", min=version, wait=APPLIED_WAIT_SECONDS)
+        except click.ClickException as exc:  # an older server, or it went away: the write stands
+            click.echo(f"configuration version {version} written (not confirmed: {exc})", err=True)
+            return
+        if isinstance(state, dict) and state.get("reached"):
+            self.applied_version = version
+            click.echo(f"configuration version {version} applied on {self.url}", err=True)
+        else:
+            click.echo(
+                f"configuration version {version} written but not yet served by {self.url} "
+                f"after {APPLIED_WAIT_SECONDS} s; it applies when that instance catches up",
+                err=True,
+            )
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def get_all(self, path: str, **params: Any) -> list[Any]:
+        """Every item of a paginated list (`data`), following `next_after` page by page."""
+        items: list[Any] = []
+        after = None
+        while True:
+            page = self.get(path, **params, after=after)
+            items.extend(page["data"])
+            after = page.get("next_after")
+            if not after:
+                return items
 
     def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return self.request("POST", path, json=body or {})

@@ -81,7 +81,7 @@ def _listed(value: str | None) -> list[str] | None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 def list_(as_json: bool) -> None:
     """List keys (never their secrets)."""
-    data = ApiClient().get("/api/keys")["data"]
+    data = ApiClient().get_all("/api/keys")
     if as_json:
         print_json(data)
         return

@@ -65,7 +65,7 @@ def prompts() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 def ls(as_json: bool) -> None:
     """List prompts with their labels."""
-    data = _client().get("/api/prompts")["data"]
+    data = _client().get_all("/api/prompts")
     if as_json:
         print_json(data)
         return
@@ -166,7 +166,7 @@ def pull(directory: Path, label: str) -> None:
     client = _client()
     directory.mkdir(parents=True, exist_ok=True)
     failed = 0
-    for row in client.get("/api/prompts")["data"]:
+    for row in client.get_all("/api/prompts"):
         name = row.get("name")
         if not names.is_name(name):
             click.echo(f"{name!r}: not a valid prompt name ({names.NAME_RULE}), skipped", err=True)

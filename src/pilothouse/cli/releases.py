@@ -78,7 +78,7 @@ def releases() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
 def ls(as_json: bool) -> None:
     """Routes with their active and canary releases."""
-    data = _client().get("/api/routes")["data"]
+    data = _client().get_all("/api/routes")
     if as_json:
         print_json(data)
         return

@@ -17,13 +17,14 @@ import hmac
 import logging
 import re
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import Connection
 
 from pilothouse.policy.credentials import bearer_secret, secret_hash
-from pilothouse.quarantine import Quarantined
+from pilothouse.quarantine import Loaded, Quarantined
 from pilothouse.store import Store, audit, changes
 from pilothouse.store import settings as setting_rows
 
@@ -53,16 +54,23 @@ def derived_key(token_sha256: str, purpose: str) -> bytes:
     return hmac.new(bytes.fromhex(token_sha256), purpose.encode(), "sha256").digest()
 
 
-def load_admin_hash(conn: Connection) -> tuple[str | None, list[Quarantined]]:
-    """The stored hash for the configuration snapshot (None: no usable admin token)."""
+def load_admin_hash(conn: Connection, names: Collection[str] | None = None) -> Loaded[str]:
+    """The snapshot's settings part: the stored admin token hash under SETTING (None: no
+    usable admin token). `names` is what a change touched; only SETTING is loaded."""
+    loaded: Loaded[str] = Loaded()
+    if names is not None and SETTING not in names:
+        return loaded
     value = setting_rows.get(conn, SETTING)
     if value is None or _HASH.match(value.strip()):
-        return (value.strip() if value else None), []
+        loaded.entries[SETTING] = value.strip() if value else None
+        return loaded
     problem = (
         "the stored admin token hash is not a SHA-256 hex digest: no admin token is accepted; "
         "run `pilothouse admin reset-token` where the database is reachable"
     )
-    return None, [Quarantined("setting", SETTING, problem)]
+    loaded.entries[SETTING] = None
+    loaded.quarantine(SETTING, Quarantined("setting", SETTING, problem))
+    return loaded
 
 
 @dataclass
@@ -121,7 +129,7 @@ def _seed(
             digest, startup.source = secret_hash(startup.new_token), "generated"
         if setting_rows.insert_if_absent(conn, SETTING, digest, "serve"):
             _audit(conn, "admin.token_seed", f"first admin token, from {startup.source}")
-            changes.bump(conn)
+            changes.bump(conn, ("setting", SETTING))
             return digest
         startup.new_token, startup.source = None, "store"  # lost a race to another instance
         return setting_rows.get(conn, SETTING)
@@ -148,7 +156,7 @@ def _store(store: Store, digest: str, actor: str, action: str, reason: str | Non
         setting_rows.get(conn, SETTING, lock=True)
         setting_rows.put(conn, SETTING, digest, actor)
         _audit(conn, action, reason, actor)
-        changes.bump(conn)
+        changes.bump(conn, ("setting", SETTING))
 
 
 def _audit(conn: Connection, action: str, reason: str | None, actor: str = "serve") -> None:

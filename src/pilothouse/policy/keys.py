@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +22,7 @@ from sqlalchemy import Connection
 
 from pilothouse import errors
 from pilothouse.policy.credentials import bearer_secret, secret_hash
-from pilothouse.quarantine import Quarantined
+from pilothouse.quarantine import Loaded, Quarantined
 from pilothouse.store import Store, audit, changes
 from pilothouse.store import keys as key_rows
 
@@ -37,6 +37,8 @@ SCOPES = {
 }
 _IMPLIED = {"evals": ("release:pin", "routes:read")}
 PROMPT_PATTERN = re.compile(r"^[A-Za-z0-9._*?-]{1,100}$")
+# A damaged key's row has no readable time: one fixed value, so two loads compare equal.
+_DAMAGED_CREATED_AT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,23 +120,29 @@ class ApiKey:
         }
 
 
-def load_keys(conn: Connection) -> tuple[dict[str, ApiKey], list[Quarantined]]:
-    """Every key by the hash of its secret (the snapshot's key set), and the keys that
-    could not be loaded. A damaged key is kept under its hash when that can be read, so
-    its calls get an error naming the problem instead of "invalid API key"."""
-    keys: dict[str, ApiKey] = {}
-    problems: list[Quarantined] = []
+def load_keys(
+    conn: Connection,
+    ids: Collection[str] | None = None,
+    current: Mapping[str, ApiKey] | None = None,
+) -> Loaded[ApiKey]:
+    """The snapshot's key set, by the hash of each secret: every key, or (incremental)
+    the keys in `ids`, with None for a listed key that is gone from `current`. A damaged
+    key is kept under its hash when that can be read, so its calls get an error naming
+    the problem instead of "invalid API key"; its problem is reported under its id."""
+    loaded: Loaded[ApiKey] = Loaded()
     damaged: dict[str, str] = {}
-    for key_id, row, unreadable in key_rows.all_keys_checked(conn):
+    found: set[str] = set()
+    for key_id, row, unreadable in key_rows.keys_checked(conn, ids):
+        found.add(str(key_id))
         try:
             if row is None:
                 raise ValueError(unreadable)
-            keys[row["key_hash"]] = ApiKey.from_row(row)
+            loaded.entries[row["key_hash"]] = ApiKey.from_row(row)
         except (KeyError, TypeError, ValueError) as exc:
             damaged[str(key_id)] = f"API key {key_id} cannot be loaded: {exc}"
-            problems.append(Quarantined("key", str(key_id), damaged[str(key_id)]))
+            loaded.quarantine(str(key_id), Quarantined("key", str(key_id), damaged[str(key_id)]))
     for key_id, key_hash in key_rows.hashes(conn, list(damaged)).items():
-        keys[key_hash] = ApiKey(
+        loaded.entries[key_hash] = ApiKey(
             id=key_id,
             name="(damaged)",
             prefix="",
@@ -143,10 +151,16 @@ def load_keys(conn: Connection) -> tuple[dict[str, ApiKey], list[Quarantined]]:
             models=(),
             expires_at=None,
             disabled=False,
-            created_at=datetime.now(UTC),
+            created_at=_DAMAGED_CREATED_AT,
             problem=damaged[key_id],
         )
-    return keys, problems
+    if ids is not None and current is not None:
+        gone = set(ids) - found  # a key's hash never changes; only a missing row moves it
+        if gone:
+            for key_hash, key in current.items():
+                if key.id in gone:
+                    loaded.entries[key_hash] = None
+    return loaded
 
 
 def authenticate(
@@ -246,15 +260,20 @@ def create_key(
         key_rows.insert(conn, row)
         key = ApiKey.from_row(row)
         audit.record(conn, actor=actor, action="key.create", target=key.id, after=key.public())
-        changes.bump(conn)
+        changes.bump(conn, ("key", key.id))
     return key, secret
 
 
-def list_keys(store: Store) -> list[ApiKey]:
-    """Every key; a damaged one is listed with its problem instead of failing the list."""
+def list_keys(store: Store, *, after: str | None = None, limit: int | None = None) -> list[ApiKey]:
+    """Every key in creation order (or the page of `limit` after the key id `after`); a
+    damaged one is listed with its problem instead of failing the list."""
     with store.connect() as conn:
-        keys, _ = load_keys(conn)
-    return sorted(keys.values(), key=lambda k: (k.created_at, k.id))
+        ids = key_rows.page_ids(conn, after, limit) if limit is not None else None
+        keys = [k for k in load_keys(conn, ids).entries.values() if k is not None]
+    if ids is not None:
+        place = {key_id: index for index, key_id in enumerate(ids)}
+        return sorted(keys, key=lambda k: place.get(k.id, len(place)))
+    return sorted(keys, key=lambda k: (k.created_at, k.id))
 
 
 def _find(conn: Connection, id_or_name: str, *, lock: bool = False) -> dict[str, Any]:
@@ -303,5 +322,5 @@ def set_disabled(
             after={"disabled": disabled},
             reason=reason,
         )
-        changes.bump(conn)
+        changes.bump(conn, ("key", row["id"]))
         return ApiKey.from_row({**row, "disabled": disabled})

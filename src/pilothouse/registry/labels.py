@@ -157,7 +157,7 @@ def move_label(
         writer = LabelWriter(conn, actor, reason)
         if writer.move(name, label, version):
             writer.finish(f"moving {name}@{label} to version {version}", force=force)
-            changes.bump(conn)
+            changes.bump(conn, ("prompt", name))
         return _read(conn, name, version)
 
 
@@ -196,7 +196,7 @@ def rollback_label(
         writer = LabelWriter(conn, actor, reason)
         writer.move(name, label, stack[-2], rollback=True)
         writer.finish(f"rolling {name}@{label} back to version {stack[-2]}", force=force)
-        changes.bump(conn)
+        changes.bump(conn, ("prompt", name))
         return _read(conn, name, stack[-2])
 
 
@@ -219,7 +219,7 @@ def delete_label(
         writer = LabelWriter(conn, actor, reason)
         before = writer.delete(name, label)
         forced = writer.finish(f"deleting {name}@{label}", force=force)
-        changes.bump(conn)
+        changes.bump(conn, ("prompt", name))
     return {"deleted": True, "name": name, "label": label, "version": before, **(forced or {})}
 
 

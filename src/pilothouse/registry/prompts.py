@@ -132,7 +132,7 @@ def push(
         )
         writer.finish(what, force=force)
         if any(created for _, created in numbers) or any(moved) or any(i.meta() for i in items):
-            changes.bump(conn)
+            changes.bump(conn, *changes.touched("prompt", seen))
         return [
             (composition.resolve(conn, item.name, number), created)
             for item, (number, created) in zip(items, numbers, strict=True)
@@ -214,27 +214,30 @@ def create_version(
     return prompt, created
 
 
-def list_prompts(store: Store) -> list[dict[str, Any]]:
+def list_prompts(
+    store: Store, *, after: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Prompts by name with their latest version and labels: every one, or the page of
+    `limit` after the name `after` (three queries, whatever the page size)."""
     with store.connect() as conn:
-        label_rows = rows.labels(conn)
-        out = []
-        for prompt in rows.all_prompts(conn):
-            out.append(
-                {
-                    "name": prompt["name"],
-                    "description": prompt.get("description"),
-                    "owner": prompt.get("owner"),
-                    "tags": prompt["tags"] if isinstance(prompt.get("tags"), list) else [],
-                    **({"problem": prompt["problem"]} if "problem" in prompt else {}),
-                    "latest_version": rows.latest_version_number(conn, prompt["name"]),
-                    "labels": {
-                        r["label"]: r["version"]
-                        for r in label_rows
-                        if r["prompt_name"] == prompt["name"]
-                    },
-                }
-            )
-        return out
+        found = rows.all_prompts(conn, after=after, limit=limit)
+        names = [str(p["name"]) for p in found]
+        labels: dict[str, dict[str, int]] = {}
+        for r in rows.labels(conn, names=names):
+            labels.setdefault(r["prompt_name"], {})[r["label"]] = r["version"]
+        latest = rows.latest_version_numbers(conn, names)
+        return [
+            {
+                "name": prompt["name"],
+                "description": prompt.get("description"),
+                "owner": prompt.get("owner"),
+                "tags": prompt["tags"] if isinstance(prompt.get("tags"), list) else [],
+                **({"problem": prompt["problem"]} if "problem" in prompt else {}),
+                "latest_version": latest.get(prompt["name"], 0),
+                "labels": labels.get(prompt["name"], {}),
+            }
+            for prompt in found
+        ]
 
 
 def list_versions(store: Store, name: str) -> list[dict[str, Any]]:

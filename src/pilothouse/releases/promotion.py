@@ -108,7 +108,7 @@ class Promoter:
                 after={**after, **(forced or {})},
                 reason=reason,
             )
-            changes.bump(conn)
+            changes.bump(conn, ("route", route))
             return release
 
     def canary(
@@ -172,7 +172,7 @@ class Promoter:
                 after={"canary": release_id, "weight": weight if release_id else 0},
                 reason=reason,
             )
-            changes.bump(conn)
+            changes.bump(conn, ("route", route))
             if release is None and release_id:
                 return self._release(conn, release_id)
             return release
@@ -227,7 +227,7 @@ class Promoter:
                 after={"active": target.id, "canary": None, **(forced or {})},
                 reason=reason,
             )
-            changes.bump(conn)
+            changes.bump(conn, ("route", route))
             return target
 
     def _refuse_unservable(self, release: Release, what: str, force: bool) -> dict[str, Any] | None:

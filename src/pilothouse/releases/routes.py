@@ -37,11 +37,14 @@ def _releases(conn: Connection, ids: list[str]) -> dict[str, Release]:
     return known
 
 
-def list_routes(store: Store) -> list[dict[str, Any]]:
-    """Every route with its active and canary releases (None when there is none, or when
-    the row it names cannot be read)."""
+def list_routes(
+    store: Store, *, after: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Every route by name (or the page of `limit` after the name `after`) with its active
+    and canary releases (None when there is none, or when the row it names cannot be
+    read)."""
     with store.connect() as conn:
-        all_rows = rows.all_routes(conn)
+        all_rows = rows.all_routes(conn, after=after, limit=limit)
         ids = [
             r[k] for r in all_rows for k in ("active_release_id", "canary_release_id") if r.get(k)
         ]

@@ -1,6 +1,8 @@
 """What a route serves, ready for the request path: each route's active and canary release
 with its prompt composed from the versions frozen in the release (never from labels),
-loaded into the configuration snapshot.
+loaded into the configuration snapshot: all of them at start-up, or only the routes a
+change touched (a route's target depends on its own row and its releases alone, since a
+release freezes its composition: a label move elsewhere changes nothing it serves).
 
 Loading never fails because of one item: a route or release that cannot be built is kept
 as a problem on its `RouteTarget` (the gateway answers calls that reach it with an error
@@ -12,14 +14,14 @@ naming it) and reported as `Quarantined`, and every other route loads.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Connection
 
-from pilothouse.quarantine import Quarantined
+from pilothouse.quarantine import Loaded, Quarantined
 from pilothouse.registry import composition
 from pilothouse.registry.composition import ResolvedPrompt
 from pilothouse.store import releases as release_rows
@@ -116,16 +118,19 @@ def _release(conn: Connection, release_id: str) -> ReleaseTarget:
     )
 
 
-def load_routes(conn: Connection) -> tuple[dict[str, RouteTarget], list[Quarantined]]:
-    """Every route that has an active release, as the request path serves it, and what
-    could not be loaded. Raises only when the store cannot be read at all."""
-    routes: dict[str, RouteTarget] = {}
-    problems: list[Quarantined] = []
-    for row in release_rows.all_routes(conn):
+def load_routes(conn: Connection, names: Collection[str] | None = None) -> Loaded[RouteTarget]:
+    """Every route that has an active release (or, incremental, the routes in `names`,
+    with None for one that is gone or serves nothing now), as the request path serves it,
+    and what could not be loaded, under the route's name. Raises only when the store
+    cannot be read at all."""
+    loaded: Loaded[RouteTarget] = Loaded()
+    if names is not None:
+        loaded.entries.update(dict.fromkeys(names))  # replaced below by what still serves
+    for row in release_rows.all_routes(conn, names):
         name = str(row["name"])
         if "problem" in row:
-            problems.append(Quarantined("route", name, row["problem"]))
-            routes[name] = RouteTarget(
+            loaded.quarantine(name, Quarantined("route", name, row["problem"]))
+            loaded.entries[name] = RouteTarget(
                 name, None, None, 0, problems={"active": f"route {name}: {row['problem']}"}
             )
             continue
@@ -141,10 +146,10 @@ def load_routes(conn: Connection) -> tuple[dict[str, RouteTarget], list[Quaranti
                 arms[arm] = _release(conn, str(release_id))
             except _Unservable as exc:
                 arm_problems[arm] = str(exc)
-                problems.append(Quarantined("release", str(release_id), str(exc)))
+                loaded.quarantine(name, Quarantined("release", str(release_id), str(exc)))
         weight = row["canary_weight"]
         salt = row["canary_salt"]
-        routes[name] = RouteTarget(
+        loaded.entries[name] = RouteTarget(
             name=name,
             active=arms["active"],
             canary=arms["canary"],
@@ -152,4 +157,4 @@ def load_routes(conn: Connection) -> tuple[dict[str, RouteTarget], list[Quaranti
             canary_salt=salt if isinstance(salt, str) else "",
             problems=MappingProxyType(arm_problems),
         )
-    return routes, problems
+    return loaded

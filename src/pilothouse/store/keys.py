@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
 from pilothouse.store import tolerant
 from pilothouse.store.tables import api_keys
@@ -31,9 +32,28 @@ def all_keys(conn: Connection) -> list[dict[str, Any]]:
     return [dict(row._mapping) for row in rows]
 
 
-def all_keys_checked(conn: Connection) -> list[tuple[str, dict[str, Any] | None, str | None]]:
-    """(id, row, None) for each readable key, (id, None, problem) for each damaged one."""
-    return list(tolerant.rows_or_problems(conn, api_keys, api_keys.c.id))
+def keys_checked(
+    conn: Connection, ids: Collection[str] | None = None
+) -> list[tuple[str, dict[str, Any] | None, str | None]]:
+    """(id, row, None) for each readable key (every key, or those in `ids`), and
+    (id, None, problem) for each damaged one."""
+    wanted = sorted(set(ids)) if ids is not None else None
+    return list(tolerant.rows_or_problems(conn, api_keys, api_keys.c.id, wanted))
+
+
+def page_ids(conn: Connection, after: str | None, limit: int) -> list[str]:
+    """The ids of `limit` keys in creation order (then id) after the key `after`. Only
+    ids are read, so a damaged row still has its place in the order."""
+    query = select(api_keys.c.id).order_by(api_keys.c.created_at, api_keys.c.id).limit(limit)
+    if after is not None:
+        created = select(api_keys.c.created_at).where(api_keys.c.id == after).scalar_subquery()
+        query = query.where(
+            or_(
+                api_keys.c.created_at > created,
+                and_(api_keys.c.created_at == created, api_keys.c.id > after),
+            )
+        )
+    return [str(key_id) for (key_id,) in conn.execute(query)]
 
 
 def set_disabled(conn: Connection, key_id: str, disabled: bool) -> None:

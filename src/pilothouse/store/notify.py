@@ -11,12 +11,12 @@ from sqlalchemy.engine import make_url
 CHANNEL = "pilothouse_changes"
 
 
-def notify(conn: Connection, version: int) -> None:
+def notify(conn: Connection, payload: str) -> None:
     """Queue a notification; PostgreSQL delivers it when the caller's transaction commits."""
     if conn.dialect.name == "postgresql":
         conn.execute(
             text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": CHANNEL, "payload": str(version)},
+            {"channel": CHANNEL, "payload": payload},
         )
 
 
@@ -26,9 +26,9 @@ def libpq_dsn(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-async def listen(url: str) -> AsyncIterator[int]:
-    """Yield each announced configuration version until the connection fails."""
+async def listen(url: str) -> AsyncIterator[str]:
+    """Yield each announced change's payload until the connection fails."""
     async with await psycopg.AsyncConnection.connect(libpq_dsn(url), autocommit=True) as conn:
         await conn.execute(f"LISTEN {CHANNEL}")
         async for note in conn.notifies():
-            yield int(note.payload or 0)
+            yield note.payload or ""

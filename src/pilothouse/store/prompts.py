@@ -44,12 +44,28 @@ def update_prompt(conn: Connection, name: str, fields: dict[str, Any]) -> None:
         conn.execute(update(prompts).where(prompts.c.name == name).values(updated_at=now, **fields))
 
 
-def all_prompts(conn: Connection) -> list[dict[str, Any]]:
-    """Every prompt; one whose row cannot be read is {"name", "problem"}."""
+def all_prompts(
+    conn: Connection, *, after: str | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Every prompt by name (or the page of `limit` after the name `after`); one whose row
+    cannot be read is {"name", "problem"}."""
+    found = tolerant.rows_or_problems(conn, prompts, prompts.c.name, after=after, limit=limit)
     return [
         row if row is not None else {"name": name, "problem": problem}
-        for name, row, problem in tolerant.rows_or_problems(conn, prompts, prompts.c.name)
+        for name, row, problem in found
     ]
+
+
+def latest_version_numbers(conn: Connection, names: list[str]) -> dict[str, int]:
+    """The newest version number of each named prompt (one query)."""
+    if not names:
+        return {}
+    rows = conn.execute(
+        select(prompt_versions.c.prompt_name, func.max(prompt_versions.c.version))
+        .where(prompt_versions.c.prompt_name.in_(names))
+        .group_by(prompt_versions.c.prompt_name)
+    )
+    return {name: int(version or 0) for name, version in rows}
 
 
 def version_by_hash(conn: Connection, name: str, content_hash: str) -> dict[str, Any] | None:
@@ -129,10 +145,15 @@ def versions(conn: Connection, name: str) -> list[dict[str, Any]]:
     return out
 
 
-def labels(conn: Connection, name: str | None = None) -> list[dict[str, Any]]:
+def labels(
+    conn: Connection, name: str | None = None, *, names: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The labels of one prompt, of the prompts in `names`, or of every prompt."""
     query = select(prompt_labels).order_by(prompt_labels.c.prompt_name, prompt_labels.c.label)
     if name is not None:
         query = query.where(prompt_labels.c.prompt_name == name)
+    if names is not None:
+        query = query.where(prompt_labels.c.prompt_name.in_(names))
     return [dict(r._mapping) for r in conn.execute(query)]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +19,20 @@ def get_route(conn: Connection, name: str) -> dict[str, Any] | None:
     return tolerant.first(conn, select(routes).where(routes.c.name == name), f"route {name}")
 
 
-def all_routes(conn: Connection) -> list[dict[str, Any]]:
-    """Every route; one whose row cannot be read is {"name", "problem"}."""
+def all_routes(
+    conn: Connection,
+    names: Collection[str] | None = None,
+    *,
+    after: str | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Every route by name (or those named in `names`, or the page of `limit` after the
+    name `after`); one whose row cannot be read is {"name", "problem"}."""
+    wanted = sorted(set(names)) if names is not None else None
+    found = tolerant.rows_or_problems(conn, routes, routes.c.name, wanted, after=after, limit=limit)
     return [
         row if row is not None else {"name": name, "problem": problem}
-        for name, row, problem in tolerant.rows_or_problems(conn, routes, routes.c.name)
+        for name, row, problem in found
     ]
 
 

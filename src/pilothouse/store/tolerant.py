@@ -33,10 +33,24 @@ def first(conn: Connection, query: Select[Any], what: str) -> dict[str, Any] | N
 
 
 def rows_or_problems(
-    conn: Connection, table: Table, key: Column[Any], keys: Sequence[Any] | None = None
+    conn: Connection,
+    table: Table,
+    key: Column[Any],
+    keys: Sequence[Any] | None = None,
+    *,
+    after: Any = None,
+    limit: int | None = None,
 ) -> Iterator[tuple[Any, dict[str, Any] | None, str | None]]:
     """(key, row, None) for each readable row of `table` (those whose `key` is in `keys`,
-    when given), and (key, None, problem) for each damaged one."""
+    when given; a page of `limit` rows whose `key` follows `after`, when given), in `key`
+    order, and (key, None, problem) for each damaged one."""
+    if after is not None or limit is not None:
+        page = select(key).order_by(key).limit(limit)
+        if after is not None:
+            page = page.where(key > after)
+        if keys is not None:
+            page = page.where(key.in_(keys))
+        keys = [value for (value,) in conn.execute(page).all()]
     query = select(table).order_by(key)
     if keys is not None:
         if not keys:

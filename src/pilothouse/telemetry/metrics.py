@@ -222,6 +222,20 @@ class Metrics:
         self.config_version = Gauge(
             "pilothouse_config_version", "Configuration version this process serves.", registry=r
         )
+        self.config_loads = Counter(
+            "pilothouse_config_loads",
+            "Snapshot loads: incremental (the items a change touched) or full (start-up, a "
+            "missed change, the consistency check), by why.",
+            ["mode", "reason"],
+            registry=r,
+        )
+        self.config_drift = Counter(
+            "pilothouse_config_drift_repaired",
+            "Snapshot items the consistency check found differing from a full load and "
+            "replaced, by kind (should stay 0).",
+            ["kind"],
+            registry=r,
+        )
 
     def observe(
         self, record: RequestRecord, attempts: list[dict[str, Any]], *, alias_known: bool = True

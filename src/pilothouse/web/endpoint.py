@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from starlette.datastructures import QueryParams
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -58,16 +58,56 @@ class Query(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+PAGE_LIMIT = 1000
+
+
+class Page(Query):
+    """A page of a list: `limit` items (1-1000, default 1000) after `after`, the previous
+    page's `next_after` (absent: the first page)."""
+
+    limit: int = Field(default=PAGE_LIMIT, ge=1, le=PAGE_LIMIT)
+    after: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("after")
+    @classmethod
+    def _cursor(cls, value: str | None) -> str | None:
+        if value is not None and not value.isprintable():
+            raise ValueError("not a cursor: send the previous page's `next_after` as it came")
+        return value
+
+
+FIRST_PAGE = Page()
+
+
+def paged(data: list[Any], read: int, query: Page, last: str | None) -> dict[str, Any]:
+    """A list answer: `data`, and `next_after` (the cursor of the next page, None on the
+    last one). `read` is how many items the page read before any filtering; `last`
+    the cursor of the last one read."""
+    return {"data": data, "next_after": last if read == query.limit else None}
+
+
 MAX_PATH_PARAM_CHARS = 200
 # A path parameter's rule, when it has one: (regular expression, the rule in words).
 PathRules = Mapping[str, tuple[str, str]]
 
 
-@dataclass(frozen=True, slots=True)
+CONFIG_VERSION_HEADER = "X-Pilothouse-Config-Version"
+
+
+@dataclass(slots=True)
 class Call:
     request: Request
     services: Services
     principal: Principal | None
+    # Set by `announce`: the configuration version that includes this call's write, sent
+    # back as the X-Pilothouse-Config-Version header.
+    config_version: int | None = None
+
+    async def announce(self) -> int:
+        """This call's write committed: apply it here (read-your-writes), tell the other
+        instances, and answer with the configuration version that includes it."""
+        self.config_version = await self.services.announce()
+        return self.config_version
 
     @property
     def path(self) -> Mapping[str, str]:
@@ -231,7 +271,10 @@ class Api:
                     kwargs["query"] = parse(
                         operation.query, dict(request.query_params), where="query"
                     )
-                return render(request, await function(call, **kwargs))
+                response = render(request, await function(call, **kwargs))
+                if call.config_version is not None:
+                    response.headers[CONFIG_VERSION_HEADER] = str(call.config_version)
+                return response
 
             handle.__name__ = function.__name__
             handle.__doc__ = function.__doc__

@@ -13,7 +13,7 @@ from pilothouse.policy import admin_token
 from pilothouse.policy import keys as key_policy
 from pilothouse.registry import names
 from pilothouse.web.auth import Access
-from pilothouse.web.endpoint import Api, Body, Call, parse_time
+from pilothouse.web.endpoint import FIRST_PAGE, Api, Body, Call, Page, paged, parse_time
 from pilothouse.web.fields import Name, Text
 from pilothouse.web.rendering import Result
 
@@ -39,9 +39,12 @@ class Reason(Body):
 
 
 @api.get("/api/keys", Access.ADMIN)
-async def list_keys(call: Call) -> dict[str, Any]:
-    keys = await call.run(key_policy.list_keys, call.services.store)
-    return {"data": [k.public() for k in keys]}
+async def list_keys(call: Call, query: Page = FIRST_PAGE) -> dict[str, Any]:
+    """Keys in creation order, a page at a time (`limit`, `after`: `next_after`)."""
+    keys = await call.run(
+        key_policy.list_keys, call.services.store, after=query.after, limit=query.limit
+    )
+    return paged([k.public() for k in keys], len(keys), query, keys[-1].id if keys else None)
 
 
 @api.post("/api/keys", Access.ADMIN)
@@ -75,7 +78,7 @@ async def create_key(call: Call, body: CreateKey) -> Result:
         prompts=body.prompts,
         actor=call.actor,
     )
-    await call.services.announce()
+    await call.announce()
     return Result({**key.public(), "secret": secret}, status=201)
 
 
@@ -89,7 +92,7 @@ def _set_disabled(disabled: bool) -> Any:
             actor=call.actor,
             reason=body.reason if body else None,
         )
-        await call.services.announce()
+        await call.announce()
         return key.public()
 
     set_disabled.__name__ = "disable_key" if disabled else "enable_key"
@@ -114,5 +117,5 @@ async def rotate_admin_token(call: Call, body: Rotate | None) -> Result:
         actor=call.actor,
         reason=body.reason if body else None,
     )
-    await call.services.announce()
+    await call.announce()
     return Result({"token": token, "note": "shown once: only its hash is kept"}, status=201)

@@ -1,13 +1,16 @@
-"""The operational endpoints: /healthz (alive), /readyz (can serve), /metrics."""
+"""The operational endpoints: /healthz (alive), /readyz (can serve), /metrics, and
+/api/config/version (which configuration this instance serves; wait for a version)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
 from starlette.responses import Response
 
+from pilothouse import errors
 from pilothouse.web.auth import Access
-from pilothouse.web.endpoint import Api, Call
+from pilothouse.web.endpoint import Api, Call, Query
 from pilothouse.web.rendering import Result
 
 api = Api()
@@ -64,3 +67,30 @@ async def readyz(call: Call) -> Any:
 @api.get("/metrics", Access.PUBLIC)
 async def metrics(call: Call) -> Response:
     return Response(call.services.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+MAX_VERSION_WAIT_SECONDS = 30
+
+
+class VersionQuery(Query):
+    min: int | None = Field(default=None, ge=0)
+    wait: float = Field(default=0, ge=0, le=MAX_VERSION_WAIT_SECONDS)
+
+
+@api.get("/api/config/version", Access.READER)
+async def config_version(call: Call, query: VersionQuery) -> dict[str, Any]:
+    """The configuration version this instance serves. With `min=V&wait=N`, waits up to N
+    seconds (at most 30) until it serves V or later; `reached` says whether it does."""
+    holder = call.services.holder
+    if query.min is None:
+        if query.wait:
+            raise errors.InvalidRequest(
+                "`wait` needs `min`: the version to wait for (an admin write's "
+                "X-Pilothouse-Config-Version header)",
+                param="min",
+            )
+        return {"version": holder.current.version}
+    reached = holder.current.version >= query.min
+    if not reached and query.wait:
+        reached = await holder.wait_for_version(query.min, query.wait)
+    return {"version": holder.current.version, "min": query.min, "reached": reached}

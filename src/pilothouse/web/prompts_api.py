@@ -21,7 +21,7 @@ from pilothouse import errors
 from pilothouse.registry import diff, names, prompt_content
 from pilothouse.registry import prompts as registry
 from pilothouse.web.auth import Access, Principal
-from pilothouse.web.endpoint import Api, Body, Call, Query, parse
+from pilothouse.web.endpoint import FIRST_PAGE, Api, Body, Call, Page, Query, paged, parse
 from pilothouse.web.fields import INT32_MAX, Ident, Json, Label, Name, Text
 from pilothouse.web.rendering import Result
 
@@ -113,11 +113,15 @@ def _principal(call: Call) -> Principal:
 
 
 @api.get("/api/prompts", Access.READER)
-async def list_prompts(call: Call) -> dict[str, Any]:
-    """Prompts with owners, latest version and labels (a key sees the ones it may read)."""
-    rows = await call.run(registry.list_prompts, call.services.store)
+async def list_prompts(call: Call, query: Page = FIRST_PAGE) -> dict[str, Any]:
+    """Prompts by name with owners, latest version and labels (a key sees the ones it may
+    read), a page at a time (`limit`, `after`: `next_after`)."""
+    rows = await call.run(
+        registry.list_prompts, call.services.store, after=query.after, limit=query.limit
+    )
     principal, snapshot = _principal(call), call.services.snapshot
-    return {"data": [r for r in rows if principal.may_read_prompt(r["name"], snapshot)]}
+    readable = [r for r in rows if principal.may_read_prompt(r["name"], snapshot)]
+    return paged(readable, len(rows), query, rows[-1]["name"] if rows else None)
 
 
 @api.get("/api/prompts/stream", Access.READER)
@@ -213,7 +217,7 @@ async def create_version(call: Call) -> Result:
         expected_latest=_if_match(call),
         **meta.model_dump(),
     )
-    await call.services.announce()
+    await call.announce()
     return Result({"created": created, **prompt.public()}, status=201 if created else 200)
 
 
@@ -244,7 +248,7 @@ async def push_batch(call: Call, body: PushBatch) -> Result:
         actor=call.actor,
         force=body.force,
     )
-    await call.services.announce()
+    await call.announce()
     created = sum(1 for _, made in results if made)
     return Result(
         {
@@ -272,7 +276,7 @@ async def _move_label(call: Call, body: MoveLabel) -> dict[str, Any]:
         force=body.force,
         expected=_if_match(call),
     )
-    await call.services.announce()
+    await call.announce()
     return prompt.public()
 
 
@@ -293,7 +297,7 @@ async def delete_label(call: Call, body: Change | None) -> dict[str, Any]:
         force=body.force if body else False,
         expected=_if_match(call),
     )
-    await call.services.announce()
+    await call.announce()
     return dict(result)
 
 
@@ -309,5 +313,5 @@ async def rollback_label(call: Call, body: Change | None) -> dict[str, Any]:
         force=body.force if body else False,
         expected=_if_match(call),
     )
-    await call.services.announce()
+    await call.announce()
     return prompt.public()

@@ -16,7 +16,7 @@ from pilothouse.monitor import scheduler
 from pilothouse.registry import catalog, names
 from pilothouse.releases import deprecation, promotion
 from pilothouse.web.auth import Access
-from pilothouse.web.endpoint import Api, Body, Call, Query
+from pilothouse.web.endpoint import FIRST_PAGE, Api, Body, Call, Page, Query, paged
 from pilothouse.web.fields import Json, Name, Text
 from pilothouse.web.rendering import Result
 
@@ -70,8 +70,13 @@ def _warnings(prompt: str | None) -> dict[str, Any]:
 
 
 @api.get("/api/routes", Access.ROUTES)
-async def list_routes(call: Call) -> dict[str, Any]:
-    return {"data": await call.run(promotion.list_routes, call.services.store)}
+async def list_routes(call: Call, query: Page = FIRST_PAGE) -> dict[str, Any]:
+    """Routes by name with their releases, a page at a time (`limit`, `after`:
+    `next_after`)."""
+    routes = await call.run(
+        promotion.list_routes, call.services.store, after=query.after, limit=query.limit
+    )
+    return paged(routes, len(routes), query, routes[-1]["name"] if routes else None)
 
 
 @api.get("/api/routes/{route}", Access.ROUTES)
@@ -98,7 +103,7 @@ async def promote(call: Call, body: Promote) -> Result:
         expected=_if_match(call),
         **fields,
     )
-    await call.services.announce()
+    await call.announce()
     return Result({**release.public(), **_warnings(fields["prompt"])}, status=201)
 
 
@@ -115,7 +120,7 @@ async def canary(call: Call, body: Canary) -> dict[str, Any]:
         reason=body.reason,
         expected=_if_match(call),
     )
-    await call.services.announce()
+    await call.announce()
     return {
         "canary": release.public() if release else None,
         "weight": body.weight if release else 0,
@@ -134,7 +139,7 @@ async def rollback(call: Call, body: Rollback | None) -> dict[str, Any]:
         actor=call.actor,
         expected=_if_match(call),
     )
-    await call.services.announce()
+    await call.announce()
     return release.public()
 
 
