@@ -202,12 +202,20 @@ class InProcess:
     @classmethod
     @asynccontextmanager
     async def start(
-        cls, data_dir: Path, config: str = CONFIG, *, clock: Clock | None = None
+        cls,
+        data_dir: Path,
+        config: str = CONFIG,
+        *,
+        clock: Clock | None = None,
+        redis_url: str | None = None,
     ) -> AsyncIterator[InProcess]:
         config_path = data_dir / "config.yaml"
         config_path.write_text(config)
         settings = Settings(
-            data_dir=data_dir, config_path=config_path, config=load_config_file(config_path)
+            data_dir=data_dir,
+            config_path=config_path,
+            config=load_config_file(config_path),
+            redis_url=redis_url,
         )
         store = open_store(settings.effective_database_url)
         store.upgrade()

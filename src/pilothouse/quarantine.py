@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KINDS = ("key", "route", "release", "setting")
+KINDS = ("key", "route", "release", "setting", "quota")
 
 
 @dataclass(frozen=True, slots=True)

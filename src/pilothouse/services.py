@@ -16,6 +16,7 @@ from pilothouse.config import ConfigFile
 from pilothouse.fleet.state import Fleet
 from pilothouse.monitor.engine import Monitor
 from pilothouse.notify.webhooks import WebhookSender
+from pilothouse.policy.quota_gate import QuotaGate
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.store import Store, database
@@ -40,6 +41,7 @@ class Services:
     fleet: Fleet
     monitor: Monitor
     webhooks: WebhookSender
+    quotas: QuotaGate
 
     @property
     def snapshot(self) -> Snapshot:

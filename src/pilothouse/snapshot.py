@@ -28,6 +28,7 @@ from typing import Protocol
 from pilothouse.fleet.deployments import ModelAlias, close_providers
 from pilothouse.policy.admin_token import load_admin_hash
 from pilothouse.policy.keys import ApiKey, load_keys
+from pilothouse.policy.quotas import QuotaSet, load_quotas
 from pilothouse.quarantine import Quarantined
 from pilothouse.releases.serving import RouteTarget, load_routes
 from pilothouse.store import Store, changes
@@ -42,6 +43,7 @@ class Snapshot:
     models: Mapping[str, ModelAlias]
     routes: Mapping[str, RouteTarget] = field(default_factory=dict)
     admin_token_sha256: str | None = None
+    quotas: QuotaSet = field(default_factory=QuotaSet)
     quarantined: tuple[Quarantined, ...] = ()
 
     def quarantined_count(self, kind: str) -> int:
@@ -72,7 +74,8 @@ class SnapshotHolder:
             keys, key_problems = load_keys(conn)
             routes, route_problems = load_routes(conn)
             admin_hash, admin_problems = load_admin_hash(conn)
-        quarantined = (*key_problems, *route_problems, *admin_problems)
+            quotas, quota_problems = load_quotas(conn)
+        quarantined = (*key_problems, *route_problems, *admin_problems, *quota_problems)
         self._report(quarantined)
         return Snapshot(
             version=version,
@@ -80,6 +83,7 @@ class SnapshotHolder:
             models=self._models,
             routes=MappingProxyType(routes),
             admin_token_sha256=admin_hash,
+            quotas=quotas,
             quarantined=quarantined,
         )
 
