@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ def wait_for_key(gateway: Gateway, key: str) -> None:
             answer = client.get("/v1/models", headers={"Authorization": f"Bearer {key}"})
             if answer.status_code == 200:
                 return
-            asyncio.run(asyncio.sleep(0.02))
+            time.sleep(0.02)
     raise AssertionError("the key never reached the second instance")
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, distinct, select
+from sqlalchemy import Connection, delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -44,7 +44,7 @@ def read(
 
 def active_keys(conn: Connection, since: datetime) -> list[str]:
     """The keys that spent anything since `since`."""
-    query = select(distinct(key_spend.c.key_id)).where(key_spend.c.minute >= since)
+    query = select(key_spend.c.key_id).where(key_spend.c.minute >= since).distinct()
     return sorted(str(k) for k in conn.execute(query).scalars())
 
 
