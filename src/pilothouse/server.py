@@ -111,7 +111,7 @@ class Server:
             self._quota_backend(),
             clock=self.clock,
             notify=self._quota_event,
-            count=lambda decision: self.metrics.quota_decisions.labels(decision).inc(),
+            count=self._quota_counter(),
         )
         self.writer = RequestLogWriter(
             self.store, self.settings.data_dir, self.metrics, spec=self.settings.config.request_log
@@ -194,6 +194,14 @@ class Server:
                 "instances each one enforces its own share, not the deployment's"
             )
         return InProcessBackend()
+
+    def _quota_counter(self) -> Callable[[str], None]:
+        """Counts a quota decision (the labelled children looked up once, not per request)."""
+        children = {
+            d: self.metrics.quota_decisions.labels(d)
+            for d in ("allowed", "soft", "refused", "fail_open", "fail_closed", "settle_failed")
+        }
+        return lambda decision: children[decision].inc()
 
     def _quota_event(self, event: str, payload: dict[str, Any]) -> None:
         """A quota crossed a line: a webhook event, and an alert when it was exceeded or

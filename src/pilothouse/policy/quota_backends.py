@@ -12,6 +12,8 @@ last unit of a quota.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -159,6 +161,8 @@ end
 return 1
 """
 KEY_PREFIX = "pilothouse:quota:"
+FLUSH_SECONDS = 0.005  # reconciliations are sent together at most this late
+log = logging.getLogger("pilothouse.quotas")
 
 
 class RedisBackend:
@@ -179,6 +183,9 @@ class RedisBackend:
         )
         self._reserve = self._client.register_script(_RESERVE)
         self._adjust = self._client.register_script(_ADJUST)
+        self._pending: dict[str, tuple[int, int]] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        self.failed_flushes = 0
 
     async def reserve(self, charges: Sequence[Charge]) -> int | None:
         keys: list[str] = []
@@ -198,9 +205,36 @@ class RedisBackend:
         return None if int(result[0]) == 1 else int(result[1]) - 1
 
     async def adjust(self, deltas: Sequence[tuple[str, int, int]]) -> None:
-        if deltas:
-            args = [v for _, delta, ttl in deltas for v in (delta, ttl)]
-            await self._call(self._adjust, [s for s, _, _ in deltas], args)
+        """Queued, merged per slice, and sent as one script every few milliseconds: a
+        request does not wait for its reconciliation (until it lands, the counter holds
+        the larger reservation, so a limit is never passed because of the delay)."""
+        for slice_, delta, ttl in deltas:
+            if delta:
+                pending = self._pending.get(slice_)
+                self._pending[slice_] = (delta + (pending[0] if pending else 0), ttl)
+        if self._pending and (self._flusher is None or self._flusher.done()):
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_SECONDS)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Send every queued correction now; on failure they stay queued for the next."""
+        while self._pending:
+            batch, self._pending = self._pending, {}
+            try:
+                args = [v for delta, ttl in batch.values() for v in (delta, ttl)]
+                await self._call(self._adjust, list(batch), args)
+            except BackendDown as exc:
+                for slice_, (delta, ttl) in batch.items():  # put back, merged with newer
+                    pending = self._pending.get(slice_)
+                    self._pending[slice_] = (delta + (pending[0] if pending else 0), ttl)
+                self.failed_flushes += 1
+                log.error(
+                    "quota reconciliations wait for Redis (%d slices): %s", len(self._pending), exc
+                )
+                return
 
     async def peek(self, charges: Sequence[Charge]) -> None:
         keys = [s for c in charges for s in c.slices]
@@ -221,4 +255,7 @@ class RedisBackend:
             raise BackendDown(f"Redis did not answer: {type(exc).__name__}: {exc}") from exc
 
     async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        await self.flush()
         await self._client.aclose()

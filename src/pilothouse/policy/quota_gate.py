@@ -25,8 +25,14 @@ from typing import Any
 from pilothouse import errors
 from pilothouse.clock import Clock
 from pilothouse.errors import QuotaExceeded
-from pilothouse.policy.quota_backends import BackendDown, Charge, QuotaBackend, refused
-from pilothouse.policy.quotas import UNITS_PER, QuotaPolicy
+from pilothouse.policy.quota_backends import (
+    BackendDown,
+    Charge,
+    InProcessBackend,
+    QuotaBackend,
+    refused,
+)
+from pilothouse.policy.quotas import UNITS_PER, WINDOW_SECONDS, QuotaPolicy
 
 log = logging.getLogger("pilothouse.quotas")
 WARN_AT = (75, 90)
@@ -94,22 +100,27 @@ class QuotaGate:
         self._notify = notify or (lambda event, payload: None)
         self._count = count or (lambda decision: None)
         self._told: set[tuple[str, ...]] = set()
+        self._prefixes: dict[tuple[str, str, bool, str], str] = {}
 
     def charges(
         self, applicable: Sequence[tuple[QuotaPolicy, str]], bound: UsageBound, now: float
     ) -> list[Charge]:
         out = []
+        prefixes = self._prefixes
         for policy, subject in applicable:
             ids, resets_at = policy.bucket_ids(now)
-            prefix = f"pilothouse:quota:{policy.name}:{policy.window_label}:{subject}:"
+            cached = (policy.name, policy.window, policy.rolling, subject)
+            prefix = prefixes.get(cached)
+            if prefix is None:
+                if len(prefixes) > 100_000:
+                    prefixes.clear()
+                prefix = f"pilothouse:quota:{policy.name}:{policy.window_label}:{subject}:"
+                prefixes[cached] = prefix
+            slices = (
+                (prefix + str(ids[0]),) if len(ids) == 1 else tuple(prefix + str(i) for i in ids)
+            )
             out.append(
-                Charge(
-                    policy,
-                    subject,
-                    tuple(prefix + str(i) for i in ids),
-                    amount_for(policy.dimension, bound),
-                    resets_at,
-                )
+                Charge(policy, subject, slices, amount_for(policy.dimension, bound), resets_at)
             )
         return out
 
@@ -124,7 +135,10 @@ class QuotaGate:
         now = self.clock.now()
         charges = self.charges(applicable, bound, now)
         try:
-            refused_at = await self.backend.reserve(charges)
+            if isinstance(self.backend, InProcessBackend):  # no await: nothing to wait for
+                refused_at = self.backend.reserve_now(charges)
+            else:
+                refused_at = await self.backend.reserve(charges)
         except BackendDown as exc:
             return self._backend_down(charges, exc)
         if refused_at is not None:
@@ -357,8 +371,6 @@ class QuotaGate:
 
 
 def _window_seconds(policy: QuotaPolicy, resets_at: float, now: float) -> int:
-    from pilothouse.policy.quotas import WINDOW_SECONDS
-
     if policy.window == "month" and not policy.rolling:
         return max(1, math.ceil(resets_at - now))  # what is left of this calendar month
     return WINDOW_SECONDS[policy.window]
