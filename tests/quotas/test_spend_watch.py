@@ -94,6 +94,44 @@ def test_a_20x_jump_on_a_never_used_model_is_anomalous_within_the_window() -> No
 pytestmark = pytest.mark.anyio
 
 
+async def seed_history(gw: InProcess, onset: datetime) -> None:
+    """A week of the key's normal rhythm before `onset` ($0.10 a minute at 14:00)."""
+    key = (await gw.client.get("/api/keys/inprocess/usage", headers=gw.admin)).json()["key"]
+    increments = {
+        (r["minute"], key["id"], r["model_alias"]): {
+            "requests": 10,
+            "prompt_tokens": r["prompt_tokens"],
+            "completion_tokens": r["completion_tokens"],
+            "cost_usd": r["cost_usd"],
+        }
+        for r in rhythm(onset - timedelta(days=7), 7, busy_mondays=False, scale=0.05)
+    }
+    with gw.server.store.begin() as conn:
+        key_spend.add(conn, increments)
+
+
+async def steal(gw: InProcess, clock: ManualClock, minutes: int) -> tuple[int | None, list[int]]:
+    """Four calls a minute on `cheap`, a model the key never used, of $0.50 each (20x its
+    normal spend), the spend watch ticking every minute: the minute it first found the
+    anomaly, and every status the calls got."""
+    expensive = completion(
+        "sim-tiny", {"prompt_tokens": 10_000, "completion_tokens": 2_495_000, "total_tokens": 0}
+    )
+    gw.transports["sim"].default = Scripted.json(expensive)
+    monitor, writer = gw.server.monitor, gw.server.writer
+    assert monitor is not None and monitor.spend_watch is not None and writer is not None
+    found_at, statuses = None, []
+    for minute in range(minutes):
+        statuses += [(await gw.chat("cheap")).status_code for _ in range(4)]
+        await writer.flush()
+        found = await monitor.spend_watch.tick()
+        if found and found_at is None:
+            assert found[0]["new_models"] == ["cheap"]
+            found_at = minute
+        clock.advance(60)
+    return found_at, statuses
+
+
 async def test_end_to_end_the_key_is_suspended_alerted_published_and_restored(
     tmp_path: Path,
 ) -> None:
@@ -101,42 +139,13 @@ async def test_end_to_end_the_key_is_suspended_alerted_published_and_restored(
     clock = ManualClock(onset.timestamp())
     async with InProcess.start(tmp_path, CONFIG, clock=clock) as gw:
         server = gw.server
-        key = (await gw.client.get("/api/keys/inprocess/usage", headers=gw.admin)).json()["key"]
-        increments = {
-            (r["minute"], key["id"], r["model_alias"]): {
-                "requests": 10,
-                "prompt_tokens": r["prompt_tokens"],
-                "completion_tokens": r["completion_tokens"],
-                "cost_usd": r["cost_usd"],
-            }
-            for r in rhythm(onset - timedelta(days=7), 7, busy_mondays=False, scale=0.05)
-        }
-        with server.store.begin() as conn:
-            key_spend.add(conn, increments)
-        # Its normal spend: $0.10 a minute at this hour. Stolen: four calls a minute on
-        # `cheap`, a model it never used, of $0.50 each: 20x.
-        expensive = completion(
-            "sim-tiny", {"prompt_tokens": 10_000, "completion_tokens": 2_495_000, "total_tokens": 0}
-        )
-        gw.transports["sim"].default = Scripted.json(expensive)
         monitor = server.monitor
-        assert monitor is not None and monitor.spend_watch is not None
-        suspended_after = None
-        for minute in range(10):
-            answers = [await gw.chat("cheap") for _ in range(4)]
-            if any(a.status_code == 403 for a in answers):
-                refused = next(a for a in answers if a.status_code == 403)
-                assert refused.json()["error"]["code"] == "key_suspended"
-                break
-            assert all(a.status_code == 200 for a in answers)
-            assert server.writer is not None
-            await server.writer.flush()
-            found = await monitor.spend_watch.tick()
-            if found:
-                assert found[0]["suspended"] is True and found[0]["new_models"] == ["cheap"]
-                suspended_after = minute
-            clock.advance(60)
+        assert monitor is not None and monitor.spend_watch is not None and server.writer
+        await seed_history(gw, onset)
+        suspended_after, statuses = await steal(gw, clock, 8)
         assert suspended_after is not None and suspended_after < SPEC.window_minutes
+        assert set(statuses[: 4 * (suspended_after + 1)]) == {200}
+        assert set(statuses[4 * (suspended_after + 1) :]) == {403}
         refused = await gw.chat("cheap")
         assert refused.status_code == 403 and "restore" in refused.json()["error"]["message"]
         with server.store.connect() as conn:
@@ -160,3 +169,20 @@ async def test_end_to_end_the_key_is_suspended_alerted_published_and_restored(
         # The spend before the restore is not judged again.
         await server.writer.flush()
         assert await monitor.spend_watch.tick() == []
+
+
+async def test_a_policy_of_alert_only_alerts_and_publishes_but_never_suspends(
+    tmp_path: Path,
+) -> None:
+    onset = MONDAY + timedelta(hours=14)
+    clock = ManualClock(onset.timestamp())
+    config = CONFIG + "monitoring:\n  spend_watch: {action: alert}\n"
+    async with InProcess.start(tmp_path, config, clock=clock) as gw:
+        await seed_history(gw, onset)
+        found_at, statuses = await steal(gw, clock, 6)
+        assert found_at is not None and found_at < SPEC.window_minutes
+        assert set(statuses) == {200}
+        with gw.server.store.connect() as conn:
+            kinds = [r.kind for r in conn.execute(select(alerts.c.kind))]
+            actions = [r.action for r in conn.execute(select(audit_log.c.action))]
+        assert kinds == ["spend_anomaly"] and "key.suspend" not in actions
