@@ -119,35 +119,48 @@ class InProcessBackend:
         pass
 
 
-# ARGV: n, then per charge: slice count, amount, hard limit (-1: none), ttl.
-# Returns {ok (1/0), refused charge (1-based, 0 if none), used before, per charge...}.
-_RESERVE = """
-local n = tonumber(ARGV[1])
-local used = {}
+# Several requests' reservations in one call, in order, each all-or-nothing: every charge
+# of a request fits under its hard limit and all are added, or none is.
+# ARGV: request count, then per request: charge count, then per charge: slice count,
+# amount, hard limit (-1: none), ttl. Returns per request: ok, refused charge, used...
+_RESERVE_MANY = """
+local out = {}
+local requests = tonumber(ARGV[1])
 local k, a = 1, 2
-for i = 1, n do
-  local slices, amount, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-  local total = 0
-  for j = 0, slices - 1 do
-    local v = redis.call('GET', KEYS[k + j])
-    if v then total = total + tonumber(v) end
+for r = 1, requests do
+  local n = tonumber(ARGV[a])
+  a = a + 1
+  local used, refused = {}, 0
+  local k0, a0 = k, a
+  for i = 1, n do
+    local slices, amount, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+    local total = 0
+    for j = 0, slices - 1 do
+      local v = redis.call('GET', KEYS[k + j])
+      if v then total = total + tonumber(v) end
+    end
+    used[i] = total
+    if refused == 0 and limit >= 0 and (total >= limit or total + amount > limit) then
+      refused = i
+    end
+    k, a = k + slices, a + 4
   end
-  used[i] = total
-  if limit >= 0 and (total >= limit or total + amount > limit) then
-    return {0, i, unpack(used)}
+  if refused == 0 then
+    local k1, a1 = k0, a0
+    for i = 1, n do
+      local slices, amount, ttl = tonumber(ARGV[a1]), tonumber(ARGV[a1 + 1]), tonumber(ARGV[a1 + 3])
+      if amount ~= 0 then
+        redis.call('INCRBY', KEYS[k1], amount)
+        if redis.call('TTL', KEYS[k1]) < 0 then redis.call('EXPIRE', KEYS[k1], ttl) end
+      end
+      k1, a1 = k1 + slices, a1 + 4
+    end
   end
-  k, a = k + slices, a + 4
+  table.insert(out, refused == 0 and 1 or 0)
+  table.insert(out, refused)
+  for i = 1, n do table.insert(out, used[i]) end
 end
-k, a = 1, 2
-for i = 1, n do
-  local slices, amount, ttl = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 3])
-  if amount ~= 0 then
-    redis.call('INCRBY', KEYS[k], amount)
-    if redis.call('TTL', KEYS[k]) < 0 then redis.call('EXPIRE', KEYS[k], ttl) end
-  end
-  k, a = k + slices, a + 4
-end
-return {1, 0, unpack(used)}
+return out
 """
 # KEYS: slices; ARGV: delta, ttl per slice.
 _ADJUST = """
@@ -181,33 +194,80 @@ class RedisBackend:
             socket_connect_timeout=timeout_seconds,
             retry_on_timeout=False,
         )
-        self._reserve = self._client.register_script(_RESERVE)
+        self._reserve_many = self._client.register_script(_RESERVE_MANY)
+        self._queue: list[tuple[Sequence[Charge], asyncio.Future[int | None]]] = []
+        self._sending: set[asyncio.Task[None]] = set()
         self._adjust = self._client.register_script(_ADJUST)
         self._pending: dict[str, tuple[int, int]] = {}
         self._flusher: asyncio.Task[None] | None = None
         self.failed_flushes = 0
 
     async def reserve(self, charges: Sequence[Charge]) -> int | None:
+        """Joins the reservations made in the same turn of the event loop into one script
+        call (each request still all-or-nothing): one round trip for many requests."""
+        future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        self._queue.append((charges, future))
+        if len(self._queue) == 1:
+            asyncio.get_running_loop().call_soon(self._send_reservations)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:  # the caller left: give back what it may get
+            future.add_done_callback(lambda done: self._undo(charges, done))
+            raise
+
+    def _undo(self, charges: Sequence[Charge], done: asyncio.Future[int | None]) -> None:
+        if not done.cancelled() and done.exception() is None and done.result() is None:
+            self._queue_adjust([(c.slices[0], -c.amount, c.policy.ttl_seconds) for c in charges])
+
+    def _send_reservations(self) -> None:
+        batch, self._queue = self._queue, []
+        task = asyncio.get_running_loop().create_task(self._reserve_batch(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _reserve_batch(
+        self, batch: list[tuple[Sequence[Charge], asyncio.Future[int | None]]]
+    ) -> None:
         keys: list[str] = []
-        args: list[int] = [len(charges)]
-        for charge in charges:
-            keys += charge.slices
-            hard = charge.policy.hard_units
-            args += [
-                len(charge.slices),
-                charge.amount,
-                -1 if hard is None else hard,
-                charge.policy.ttl_seconds,
-            ]
-        result = await self._call(self._reserve, keys, args)
-        for charge, used in zip(charges, result[2:], strict=False):
-            charge.used = int(used)
-        return None if int(result[0]) == 1 else int(result[1]) - 1
+        args: list[int] = [len(batch)]
+        for charges, _ in batch:
+            args.append(len(charges))
+            for charge in charges:
+                keys += charge.slices
+                hard = charge.policy.hard_units
+                args += [
+                    len(charge.slices),
+                    charge.amount,
+                    -1 if hard is None else hard,
+                    charge.policy.ttl_seconds,
+                ]
+        try:
+            result = await self._call(self._reserve_many, keys, args)
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(
+                        exc if isinstance(exc, BackendDown) else BackendDown(str(exc))
+                    )
+            if not isinstance(exc, Exception):
+                raise
+            return
+        position = 0
+        for charges, future in batch:
+            ok, refused_at = int(result[position]), int(result[position + 1])
+            for charge, used in zip(charges, result[position + 2 :], strict=False):
+                charge.used = int(used)
+            position += 2 + len(charges)
+            if not future.done():
+                future.set_result(None if ok == 1 else refused_at - 1)
 
     async def adjust(self, deltas: Sequence[tuple[str, int, int]]) -> None:
         """Queued, merged per slice, and sent as one script every few milliseconds: a
         request does not wait for its reconciliation (until it lands, the counter holds
         the larger reservation, so a limit is never passed because of the delay)."""
+        self._queue_adjust(deltas)
+
+    def _queue_adjust(self, deltas: Sequence[tuple[str, int, int]]) -> None:
         for slice_, delta, ttl in deltas:
             if delta:
                 pending = self._pending.get(slice_)
