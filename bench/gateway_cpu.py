@@ -80,8 +80,9 @@ async def main(data_dir, requests):
     settings = Settings(data_dir=data_dir, config_path=config, config=load_config_file(config))
     store = open_store(settings.effective_database_url)
     store.upgrade()
-    if admin_token is not None:
-        admin_token.prepare(store, data_dir, "pha-bench-admin")
+    prepare = getattr(admin_token, "prepare", None)  # older builds kept the token elsewhere
+    if prepare is not None:
+        prepare(store, data_dir, "pha-bench-admin")
     server = create_server(settings, store, transport_for=lambda name, spec: Transport())
     _, secret = key_policy.create_key(store, name="bench")
     headers = {"Authorization": f"Bearer {secret}"}

@@ -249,6 +249,7 @@ class InProcess:
         clock: Clock | None = None,
         simulated: bool = False,
         scripted: bool = True,
+        redis_url: str | None = None,
     ) -> AsyncIterator[InProcess]:
         """The server on `config`; with `simulated`, every provider is answered by the
         simulator's app in-process (`SimulatedTransport`) instead of a script; with
@@ -257,7 +258,10 @@ class InProcess:
         config_path = data_dir / "config.yaml"
         config_path.write_text(config)
         settings = Settings(
-            data_dir=data_dir, config_path=config_path, config=load_config_file(config_path)
+            data_dir=data_dir,
+            config_path=config_path,
+            config=load_config_file(config_path),
+            redis_url=redis_url,
         )
         store = open_store(settings.effective_database_url)
         store.upgrade()

@@ -208,6 +208,22 @@ class DriftSpec(_Strict):
     min_median_change: float = Field(default=0.2, ge=0)
 
 
+class SpendWatchSpec(_Strict):
+    """The spend watch (monitor/spend.py): each key's cost and tokens per minute against its
+    own baseline (a daily profile and a recent average), a model it never used, bursts.
+    Above `ratio` times the baseline *and* `floor_usd_per_minute`, the key is suspended
+    (`action: suspend`) or only alerted (`action: alert`, or the key in `alert_only_keys`)."""
+
+    enabled: bool = True
+    action: Literal["suspend", "alert"] = "suspend"
+    window_minutes: int = Field(default=5, ge=1, le=60)
+    ratio: float = Field(default=10.0, gt=1)
+    floor_usd_per_minute: float = Field(default=0.5, ge=0)
+    baseline_days: int = Field(default=7, ge=1, le=60)
+    min_history_hours: float = Field(default=24.0, ge=0)
+    alert_only_keys: list[str] = []
+
+
 class MonitoringSpec(_Strict):
     """What watches the traffic: how often the monitors evaluate, retention, drift, alert
     notification grouping, and SLOs declared here (more can be added through the API)."""
@@ -219,6 +235,7 @@ class MonitoringSpec(_Strict):
     group_wait_seconds: float = Field(default=30.0, ge=0, le=3600)
     repeat_interval_seconds: float = Field(default=4 * 3600.0, ge=60)
     slos: list[SLOSpec] = []
+    spend_watch: SpendWatchSpec = SpendWatchSpec()
 
 
 class WebhookSpec(_Strict):

@@ -89,6 +89,15 @@ class RequestTimeout(PilothouseError):
     code = "request_timeout"
 
 
+class QuotaExceeded(PilothouseError):
+    """A hard quota limit would be passed: 429 with Retry-After, RateLimit headers, and
+    the quota, its limit, what was used and when it resets in `details`."""
+
+    status = 429
+    type = "quota_exceeded"
+    code = "quota_exceeded"
+
+
 class ServiceUnavailable(PilothouseError):
     status = 503
     type = "service_unavailable"

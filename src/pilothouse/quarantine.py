@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-KINDS = ("key", "route", "release", "setting")
+KINDS = ("key", "route", "release", "setting", "quota")
 
 
 @dataclass(frozen=True, slots=True)

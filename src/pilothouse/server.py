@@ -11,6 +11,8 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
 
 from starlette.applications import Starlette
 
@@ -21,9 +23,13 @@ from pilothouse.fleet.deployments import TransportFor
 from pilothouse.fleet.state import Fleet
 from pilothouse.gateway.app import GatewayApp
 from pilothouse.gateway.http_io import Receive, Scope, Send
+from pilothouse.monitor.alerts import Condition, raise_alert
 from pilothouse.monitor.engine import Monitor
 from pilothouse.monitor.scheduler import EvalScheduler, SubprocessRunner, scheduler_key
+from pilothouse.monitor.spend import SpendWatch
 from pilothouse.notify.webhooks import WebhookSender
+from pilothouse.policy.quota_backends import InProcessBackend, QuotaBackend, RedisBackend
+from pilothouse.policy.quota_gate import QuotaGate
 from pilothouse.quarantine import KINDS
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.releases.routes import list_routes
@@ -66,6 +72,8 @@ class Server:
         self.writer: RequestLogWriter | None = None
         self.gateway: GatewayApp | None = None
         self.prompt_feed: PromptFeed | None = None
+        self.quotas: QuotaGate | None = None
+        self._background: set[asyncio.Task[None]] = set()
         self.web = create_web(self._lifespan)
 
     async def announce(self) -> int:
@@ -110,6 +118,12 @@ class Server:
         self.metrics.config_version.set_function(lambda: holder.current.version)
         for kind in KINDS:
             self.metrics.quarantined.labels(kind).set_function(_counter(holder, kind))
+        self.quotas = QuotaGate(
+            self._quota_backend(),
+            clock=self.clock,
+            notify=self._quota_event,
+            count=self._quota_counter(),
+        )
         self.writer = RequestLogWriter(
             self.store, self.settings.data_dir, self.metrics, spec=self.settings.config.request_log
         )
@@ -121,6 +135,7 @@ class Server:
             keepalive_seconds=gateway_settings.keepalive_interval_seconds,
             body_read_timeout_seconds=gateway_settings.body_read_timeout_seconds,
             clock=self.clock,
+            quotas=self.quotas,
         )
         self.prompt_feed = PromptFeed(self.store, self.holder)
         self.webhooks = WebhookSender(
@@ -141,6 +156,13 @@ class Server:
             owners=self._owners,
             shared=self.store.dialect == "postgresql",
         )
+        self.monitor.spend_watch = SpendWatch(
+            self.store,
+            self.settings.config.monitoring.spend_watch,
+            clock=self.clock,
+            publish=self.webhooks.publish,
+            announce=self.announce,
+        )
         # First: a second process on this data dir is refused before anything else starts.
         self.writer.start()
         await self.prompt_feed.start()
@@ -157,6 +179,7 @@ class Server:
             monitor=self.monitor,
             webhooks=self.webhooks,
             clock=self.clock,
+            quotas=self.quotas,
         )
         self.holder.start(
             gateway_settings.config_poll_interval_seconds,
@@ -173,7 +196,10 @@ class Server:
             # In-flight requests have finished by now (the server drains them first).
             await self.begin_shutdown()
             await self.monitor.close()
+            for task in list(self._background):  # quota notifications still being recorded
+                await asyncio.wait({task}, timeout=5)
             await self.webhooks.close()
+            await self.quotas.backend.close()
             await self.bus.close()
             await self.fleet.close()
             await self.holder.close()
@@ -186,6 +212,60 @@ class Server:
         if made:
             await self.announce()
         return secret
+
+    def _quota_backend(self) -> QuotaBackend:
+        """Redis when the deployment has it (exact across instances), else this process."""
+        if self.settings.redis_url:
+            return RedisBackend(self.settings.redis_url)
+        if self.store.dialect == "postgresql":
+            log.warning(
+                "quotas are counted per instance (no PILOTHOUSE_REDIS_URL): with several "
+                "instances each one enforces its own share, not the deployment's"
+            )
+        return InProcessBackend()
+
+    def _quota_counter(self) -> Callable[[str], None]:
+        """Counts a quota decision (the labelled children looked up once, not per request)."""
+        children = {
+            d: self.metrics.quota_decisions.labels(d)
+            for d in ("allowed", "soft", "refused", "fail_open", "fail_closed", "settle_failed")
+        }
+        return lambda decision: children[decision].inc()
+
+    def _quota_event(self, event: str, payload: dict[str, Any]) -> None:
+        """A quota crossed a line: a webhook event, and an alert when it was exceeded or
+        its counters are unreachable. Off the request path (a background task)."""
+        task = asyncio.get_running_loop().create_task(self._tell_quota(event, payload))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _tell_quota(self, event: str, payload: dict[str, Any]) -> None:
+        try:
+            if self.webhooks is not None:
+                await self.webhooks.publish(event, payload)
+            if event in ("quota.exceeded", "quota.backend_down"):
+                subject = (
+                    f"quota:{payload['quota']}:{payload['subject']}"
+                    if event == "quota.exceeded"
+                    else "quota:backend"
+                )
+                condition = Condition(
+                    kind="quota",
+                    subject=subject,
+                    signal=event.split(".", 1)[1],
+                    direction="up",
+                    severity="ticket" if event == "quota.exceeded" else "page",
+                    summary=(
+                        f"quota {payload.get('quota')} exhausted for {payload.get('subject')}"
+                        if event == "quota.exceeded"
+                        else f"quota counters unreachable: {payload.get('error')}"
+                    ),
+                    details=payload,
+                )
+                now = datetime.fromtimestamp(self.clock.now(), UTC)
+                await asyncio.to_thread(raise_alert, self.store, condition, now)
+        except Exception:
+            log.exception("could not publish quota event %s", event)
 
     def _owners(self) -> dict[str, str | None]:
         """Who is told about a subject: each route's owner, each provider's (config)."""

@@ -17,6 +17,7 @@ from pilothouse.config import ConfigFile
 from pilothouse.fleet.state import Fleet
 from pilothouse.monitor.engine import Monitor
 from pilothouse.notify.webhooks import WebhookSender
+from pilothouse.policy.quota_gate import QuotaGate
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.store import Store, database
@@ -43,6 +44,7 @@ class Services:
     monitor: Monitor
     webhooks: WebhookSender
     clock: Clock  # the time monitors, schedules and alerts read
+    quotas: QuotaGate
 
     @property
     def snapshot(self) -> Snapshot:

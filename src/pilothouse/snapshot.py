@@ -47,6 +47,7 @@ from pilothouse.fleet.deployments import ModelAlias, close_providers
 from pilothouse.policy.admin_token import SETTING as ADMIN_TOKEN_SETTING
 from pilothouse.policy.admin_token import load_admin_hash
 from pilothouse.policy.keys import ApiKey, load_keys
+from pilothouse.policy.quotas import QuotaSet, load_quota_part
 from pilothouse.quarantine import Loaded, Quarantined
 from pilothouse.releases.serving import RouteTarget, load_routes
 from pilothouse.store import Store, changes
@@ -72,7 +73,11 @@ PARTS: tuple[Part, ...] = (
     Part("key", lambda conn, ids, current: load_keys(conn, ids, current)),
     Part("route", lambda conn, ids, _current: load_routes(conn, ids)),
     Part("setting", lambda conn, ids, _current: load_admin_hash(conn, ids)),
+    # Policies are few: any change reloads them all, as one set the request path reads.
+    Part("quota", lambda conn, _ids, _current: load_quota_part(conn)),
 )
+QUOTA_SET = "*"
+_NO_QUOTAS = QuotaSet()
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,11 @@ class Snapshot:
     def admin_token_sha256(self) -> str | None:
         value = self.parts.get("setting", _EMPTY).get(ADMIN_TOKEN_SETTING)
         return value if isinstance(value, str) else None
+
+    @property
+    def quotas(self) -> QuotaSet:
+        found = self.parts.get("quota", _EMPTY).get(QUOTA_SET)
+        return found if isinstance(found, QuotaSet) else _NO_QUOTAS
 
     @property
     def quarantined(self) -> tuple[Quarantined, ...]:

@@ -1,5 +1,6 @@
-"""Every example in docs/prompts.md, docs/releases.md, docs/sdk.md and docs/monitoring.md
-runs as written against `make run`: a fresh `pilothouse serve` in demo mode (what `make run` starts), with
+"""Every example in docs/prompts.md, docs/releases.md, docs/sdk.md, docs/monitoring.md and
+docs/quotas.md runs as written against `make run`: a fresh `pilothouse serve` in demo mode
+(what `make run` starts), with
 the variables its banner tells you to export.
 
 How a page is run, in document order, in a fresh working directory:
@@ -31,7 +32,7 @@ from harness import free_port
 from pilothouse.config import ConfigFile
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-PAGES = ["prompts.md", "releases.md", "sdk.md", "monitoring.md"]
+PAGES = ["prompts.md", "releases.md", "sdk.md", "monitoring.md", "quotas.md"]
 FENCE = re.compile(r"^```(\S*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 SESSION = """
 import sys, traceback

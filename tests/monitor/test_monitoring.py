@@ -370,7 +370,8 @@ async def test_retention_prunes_raw_rows_and_rollups_each_on_its_own(
     monitor = server.server.monitor
     assert monitor is not None
     now = datetime.fromtimestamp(clock.now(), UTC)
-    assert monitor.prune(now) == {"request_log": 7, "request_rollups": 0}
+    # The per-key spend of the first seven (one minute) is past the spend watch's 8 days.
+    assert monitor.prune(now) == {"request_log": 7, "request_rollups": 0, "key_spend": 1}
     assert len(await server.rows(5)) == 5
     # The rollups keep all twelve (400 days), so charts and SLOs still see the older traffic.
     from pilothouse.store import rollups as rollup_rows
@@ -379,7 +380,11 @@ async def test_retention_prunes_raw_rows_and_rollups_each_on_its_own(
         kept = rollup_rows.sums(conn, now - timedelta(days=40), now, route="support")
     assert kept["requests"] == 12
     # Two minutes and their two ten-minute slots.
-    assert monitor.prune(now + timedelta(days=400)) == {"request_log": 5, "request_rollups": 4}
+    assert monitor.prune(now + timedelta(days=400)) == {
+        "request_log": 5,
+        "request_rollups": 4,
+        "key_spend": 1,
+    }
 
 
 DRIFT_SCENARIO = """

@@ -47,6 +47,10 @@ COMMANDS = {
         "pilothouse.cli.prompts:prompts",
         "The prompt registry: versions, labels, history; prompts as files.",
     ),
+    "quotas": (
+        "pilothouse.cli.quotas:quotas",
+        "Quota policies: requests, tokens or USD per key, user or team, soft and hard limits.",
+    ),
     "releases": (
         "pilothouse.cli.releases:releases",
         "What each route serves: show, promote, canary, roll back, history.",

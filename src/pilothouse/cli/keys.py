@@ -107,3 +107,49 @@ def enable(key: str, reason: str | None) -> None:
     """Enable KEY (id or name) again."""
     result = ApiClient().post(f"/api/keys/{key}/enable", {"reason": reason})
     click.echo(f"enabled {result['id']} ({result['name']})")
+
+
+@keys.command("usage")
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")
+def usage(key: str, as_json: bool) -> None:
+    """Where KEY stands against its quotas, and what it spent in the last hour and day."""
+    data = ApiClient().get(f"/api/keys/{key}/usage")
+    if as_json:
+        print_json(data)
+        return
+    info = data["key"]
+    state = "SUSPENDED: " + str(info["suspended_reason"]) if info["suspended"] else "active"
+    click.echo(f"{info['id']} ({info['name']}): {state}")
+    if data["quotas"]:
+        print_table(
+            data["quotas"],
+            [
+                "quota",
+                "subject",
+                "dimension",
+                "window",
+                "used",
+                "hard_limit",
+                "remaining",
+                "resets_at",
+                "state",
+            ],
+        )
+    else:
+        click.echo("no quota applies to this key")
+    for period in ("last_hour", "last_day"):
+        spent = data["spend"][period]
+        click.echo(
+            f"{period.replace('_', ' ')}: {spent['requests']} requests, {spent['tokens']} tokens, "
+            f"${spent['cost_usd']:.4f}"
+        )
+
+
+@keys.command("restore")
+@click.argument("key")
+@click.option("--reason", required=True, help="Why it is safe again (kept in the audit trail).")
+def restore(key: str, reason: str) -> None:
+    """Restore KEY after the spend watch suspended it: every instance within a second."""
+    result = ApiClient().post(f"/api/keys/{key}/restore", {"reason": reason})
+    click.echo(f"restored {result['id']} ({result['name']})")

@@ -8,9 +8,13 @@ characters a token, and the row says they are estimated.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from pilothouse.fleet.deployments import Deployment
+import orjson
+
+from pilothouse.fleet.deployments import Deployment, ModelAlias
+from pilothouse.policy.quota_gate import UsageBound
 from pilothouse.providers.types import OutputSample, Usage
 from pilothouse.registry.catalog import cost_usd
 from pilothouse.telemetry.request_log import RequestRecord
@@ -50,6 +54,34 @@ def account_partial(
     record.usage_estimated = (
         prompt != reported.prompt_tokens or completion != reported.completion_tokens
     )
+
+
+# A token is at least one byte of text; each message and the request add a few of their own.
+TOKENS_PER_MESSAGE = 8
+TOKENS_PER_REQUEST = 16
+
+
+def usage_bound(alias: ModelAlias, body: dict[str, Any]) -> UsageBound:
+    """The most a request may use, for quota reservations: the prompt's token bound
+    (bytes of its text and tools: never fewer tokens than that), `max_tokens` (or
+    `max_completion_tokens`) times `n` when set, priced at the alias's dearest deployment."""
+    prompt = TOKENS_PER_REQUEST
+    messages = body.get("messages")
+    for message in messages if isinstance(messages, list) else ():
+        prompt += TOKENS_PER_MESSAGE + len(orjson.dumps(message))
+    for name in ("tools", "input", "response_format"):
+        if name in body:
+            prompt += len(orjson.dumps(body[name]))
+    cap = body.get("max_completion_tokens", body.get("max_tokens"))
+    output: int | None = None
+    if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:
+        n = body.get("n")
+        output = cap * (n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1)
+    input_price = max(d.pricing.input_per_mtok for d in alias.deployments)
+    output_price = max(d.pricing.output_per_mtok for d in alias.deployments)
+    # USD per million tokens → nano-dollars per token is x 1000
+    cost = math.ceil((prompt * input_price + (output or 0) * output_price) * 1000)
+    return UsageBound(prompt, output, cost)
 
 
 def estimate_prompt_tokens(body: dict[str, Any]) -> int:

@@ -29,7 +29,7 @@ from pilothouse.clock import Clock
 from pilothouse.fleet.deployments import Deployment, ModelAlias
 from pilothouse.fleet.failover import Failover, bounded
 from pilothouse.gateway import validation
-from pilothouse.gateway.accounting import account, account_partial, record_signals
+from pilothouse.gateway.accounting import account, account_partial, record_signals, usage_bound
 from pilothouse.gateway.doors.door import DOORS, Door, DoorStream, EventWriter
 from pilothouse.gateway.headers import RequestHeaders
 from pilothouse.gateway.http_io import (
@@ -46,10 +46,11 @@ from pilothouse.gateway.http_io import (
     wait_for_disconnect,
 )
 from pilothouse.gateway.relay import RelayResult, SseResponse, error_frame, flush_held, relay
-from pilothouse.gateway.resolve import Resolution, resolve
+from pilothouse.gateway.resolve import Resolution, degrade, resolve
 from pilothouse.gateway.unserved import unserved_answer
 from pilothouse.logs import request_id_var
 from pilothouse.policy.keys import ApiKey, authenticate, authenticate_quietly
+from pilothouse.policy.quota_gate import Admission, QuotaGate
 from pilothouse.providers.types import ChatStream, UpstreamError
 from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.telemetry import outcomes
@@ -155,8 +156,10 @@ class GatewayApp:
         keepalive_seconds: float,
         body_read_timeout_seconds: float = 30.0,
         clock: Clock | None = None,
+        quotas: QuotaGate | None = None,
     ):
         self.now = (clock or Clock()).now  # a row's started_at: the monitors' time
+        self.quotas = quotas
         self.holder = holder
         self.writer = writer
         self.metrics = metrics
@@ -225,6 +228,7 @@ class GatewayApp:
             headers.append((b"x-client-request-id", request.client_request_id.encode()))
         snapshot = self.holder.current
         attempts: list[dict[str, Any]] = []  # the upstream calls, for the GenAI metrics
+        admission: Admission | None = None
         try:
             key = self._authenticate(snapshot, request, record, endpoint)
             if endpoint == "models":
@@ -232,9 +236,28 @@ class GatewayApp:
                 return
             payload = await self._read(receive, request)
             resolution = self._resolve(snapshot, key, payload, request, endpoint, record, door)
+            if snapshot.quotas.policies and self.quotas is not None:
+                admission = await self._quota(snapshot, key, resolution, record)
+                if admission is not None:
+                    degraded = self._degrade(snapshot, resolution, admission, record, headers)
+                    if degraded is not resolution:
+                        resolution = degraded
+                        bound = usage_bound(resolution.alias, resolution.body)
+                        await self.quotas.rebound(admission, bound)
+                    headers += admission.headers
             headers += _route_headers(record)
             await self._call(
-                endpoint, resolution, record, t0, receive, send, headers, attempts, door, payload
+                endpoint,
+                resolution,
+                record,
+                t0,
+                receive,
+                send,
+                headers,
+                attempts,
+                door,
+                payload,
+                admission,
             )
         except UpstreamError as exc:
             self._fail(record, exc)
@@ -258,6 +281,8 @@ class GatewayApp:
         finally:
             record.finished_at = self.now()
             record.latency_ms = (time.perf_counter() - t0) * 1000
+            if admission is not None:
+                await self._settle(admission, record)
             self.writer.submit(record)
             # A metrics label only when the alias is one of ours, never a client's string.
             known = record.model_alias is None or record.model_alias in snapshot.models
@@ -348,6 +373,43 @@ class GatewayApp:
             validation.check_chat(resolution.body)
         return resolution
 
+    async def _quota(
+        self, snapshot: Snapshot, key: ApiKey, resolution: Resolution, record: RequestRecord
+    ) -> Admission | None:
+        """Reserve what the request may use against every quota that applies to its key,
+        user and team; QuotaExceeded (429) past a hard limit."""
+        assert self.quotas is not None
+        applicable = snapshot.quotas.applicable(key.id, record.user, key.team)
+        if not applicable:
+            return None
+        return await self.quotas.admit(applicable, usage_bound(resolution.alias, resolution.body))
+
+    def _degrade(
+        self,
+        snapshot: Snapshot,
+        resolution: Resolution,
+        admission: Admission,
+        record: RequestRecord,
+        headers: Headers,
+    ) -> Resolution:
+        """Past a soft limit: the policy's cheaper alias and/or capped max_tokens."""
+        if not admission.degraded:
+            return resolution
+        degraded = degrade(snapshot, resolution, admission.degrade_to, admission.max_tokens)
+        if degraded.alias is not resolution.alias:
+            record.model_alias = degraded.alias.alias
+            headers.append((b"x-pilothouse-quota-degraded", degraded.alias.alias.encode()))
+        return degraded
+
+    async def _settle(self, admission: Admission, record: RequestRecord) -> None:
+        """The reservation becomes the real usage (streams and cuts included: the row's
+        tokens and cost are what was used), or is released when nothing was used."""
+        assert self.quotas is not None
+        tokens = (record.prompt_tokens or 0) + (record.completion_tokens or 0)
+        cost = record.cost_usd or 0.0
+        used = record.error_class is None or tokens > 0 or cost > 0
+        await self.quotas.settle(admission, used_anything=used, tokens=tokens, cost_usd=cost)
+
     async def _call(
         self,
         endpoint: str,
@@ -360,6 +422,7 @@ class GatewayApp:
         attempts: list[dict[str, Any]],
         door: Door | None,
         request: dict[str, Any],
+        admission: Admission | None = None,
     ) -> None:
         body = resolution.body
         failover = Failover(resolution.alias, body, t0)
@@ -391,6 +454,8 @@ class GatewayApp:
                 answer = door.answer_body(
                     answer, request, request["model"], int(self.now()), record.id
                 )
+        if admission is not None:  # before the answer: the caller's next request sees it
+            await self._settle(admission, record)
         cost = (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())
         await send_json(send, 200, answer, [*headers, cost])
 

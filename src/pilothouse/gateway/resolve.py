@@ -162,3 +162,23 @@ def _route_variables(extras: Any) -> dict[str, Any]:
             "`pilothouse.variables` must be an object", param="pilothouse.variables"
         )
     return variables
+
+
+def degrade(
+    snapshot: Snapshot, resolution: Resolution, alias: str | None, max_tokens: int | None
+) -> Resolution:
+    """A quota's soft-limit degradation: another model alias (the policy names it, so the
+    key's model list does not apply) and/or `max_tokens` capped. The same resolution when
+    neither changes anything (or the alias is gone from the configuration)."""
+    target = resolution.alias
+    if alias is not None and alias in snapshot.models:
+        target = snapshot.models[alias]
+    body = resolution.body
+    if max_tokens is not None:
+        name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+        asked = body.get(name)
+        if not (isinstance(asked, int) and 0 < asked <= max_tokens):
+            body = {**body, name: max_tokens}
+    if target is resolution.alias and body is resolution.body:
+        return resolution
+    return Resolution(target, body, resolution.route)

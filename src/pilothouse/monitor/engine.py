@@ -25,8 +25,10 @@ from pilothouse.config import MonitoringSpec
 from pilothouse.monitor import alerts, drift, slo
 from pilothouse.monitor.alerts import Condition
 from pilothouse.monitor.scheduler import EvalScheduler
+from pilothouse.monitor.spend import SpendWatch
 from pilothouse.store import Store
 from pilothouse.store import alerts as alert_rows
+from pilothouse.store import key_spend as spend_rows
 from pilothouse.store import request_log as log_rows
 from pilothouse.store import rollups as rollup_rows
 
@@ -67,6 +69,7 @@ class Monitor:
         self._pending_since: float | None = None
         self.last_statuses: list[slo.Status] = []
         self._pruned_at: float | None = None
+        self.spend_watch: SpendWatch | None = None  # set by the server (it can suspend keys)
 
     # ------------------------------------------------------------------ running
 
@@ -97,6 +100,11 @@ class Monitor:
         raised = await asyncio.to_thread(self.evaluate, _utc(now))
         if self.scheduler is not None:
             raised += self._queue(await self.scheduler.tick())
+        if self.spend_watch is not None:
+            try:
+                await self.spend_watch.tick(now)
+            except Exception:
+                log.exception("the spend watch failed; it runs again next interval")
         await self.notify(now)
         if self._pruned_at is None or now - self._pruned_at >= PRUNE_EVERY_SECONDS:
             self._pruned_at = now
@@ -108,7 +116,7 @@ class Monitor:
         `rollup_retention_days` (each set on its own: charts and SLOs read rollups only)."""
         spec = self.spec
         raw_before = now - timedelta(days=spec.raw_retention_days)
-        deleted = {"request_log": 0, "request_rollups": 0}
+        deleted = {"request_log": 0, "request_rollups": 0, "key_spend": 0}
         while True:
             with self.store.begin() as conn:
                 gone = log_rows.prune(conn, raw_before, PRUNE_BATCH)
@@ -118,6 +126,10 @@ class Monitor:
         with self.store.begin() as conn:
             deleted["request_rollups"] = rollup_rows.prune(
                 conn, now - timedelta(days=spec.rollup_retention_days)
+            )
+            # The spend watch reads `baseline_days`; a day more is kept for `keys usage`.
+            deleted["key_spend"] = spend_rows.prune(
+                conn, now - timedelta(days=max(spec.spend_watch.baseline_days + 1, 2))
             )
         if any(deleted.values()):
             log.info("retention: pruned %s", deleted, extra={"pruned": deleted})

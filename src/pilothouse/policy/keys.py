@@ -57,6 +57,9 @@ class ApiKey:
     scopes: frozenset[str] = frozenset()
     prompts: tuple[str, ...] | None = None  # name patterns of prompts it may also read
     problem: str | None = None  # the stored row cannot be used: calls get this error
+    suspended_at: datetime | None = None  # by the spend watch; `keys restore` lifts it
+    suspended_reason: str | None = None
+    spend_watch_after: datetime | None = None  # restored: spend before this is not judged
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ApiKey:
@@ -67,8 +70,9 @@ class ApiKey:
                 isinstance(value, list) and all(isinstance(v, str) for v in value)
             ):
                 raise ValueError(f"`{field}` is not a list of names")
-        if not isinstance(row["created_at"], datetime) or not (
-            row["expires_at"] is None or isinstance(row["expires_at"], datetime)
+        times = (row["expires_at"], row.get("suspended_at"), row.get("spend_watch_after"))
+        if not isinstance(row["created_at"], datetime) or not all(
+            t is None or isinstance(t, datetime) for t in times
         ):
             raise ValueError("a timestamp is not a time")
         return cls(
@@ -83,6 +87,9 @@ class ApiKey:
             created_at=row["created_at"],
             scopes=frozenset(scopes or ()),
             prompts=tuple(prompts) if prompts is not None else None,
+            suspended_at=row.get("suspended_at"),
+            suspended_reason=row.get("suspended_reason"),
+            spend_watch_after=row.get("spend_watch_after"),
         )
 
     def allows(self, model: str) -> bool:
@@ -116,6 +123,9 @@ class ApiKey:
             "prompts": list(self.prompts) if self.prompts is not None else None,
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "disabled": self.disabled,
+            "suspended": self.suspended_at is not None,
+            "suspended_at": self.suspended_at.isoformat() if self.suspended_at else None,
+            "suspended_reason": self.suspended_reason,
             "created_at": self.created_at.isoformat(),
         }
 
@@ -185,6 +195,13 @@ def authenticate(
     if key.disabled:
         raise errors.AuthenticationFailed(
             f"API key {key.prefix}… ({key.id}) is disabled", hint="ask an admin to enable it"
+        )
+    if key.suspended_at is not None:
+        raise errors.PermissionDenied(
+            f"API key {key.prefix}… ({key.id}) was suspended at "
+            f"{key.suspended_at.isoformat(timespec='seconds')}: {key.suspended_reason}",
+            hint="an admin can restore it: `pilothouse keys restore KEY --reason ...`",
+            code="key_suspended",
         )
     if key.expired(now):
         raise errors.AuthenticationFailed(f"API key {key.prefix}… ({key.id}) has expired")
@@ -276,7 +293,8 @@ def list_keys(store: Store, *, after: str | None = None, limit: int | None = Non
     return sorted(keys, key=lambda k: (k.created_at, k.id))
 
 
-def _find(conn: Connection, id_or_name: str, *, lock: bool = False) -> dict[str, Any]:
+def find_key_row(conn: Connection, id_or_name: str, *, lock: bool = False) -> dict[str, Any]:
+    """The row of the key with this id, or the one key with this name; NotFound/Conflict."""
     row = key_rows.get(conn, id_or_name, lock=lock)
     if row is None:
         matches = key_rows.find_by_name(conn, id_or_name)
@@ -296,7 +314,7 @@ def _find(conn: Connection, id_or_name: str, *, lock: bool = False) -> dict[str,
 def resolve_key(store: Store, id_or_name: str) -> ApiKey:
     """Find a key by id, or by name when exactly one key has it."""
     with store.connect() as conn:
-        return ApiKey.from_row(_find(conn, id_or_name))
+        return ApiKey.from_row(find_key_row(conn, id_or_name))
 
 
 def set_disabled(
@@ -309,7 +327,7 @@ def set_disabled(
 ) -> ApiKey:
     """Disable or enable a key; every gateway instance obeys on its next snapshot swap."""
     with store.write() as conn:
-        row = _find(
+        row = find_key_row(
             conn, id_or_name, lock=True
         )  # locked: `before` is exact under concurrent writers
         key_rows.set_disabled(conn, row["id"], disabled)
@@ -324,3 +342,55 @@ def set_disabled(
         )
         changes.bump(conn, ("key", row["id"]))
         return ApiKey.from_row({**row, "disabled": disabled})
+
+
+def suspend(
+    store: Store, key_id: str, reason: str, *, at: datetime, actor: str = "spend-watch"
+) -> ApiKey | None:
+    """Suspend a key (its calls get 403 `key_suspended` on every instance after the next
+    snapshot swap); None when it was already suspended."""
+    with store.write() as conn:
+        row = find_key_row(conn, key_id, lock=True)
+        if row["suspended_at"] is not None:
+            return None
+        key_rows.set_suspension(conn, row["id"], at, reason[:2000], row["spend_watch_after"])
+        audit.record(
+            conn,
+            actor=actor,
+            action="key.suspend",
+            target=row["id"],
+            before={"suspended": False},
+            after={"suspended": True, "suspended_at": at.isoformat()},
+            reason=reason,
+        )
+        changes.bump(conn, ("key", row["id"]))
+        return ApiKey.from_row({**row, "suspended_at": at, "suspended_reason": reason[:2000]})
+
+
+def restore(
+    store: Store, id_or_name: str, reason: str, *, at: datetime, actor: str = "admin"
+) -> ApiKey:
+    """Lift a suspension; the spend watch judges only spend after `at` from now on."""
+    if not reason.strip():
+        raise errors.InvalidRequest("restoring a key needs a reason", param="reason")
+    with store.write() as conn:
+        row = find_key_row(conn, id_or_name, lock=True)
+        if row["suspended_at"] is None:
+            raise errors.Conflict(
+                f"API key {row['id']} is not suspended",
+                hint="`pilothouse keys enable KEY` lifts a manual disable",
+            )
+        key_rows.set_suspension(conn, row["id"], None, None, at)
+        audit.record(
+            conn,
+            actor=actor,
+            action="key.restore",
+            target=row["id"],
+            before={"suspended": True, "suspended_reason": row["suspended_reason"]},
+            after={"suspended": False},
+            reason=reason,
+        )
+        changes.bump(conn, ("key", row["id"]))
+        return ApiKey.from_row(
+            {**row, "suspended_at": None, "suspended_reason": None, "spend_watch_after": at}
+        )

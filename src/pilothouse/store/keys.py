@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select, update
@@ -58,6 +59,20 @@ def page_ids(conn: Connection, after: str | None, limit: int) -> list[str]:
 
 def set_disabled(conn: Connection, key_id: str, disabled: bool) -> None:
     conn.execute(update(api_keys).where(api_keys.c.id == key_id).values(disabled=disabled))
+
+
+def set_suspension(
+    conn: Connection,
+    key_id: str,
+    at: datetime | None,
+    reason: str | None,
+    watch_after: datetime | None,
+) -> None:
+    conn.execute(
+        update(api_keys)
+        .where(api_keys.c.id == key_id)
+        .values(suspended_at=at, suspended_reason=reason, spend_watch_after=watch_after)
+    )
 
 
 def hashes(conn: Connection, key_ids: list[str]) -> dict[str, str]:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -69,6 +70,10 @@ api_keys = Table(
     Column("expires_at", UTCDateTime()),
     Column("disabled", Boolean, nullable=False, default=False),
     Column("created_at", UTCDateTime(), nullable=False),
+    # The spend watch (monitor/spend.py) suspends a key; an admin restores it.
+    Column("suspended_at", UTCDateTime()),
+    Column("suspended_reason", Text),
+    Column("spend_watch_after", UTCDateTime()),  # restored: spend before this is not judged
 )
 
 audit_log = Table(
@@ -489,4 +494,40 @@ webhook_deliveries = Table(
     Column("delivered_at", UTCDateTime()),
     Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),
     Index("ix_webhook_deliveries_created", "created_at"),
+)
+
+# Quota policies (policy/quotas.py): a limit on a key, a user or a team, per window.
+quota_policies = Table(
+    "quota_policies",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("subject_kind", String(10), nullable=False),  # key | user | team
+    Column("subject", String(200), nullable=False),  # a key id, user, team, or * (each)
+    Column("dimension", String(10), nullable=False),  # requests | tokens | cost
+    Column("window", String(10), nullable=False),  # minute | hour | day | month
+    Column("rolling", Boolean, nullable=False, default=False),
+    Column("soft_limit", Float),
+    Column("hard_limit", Float),
+    Column("degrade_to", String(200)),  # past the soft limit: this model alias instead
+    Column("degrade_max_tokens", Integer),  # past the soft limit: max_tokens capped to this
+    Column("on_backend_down", String(10), nullable=False),  # open | closed
+    Column("created_by", String(200), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# What each key spent per minute and model alias: the spend watch's only input (added by
+# the journal loader in the same transaction as the request-log rows).
+KEY_SPEND_SUMS = ("requests", "prompt_tokens", "completion_tokens", "cost_usd")
+key_spend = Table(
+    "key_spend",
+    metadata,
+    Column("minute", UTCDateTime(), nullable=False),
+    Column("key_id", String(40), nullable=False),
+    Column("model_alias", String(200), nullable=False, server_default=""),
+    Column("requests", Integer, nullable=False, server_default="0"),
+    Column("prompt_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("completion_tokens", BigInteger, nullable=False, server_default="0"),
+    Column("cost_usd", Float, nullable=False, server_default="0"),
+    PrimaryKeyConstraint("minute", "key_id", "model_alias", name="pk_key_spend"),
+    Index("ix_key_spend_key", "key_id", "minute"),
 )

@@ -22,6 +22,7 @@ from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
 
 from pilothouse.store import Store
+from pilothouse.store import key_spend as key_spend_rows
 from pilothouse.store import request_log as rows_sql
 from pilothouse.store import rollups as rollup_rows
 from pilothouse.telemetry import rollups
@@ -186,6 +187,7 @@ class JournalLoader:
         try:
             with conn.begin_nested():
                 rollup_rows.add(conn, rollups.aggregate(added, rows_sql.COLUMN_ORDER))
+                key_spend_rows.add(conn, rollups.key_spend(added, rows_sql.COLUMN_ORDER))
         except Exception as exc:
             if _store_trouble(exc):
                 raise

@@ -158,6 +158,13 @@ class Metrics:
             ["path_kind"],
             registry=r,
         )
+        self.quota_decisions = Counter(
+            "pilothouse_quota_decisions",
+            "Quota checks by decision: allowed, soft (past a soft limit), refused, "
+            "fail_open / fail_closed (counters unreachable), settle_failed.",
+            ["decision"],
+            registry=r,
+        )
         self.quarantined = Gauge(
             "pilothouse_quarantined_items",
             "Configuration items that cannot be loaded and answer with an error, by kind "

@@ -108,6 +108,40 @@ def aggregate(
     }
 
 
+def key_spend(
+    lines: Iterable[Sequence[Any]], columns: Sequence[str]
+) -> dict[tuple[datetime, str, str], dict[str, float]]:
+    """What each key spent per (minute, key id, model alias), for the spend watch; rows
+    without a key (refused before authentication) are left out."""
+    at = {name: i for i, name in enumerate(columns)}
+    started_at, key_at, alias_at = at["started_at"], at["key_id"], at["model_alias"]
+    cost_at, prompt_at, completion_at = at["cost_usd"], at["prompt_tokens"], at["completion_tokens"]
+    sums: dict[tuple[Any, str, str], list[float]] = {}
+    for line in lines:
+        key_id = line[key_at]
+        if not key_id:
+            continue
+        started = line[started_at]
+        minute = started[:16] if isinstance(started, str) else minute_of(started)
+        bucket = (minute, key_id, line[alias_at] or "")
+        s = sums.get(bucket)
+        if s is None:
+            s = sums[bucket] = [0.0, 0.0, 0.0, 0.0]
+        s[0] += 1
+        s[1] += line[prompt_at] or 0
+        s[2] += line[completion_at] or 0
+        s[3] += line[cost_at] or 0.0
+    return {
+        (_minute(k[0]), k[1], k[2]): {
+            "requests": int(v[0]),
+            "prompt_tokens": int(v[1]),
+            "completion_tokens": int(v[2]),
+            "cost_usd": v[3],
+        }
+        for k, v in sums.items()
+    }
+
+
 def _minute(value: str | datetime) -> datetime:
     if isinstance(value, datetime):
         return value

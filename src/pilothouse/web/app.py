@@ -23,6 +23,7 @@ from pilothouse.web import (
     openapi,
     ops_api,
     prompts_api,
+    quotas_api,
     releases_api,
     requests_api,
 )
@@ -39,6 +40,7 @@ APIS = (
     evals_api,
     monitoring_api,
     fleet_api,
+    quotas_api,
 )
 
 
