@@ -449,3 +449,42 @@ async def test_the_simulators_drift_mode_on_one_route_alerts_that_route_only(
     assert not any(subject == "route:search" for subject, _ in drifted)
     assert verified(headers, body, SECRET)
     assert orjson.loads(body)["data"]["owner"] == "support-team"
+
+
+async def test_an_alert_any_part_raised_is_notified_once_grouped_by_owner(
+    gw: tuple[InProcess, ManualClock], receiver: Receiver
+) -> None:
+    """The spend watch, quotas and the scheduler raise alerts outside the evaluation: the
+    monitor's notifications read every open alert not yet sent, whoever raised it."""
+    from datetime import UTC, datetime
+
+    from pilothouse.monitor.alerts import Condition, raise_alert
+
+    server, clock = gw
+    now = datetime.fromtimestamp(clock.now(), UTC)
+    for subject in ("key:k1", "key:k2"):
+        raise_alert(
+            server.server.store,
+            Condition(
+                "spend_anomaly",
+                subject,
+                "usd_per_minute",
+                "up",
+                "page",
+                f"{subject} spends 20x",
+                "payments",
+            ),
+            now,
+        )
+    monitor, sender = server.server.monitor, server.server.webhooks
+    assert monitor is not None and sender is not None
+    await monitor.tick()
+    headers, body = await delivered(receiver, sender, "alert.page.payments")
+    assert verified(headers, body, SECRET)
+    assert sorted(a["subject"] for a in orjson.loads(body)["data"]["alerts"]) == [
+        "key:k1",
+        "key:k2",
+    ]
+    await monitor.tick()  # already sent: nothing new until the repeat interval
+    await sender.deliver_due()
+    assert sum(h["x-pilothouse-event"] == "alert.page.payments" for h, _ in receiver.seen) == 1

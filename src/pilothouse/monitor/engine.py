@@ -2,10 +2,12 @@
 the `monitor` lease; every instance on SQLite, where there is only one) evaluates the SLOs
 and looks for drift, raises and clears alerts, and sends the notifications, grouped.
 
-Notifications: new alerts wait `group_wait_seconds` so one that arrives with others goes
-out in the same message; an alert still open is sent again every
-`repeat_interval_seconds`. Each goes through the one webhook sender as the event
-`alert.<severity>.<owner>` (subscribe to `alert.*`, `alert.page.*`, `alert.*.payments`).
+Notifications: every open alert not yet notified, whoever raised it (SLOs, drift,
+scheduled suites, the spend watch, quotas), is read from the store; once the oldest has
+waited `group_wait_seconds` they go out grouped by owner, one message each; an alert
+still open is sent again every `repeat_interval_seconds`. Each goes through the one
+webhook sender as the event `alert.<severity>.<owner>` (subscribe to `alert.*`,
+`alert.page.*`, `alert.*.payments`).
 """
 
 from __future__ import annotations
@@ -65,8 +67,6 @@ class Monitor:
         self.holder = "instance-" + secrets.token_hex(6)
         self.config_slos = [slo.from_spec(s) for s in spec.slos]
         self._task: asyncio.Task[None] | None = None
-        self._pending: dict[str | None, list[dict[str, Any]]] = {}
-        self._pending_since: float | None = None
         self.last_statuses: list[slo.Status] = []
         self._pruned_at: float | None = None
         self.spend_watch: SpendWatch | None = None  # set by the server (it can suspend keys)
@@ -99,7 +99,7 @@ class Monitor:
             return []
         raised = await asyncio.to_thread(self.evaluate, _utc(now))
         if self.scheduler is not None:
-            raised += self._queue(await self.scheduler.tick())
+            raised += await self.scheduler.tick()
         if self.spend_watch is not None:
             try:
                 await self.spend_watch.tick(now)
@@ -220,14 +220,6 @@ class Monitor:
             if new:
                 raised.append(alert)
         raised += self._drift(now, owners)
-        return self._queue(raised)
-
-    def _queue(self, raised: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Hold new alerts for the next notification, grouped by owner."""
-        for alert in raised:
-            self._pending.setdefault(alert["owner"], []).append(alert)
-            if self._pending_since is None:
-                self._pending_since = self.clock.now()
         return raised
 
     def _drift(self, now: datetime, owners: Mapping[str, str | None]) -> list[dict[str, Any]]:
@@ -275,20 +267,28 @@ class Monitor:
     # ------------------------------------------------------------------ notifications
 
     async def notify(self, now: float) -> None:
-        """Send pending alerts once their group has waited; repeat the ones still open."""
+        """Send new alerts once the oldest has waited; repeat the ones still open."""
         if self.publish is None:
-            self._pending.clear()
             return
-        waited = self._pending_since is not None and (
-            now - self._pending_since >= self.spec.group_wait_seconds
-        )
-        if self._pending and waited:
-            groups, self._pending, self._pending_since = self._pending, {}, None
-            for owner, group in groups.items():
-                await self._send(owner, group, repeat=False, now=now)
-        due = await asyncio.to_thread(self._due_repeats, now)
+        fresh, due = await asyncio.to_thread(self._to_send, now)
+        for owner, group in fresh.items():
+            await self._send(owner, group, repeat=False, now=now)
         for owner, group in due.items():
             await self._send(owner, group, repeat=True, now=now)
+
+    def _to_send(
+        self, now: float
+    ) -> tuple[dict[str | None, list[dict[str, Any]]], dict[str | None, list[dict[str, Any]]]]:
+        """(new alerts by owner, once the oldest has waited; repeats due, by owner)."""
+        fresh: dict[str | None, list[dict[str, Any]]] = {}
+        with self.store.connect() as conn:
+            waiting = alert_rows.unnotified(conn)
+        if waiting and min(a["opened_at"] for a in waiting) <= _utc(
+            now - self.spec.group_wait_seconds
+        ):
+            for alert in waiting:
+                fresh.setdefault(alert["owner"], []).append(alert)
+        return fresh, self._due_repeats(now)
 
     def _due_repeats(self, now: float) -> dict[str | None, list[dict[str, Any]]]:
         cutoff = _utc(now - self.spec.repeat_interval_seconds)

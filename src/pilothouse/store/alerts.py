@@ -48,6 +48,16 @@ def listing(
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
+def unnotified(conn: Connection) -> list[dict[str, Any]]:
+    """Open alerts no notification has carried yet, oldest first."""
+    query = (
+        select(alerts)
+        .where(alerts.c.state == "open", alerts.c.notified_at.is_(None))
+        .order_by(alerts.c.opened_at)
+    )
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
 def events(conn: Connection, alert_id: str) -> list[dict[str, Any]]:
     query = (
         select(alert_events).where(alert_events.c.alert_id == alert_id).order_by(alert_events.c.id)
