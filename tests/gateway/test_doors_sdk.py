@@ -64,18 +64,34 @@ async def serving(tmp_path: Path) -> AsyncIterator[InProcess]:
         yield gw
 
 
+_OPEN: list[openai.AsyncOpenAI | anthropic.AsyncAnthropic] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_sdks() -> AsyncIterator[None]:
+    """Each test's SDK clients closed in its own loop (left to the garbage collector, the
+    SDK closes them from whatever loop runs then, failing an unrelated test)."""
+    yield
+    while _OPEN:
+        await _OPEN.pop().close()
+
+
 def openai_sdk(gw: InProcess) -> openai.AsyncOpenAI:
     http = httpx.AsyncClient(transport=gw.client._transport, base_url="http://gw")
-    return openai.AsyncOpenAI(
+    sdk = openai.AsyncOpenAI(
         base_url="http://gw/v1", api_key=gw.key, http_client=http, max_retries=0
     )
+    _OPEN.append(sdk)
+    return sdk
 
 
 def anthropic_sdk(gw: InProcess, key: str | None = None) -> anthropic.AsyncAnthropic:
     http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=gw.server))
-    return anthropic.AsyncAnthropic(
+    sdk = anthropic.AsyncAnthropic(
         base_url="http://gw", api_key=key or gw.key, http_client=http, max_retries=0
     )
+    _OPEN.append(sdk)
+    return sdk
 
 
 def row_of(rows: list[dict[str, Any]], request_id: str) -> dict[str, Any]:

@@ -58,10 +58,13 @@ def test_completion_sync(gateway: Gateway, key: str, model: str) -> None:
 @pytest.mark.parametrize("model", PROVIDER_ALIASES)
 def test_stream_async_with_usage(gateway: Gateway, key: str, model: str) -> None:
     async def run() -> tuple[str, list[openai.types.chat.ChatCompletionChunk]]:
-        stream = await async_client(gateway, key).chat.completions.create(
-            model=model, messages=HELLO, stream=True, stream_options={"include_usage": True}
-        )
-        chunks = [chunk async for chunk in stream]
+        # Closed inside its loop: a client left to the garbage collector closes itself
+        # from whatever loop runs then (the SDK's __del__), failing an unrelated test.
+        async with async_client(gateway, key) as sdk:
+            stream = await sdk.chat.completions.create(
+                model=model, messages=HELLO, stream=True, stream_options={"include_usage": True}
+            )
+            chunks = [chunk async for chunk in stream]
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         return text, chunks
 
