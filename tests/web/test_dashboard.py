@@ -44,6 +44,7 @@ PAGES = {
     "monitoring": "/monitoring?since=1h",
     "alerts": "/alerts?state=all",
     "fleet": "/fleet",
+    "quotas": "/quotas",
 }
 
 
@@ -57,6 +58,9 @@ def dashboard(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) ->
     slo = {"name": "f500-up", "model": "f-500", "sli": "availability", "objective": 0.99,
            "min_events": 2, "owner": "platform"}  # fmt: skip
     assert admin.post("/api/slos", json=slo).status_code == 201
+    quota = {"subject_kind": "team", "subject": "*", "dimension": "cost", "window": "day",
+             "soft_limit": 5, "hard_limit": 10, "degrade_to": "fast"}  # fmt: skip
+    assert admin.put("/api/quotas/team-daily-usd", json=quota).status_code == 201
     for text in (
         "Triage this ticket: {{ticket}}",
         "Triage this ticket kindly.\nTicket: {{ticket}}",
@@ -200,6 +204,8 @@ def test_every_page_loads_with_no_console_error_and_no_failed_request(
         for folder in _screenshot_dirs(tmp_path):
             page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
     assert problems == []
+    page.goto(dashboard.url + "/quotas")
+    assert "team-daily-usd" in page.locator("table").first.inner_text()
     # The pages show what the API says (they are views of it, not a second source).
     page.goto(dashboard.url + "/routes/support")
     active = dashboard.admin.get("/api/routes").json()["data"][0]["active"]["id"]

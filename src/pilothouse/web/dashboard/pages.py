@@ -29,6 +29,7 @@ from pilothouse.web import (
     keys_api,
     monitoring_api,
     prompts_api,
+    quotas_api,
     releases_api,
     requests_api,
 )
@@ -65,6 +66,7 @@ NAV = [
     ("/alerts", "Alerts"),
     ("/evals", "Evals"),
     ("/fleet", "Fleet"),
+    ("/quotas", "Quotas"),
     ("/keys", "Keys"),
     ("/models", "Models"),
 ]
@@ -353,6 +355,15 @@ async def fleet(call: Call) -> dict[str, Any]:
     return {"fleet": await fleet_api.fleet_status(call)}
 
 
+@page("/quotas", "quotas.html")
+async def quotas(call: Call) -> dict[str, Any]:
+    keys = (await keys_api.list_keys(call))["data"]
+    return {
+        "policies": (await quotas_api.list_quotas(call))["data"],
+        "suspended": [k for k in keys if k.get("suspended")],
+    }
+
+
 # ---------------------------------------------------------------------------- actions
 
 
@@ -413,6 +424,12 @@ async def close_alert(call: Call, form: dict[str, str]) -> str:
     return _with_notice(
         f"/alerts/{quote(call.path['alert_id'])}", f"{done['state']} ({body.disposition})"
     )
+
+
+@action("/keys/{key}/restore")
+async def restore_key(call: Call, form: dict[str, str]) -> str:
+    await quotas_api.restore_key(call, parse(quotas_api.Restore, _reason_only(form)))
+    return _with_notice("/quotas", f"restored {call.path['key']}")
 
 
 def _reason_only(form: dict[str, str]) -> dict[str, Any]:
