@@ -31,7 +31,7 @@ COMMANDS = {
     ),
     "eval": (
         "pilothouse.cli.evals:eval_",
-        "Eval-as-code: run suites as CI gates, list and compare runs.",
+        "Eval-as-code: run suites as CI gates or on a schedule, list and compare runs.",
     ),
     "fleet": (
         "pilothouse.cli.fleet:fleet",

@@ -119,7 +119,7 @@ def _baseline_lines(result: dict[str, Any]) -> None:
 
 @click.group(name="eval")
 def eval_() -> None:
-    """Eval-as-code: run suites as CI gates, list and compare runs."""
+    """Eval-as-code: run suites as CI gates or on a schedule, list and compare runs."""
 
 
 def _path(**kwargs: Any) -> click.Path:
