@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -150,7 +151,8 @@ def _deployment(d: Any, flags: list[str]) -> dict[str, Any]:
         "priority": d.priority,
         "weight": d.weight,
         "state": breaker.state,
-        "open_for_seconds": round(breaker.retry_after_seconds(), 1),
+        # Rounded up: a breaker still open for 40 ms must not read 0.0 (open for no time).
+        "open_for_seconds": math.ceil(breaker.retry_after_seconds() * 10) / 10,
         "trips": breaker.trips,
         "last_trip_at": breaker.last_trip_at,
         "last_trip_reason": breaker.last_trip_reason,
