@@ -188,3 +188,18 @@ async def test_doctor_lists_every_route_provider_and_suite_with_no_owner(
     assert ("route", "orphan") in unowned and ("route", "owned") not in unowned
     assert ("suite", "nightly") in unowned and ("suite", "triage") not in unowned
     assert {name for kind, name in unowned if kind == "provider"} == {"sim", "claude-api"}
+
+
+async def test_a_dataset_version_the_store_cannot_hold_is_refused_not_a_server_error(
+    gw: tuple[InProcess, ManualClock, EvalScheduler],
+) -> None:
+    server, _, _ = gw
+    for version in ('"abc"', "-1", "99999999999999999999", "1.5", "true"):
+        suite = SUITE.replace("version: 1}", f"version: {version}}}")
+        made = await server.client.post(
+            "/api/evals/schedules",
+            json={"suite": suite, "every_seconds": 3600},
+            headers=server.admin,
+        )
+        assert made.status_code == 400, (version, made.text)
+        assert "dataset version must be a whole number" in made.json()["error"]["message"]

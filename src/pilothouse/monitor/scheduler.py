@@ -301,6 +301,7 @@ def scheduler_key(store: Store, data_dir: Path) -> tuple[str, bool]:
 
 MIN_EVERY_SECONDS = 60
 MAX_EVERY_SECONDS = 31 * 86400
+MAX_DATASET_VERSION = 2**31 - 1  # what the databases store
 SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -326,7 +327,19 @@ def put_schedule(
     if not SUITE_NAME.match(name):
         raise errors.InvalidRequest(f"suite name {name!r} is not a valid name", param="suite")
     dataset = suite.get("dataset")
-    if not (isinstance(dataset, dict) and isinstance(dataset.get("name"), str)):
+    version = dataset.get("version") if isinstance(dataset, dict) else None
+    if version is not None and (
+        type(version) is not int or not 1 <= version <= MAX_DATASET_VERSION
+    ):
+        raise errors.InvalidRequest(
+            f"the suite's dataset version must be a whole number from 1, not {version!r}",
+            param="suite",
+        )
+    if not (
+        isinstance(dataset, dict)
+        and isinstance(dataset.get("name"), str)
+        and SUITE_NAME.match(dataset["name"])
+    ):
         raise errors.InvalidRequest(
             "a scheduled suite runs on the server, so its dataset must be stored there: "
             "`dataset: {name: N, version: V}` (`pilothouse eval schedule` pushes a dataset "

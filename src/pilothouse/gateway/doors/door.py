@@ -18,7 +18,7 @@ import orjson
 
 from pilothouse import errors
 from pilothouse.gateway.doors import messages, responses
-from pilothouse.gateway.doors.common import answer_id
+from pilothouse.gateway.doors.ids_and_chunks import answer_id
 from pilothouse.gateway.http_io import error_body as openai_error_body
 from pilothouse.providers.types import ChatStream, OutputSample, StreamEvent, Usage
 

@@ -23,7 +23,7 @@ import orjson
 
 from pilothouse import errors
 from pilothouse.errors import InvalidRequest
-from pilothouse.gateway.doors.common import chat_chunk, item_id
+from pilothouse.gateway.doors.ids_and_chunks import chat_chunk, item_id
 from pilothouse.providers.types import EventKind, StreamEvent
 
 STOP_REASONS = {

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from pilothouse.errors import InvalidRequest, PilothouseError
-from pilothouse.gateway.doors.common import chat_chunk, item_id
+from pilothouse.gateway.doors.ids_and_chunks import chat_chunk, item_id
 from pilothouse.providers.types import EventKind, StreamEvent
 
 _ROLES = {"user", "system", "developer", "assistant"}
