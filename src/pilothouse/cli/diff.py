@@ -241,6 +241,19 @@ def rendered(report: dict[str, Any], fmt: str) -> str:
     return render.markdown(report) if fmt == "markdown" else render.table(report)
 
 
+def account(calls: dict[str, Any]) -> str:
+    """Where the answers came from, one line: `old 8 cached, 0 called; new ...`."""
+    parts = [
+        f"{name} {c.get('cached', 0)} cached, {c.get('called', 0)} called"
+        for name, c in calls["sides"].items()
+    ]
+    embeddings = calls.get("embeddings") or {}
+    if embeddings:
+        cached = sum(n for source, n in embeddings.items() if source != "live")
+        parts.append(f"embeddings {cached} cached, {embeddings.get('live', 0)} called")
+    return f"diff: {'; '.join(parts)}; {calls['gateway_calls']} requests to the gateway"
+
+
 def exit_status(report: dict[str, Any]) -> int:
     """3 when a case could not be compared (the evidence is incomplete), else 1 when a
     behaviour changed, else 0."""
@@ -346,15 +359,7 @@ def diff(
             out.write_text(text)
         except OSError as exc:
             raise InfraProblem(f"--out {out}: could not write: {exc.strerror or exc}") from None
-    sides = report["calls"]["sides"]
-    say(
-        "diff: "
-        + "; ".join(
-            f"{name} {c.get('cached', 0)} cached, {c.get('called', 0)} called"
-            for name, c in sides.items()
-        )
-        + f"; {report['calls']['gateway_calls']} gateway calls"
-    )
+    say(account(report["calls"]))
     from pilothouse.behaviour.render import verdict
 
     say(verdict(report))
