@@ -32,6 +32,9 @@ ADMIN_TOKEN = "pha-diff-tests-admin"
 # by the wording (reply rules with `system`), so every version's behaviour is scripted.
 SCENARIO = """
 seed: 5
+fault_settings: {retry_after_s: 0}
+models:
+  sim-503: {faults: {"503": 1.0}}
 replies:
   - system: "(?i)in one word"
     match: "(?i)charged|refund|invoice"
@@ -196,6 +199,7 @@ def stack(data_dir: Path) -> Iterator[Stack]:
             "models:\n"
             "  fast: {provider: sim, model: sim-small, pricing: {input_per_mtok: 1, output_per_mtok: 2}}\n"
             "  embed: {provider: sim, model: sim-embed}\n"
+            "  broken: {provider: sim, model: sim-503}\n"
         )
         settings = Settings(
             data_dir=data_dir, config_path=config_path, config=load_config_file(config_path)

@@ -279,6 +279,21 @@ def test_an_unreachable_gateway_is_exit_3(pushed: Pushed, tmp_path: Path) -> Non
     assert "cannot reach Pilothouse" in result.stderr
 
 
+def test_cases_whose_calls_failed_are_listed_and_exit_3(pushed: Pushed, tmp_path: Path) -> None:
+    dataset = write_cases(tmp_path / "one.jsonl", [("t01", "I was charged twice", "payments")])
+    refs = _refs(pushed, "json", "one-word")
+    result = pushed.stack.diff(
+        *refs, "--model", "broken", "--dataset", str(dataset), "--format", "json",
+        data_dir=tmp_path,
+    )  # fmt: skip
+    assert result.exit_code == 3, result.stderr
+    report = report_of(result)
+    assert report["compared"] == 0 and report["changed"] is False
+    (failed,) = report["incomplete"]
+    assert failed["id"] == "t01" and "503" in failed["error"]
+    assert "1 cases could not be compared (calls failed)" in result.stderr
+
+
 def test_markdown_goes_to_the_out_file(pushed: Pushed, tmp_path: Path) -> None:
     out = tmp_path / "reports" / "diff.md"
     args = [*_refs(pushed, "json", "one-word"), "--dataset", str(pushed.tickets), "--model", "fast"]

@@ -25,7 +25,6 @@ from typing import Any
 import click
 import orjson
 
-from pilothouse.cli import eval_resolve
 from pilothouse.cli.eval_api import (
     EXIT_FAIL,
     EXIT_INFRA,
@@ -128,6 +127,7 @@ def prepare(request: Request, api: EvalApi) -> tuple[Any, dict[str, Any]]:
 
 
 def _targets(request: Request, api: EvalApi, models: dict[str, Any]) -> tuple[Any, Any]:
+    from pilothouse.cli import eval_resolve
     from pilothouse.evals.targets import Target
 
     if request.route is not None:
@@ -174,6 +174,7 @@ def _targets(request: Request, api: EvalApi, models: dict[str, Any]) -> tuple[An
 
 def _dataset(ref: str, api: EvalApi) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
     """A JSONL or CSV file, else a dataset the server keeps (NAME or NAME@VERSION)."""
+    from pilothouse.cli import eval_resolve
     from pilothouse.evals import datasets
 
     path = Path(ref)
@@ -329,6 +330,13 @@ def diff(
     route, model or the dataset is wrong (nothing was called), 3 the gateway, a provider
     or an output file failed, 130 interrupted.
     """
+    try:
+        import aiohttp  # noqa: F401  (the calls' client: the `evals` extra)
+    except ModuleNotFoundError:
+        raise SuiteProblem(
+            "pilothouse diff calls the gateway with aiohttp, which the light install leaves "
+            "out: pip install 'pilothouse[evals]'"
+        ) from None
     request = Request(
         old=old,
         new=new,
