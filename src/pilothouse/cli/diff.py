@@ -323,8 +323,10 @@ def diff(
     fmt: str,
     out: Path | None,
 ) -> None:  # fmt: skip
-    """Compare the behaviour of two prompt versions (OLD NEW, e.g. triage@6 triage@7) or of
-    a route's active release and its canary (--route) over a dataset.
+    """Behaviour diff of two prompt versions, or a route's canary, over a dataset.
+
+    OLD NEW are prompt versions (triage@6 triage@7) run on --model; --route ROUTE compares
+    the route's active release with its canary.
 
     Exit status: 0 no behaviour change, 1 behaviour changed, 2 the command, a prompt,
     route, model or the dataset is wrong (nothing was called), 3 the gateway, a provider
