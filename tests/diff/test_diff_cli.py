@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from diff_harness import Pushed, chat_prompt, report_of, write_cases
+from diff_harness import TICKETS, Pushed, chat_prompt, report_of, write_cases
 
 from pilothouse.behaviour import summarise
 
@@ -258,6 +258,24 @@ def test_an_unknown_dataset_is_exit_2(
     refs = _refs(pushed, "json", "kind")
     result = pushed.stack.diff(*refs, "--model", "fast", "--dataset", dataset, data_dir=tmp_path)
     assert result.exit_code == 2 and message in result.stderr, result.stderr
+
+
+def test_a_stored_dataset_by_name_and_version(pushed: Pushed, tmp_path: Path) -> None:
+    rows = [{"id": i, "variables": {"ticket": text}} for i, text, _ in TICKETS[:3]]
+    stored = pushed.stack.admin.post("/api/datasets/diff-tickets/versions", json={"rows": rows})
+    assert stored.status_code == 201, stored.text
+    refs = _refs(pushed, "json", "one-word")
+    for ref in ("diff-tickets", "diff-tickets@1"):
+        result = pushed.stack.diff(
+            *refs, "--model", "fast", "--dataset", ref, "--format", "json", data_dir=tmp_path
+        )
+        assert result.exit_code == 1, result.stderr
+        report = report_of(result)
+        assert report["dataset"]["source"] == "diff-tickets@1" and report["cases"] == 3
+    missing = pushed.stack.diff(
+        *refs, "--model", "fast", "--dataset", "diff-tickets@7", data_dir=tmp_path
+    )
+    assert missing.exit_code == 2 and "--dataset diff-tickets@7" in missing.stderr
 
 
 def test_a_dataset_row_the_prompt_cannot_render_is_exit_2(pushed: Pushed, tmp_path: Path) -> None:
