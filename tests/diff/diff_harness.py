@@ -188,6 +188,17 @@ def serving(app: Any, *, lifespan: str) -> Iterator[str]:
         sock.close()
 
 
+def _wait_applied(admin: httpx.Client, response: httpx.Response) -> None:
+    """Read your writes, as the CLI does: an admin write answers once it commits and is
+    applied asynchronously, so wait until the server serves the version it returned (a
+    key created here then works at once)."""
+    version = response.headers.get("X-Pilothouse-Config-Version")
+    if response.request.method == "GET" or not (version and version.isdigit()):
+        return
+    state = admin.get("/api/config/version", params={"min": version, "wait": 10})
+    assert state.json().get("reached"), f"version {version} not applied: {state.text}"
+
+
 @contextmanager
 def stack(data_dir: Path) -> Iterator[Stack]:
     """The simulator on SCENARIO and a Pilothouse server on it; `fast` and `embed` served."""
@@ -210,7 +221,10 @@ def stack(data_dir: Path) -> Iterator[Stack]:
         try:
             with serving(create_server(settings, store), lifespan="on") as url:
                 admin = httpx.Client(
-                    base_url=url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+                    base_url=url,
+                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+                    timeout=30,
+                    event_hooks={"response": [lambda r: _wait_applied(admin, r)]},
                 )
                 created = admin.post("/api/keys", json={"name": "ci", "scopes": ["evals"]})
                 assert created.status_code == 201, created.text
