@@ -113,6 +113,7 @@ DOMAIN = [
     "pilothouse.registry",
     "pilothouse.releases",
     "pilothouse.evals",
+    "pilothouse.behaviour",
     "pilothouse.telemetry",
     "pilothouse.fleet",
     "pilothouse.providers",

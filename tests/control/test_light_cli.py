@@ -109,6 +109,9 @@ def test_the_cli_and_the_sdk_work_without_the_servers_packages(
     (tmp_path / "suite.yaml").write_text("name: s\n")
     evals = pilothouse(server, "eval", "run", str(tmp_path / "suite.yaml"), light=True)
     assert evals.returncode == 1 and "pip install 'pilothouse[evals]'" in evals.stderr
+    assert pilothouse(server, "diff", "--help", light=True).returncode == 0
+    diff = pilothouse(server, "diff", "a@1", "a@2", "--dataset", "x", "--model", "m", light=True)
+    assert diff.returncode == 2 and "pip install 'pilothouse[evals]'" in diff.stderr
     sdk = subprocess.run(
         [
             sys.executable,

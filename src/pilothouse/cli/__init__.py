@@ -25,6 +25,10 @@ COMMANDS = {
         "pilothouse.cli.db:db",
         "Database schema: status and upgrades (serve upgrades automatically).",
     ),
+    "diff": (
+        "pilothouse.cli.diff:diff",
+        "Behaviour diff of two prompt versions, or a route's canary, over a dataset.",
+    ),
     "doctor": (
         "pilothouse.cli.models:doctor",
         "Retiring models routes still use, and routes, providers and suites with no owner.",

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from pilothouse import errors
 from pilothouse.web import (
+    diff_api,
     evals_api,
     fleet_api,
     keys_api,
@@ -38,6 +39,7 @@ APIS = (
     prompts_api,
     releases_api,
     evals_api,
+    diff_api,
     monitoring_api,
     fleet_api,
     quotas_api,
