@@ -113,6 +113,8 @@ DOMAIN = [
     "pilothouse.registry",
     "pilothouse.releases",
     "pilothouse.evals",
+    "pilothouse.contracts",
+    "pilothouse.changelog",
     "pilothouse.telemetry",
     "pilothouse.fleet",
     "pilothouse.providers",

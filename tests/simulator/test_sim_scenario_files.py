@@ -153,4 +153,5 @@ def test_the_documented_full_example_is_valid() -> None:
         dist="uniform", min_ms=150, max_ms=450
     )
     assert scenario.profile_for("gpt-4o").faults == {"500": 0.005, "malformed": 0.002, "429": 0.02}
-    assert [rule.kind for rule in scenario.replies] == ["text", "tool_call", "json", "text"]
+    assert [rule.kind for rule in scenario.replies] == ["text", "tool_call", "json", "text", "json"]
+    assert scenario.replies[-1].system == "(?i)name the team"

@@ -105,6 +105,32 @@ def test_rule_model_filter(scenario_sim: Start) -> None:
         assert ask(client, "I want a refund", model="gpt-4o") != "Refunds take 5 days."
 
 
+def test_a_system_rule_answers_only_when_the_system_prompt_matches(scenario_sim: Start) -> None:
+    running = scenario_sim(
+        'replies:\n  - {system: "(?i)name the team", match: invoice, json: {team: billing}}\n'
+    )
+
+    def chat(system: str | None, role: str = "system") -> str:
+        messages = [{"role": role, "content": system}] if system is not None else []
+        messages.append({"role": "user", "content": "My invoice is wrong"})
+        with running.openai() as client:
+            result = client.chat.completions.create(model="gpt-4o", messages=messages)
+        return result.choices[0].message.content or ""
+
+    assert json.loads(chat("Name the team for this ticket.")) == {"team": "billing"}
+    assert json.loads(chat("Name the team.", role="developer")) == {"team": "billing"}
+    assert chat("Sort the ticket into a queue.") != '{"team": "billing"}'
+    assert chat(None) != '{"team": "billing"}', "no system prompt: the rule does not apply"
+    with running.anthropic() as claude:
+        message = claude.messages.create(
+            model="claude-x",
+            max_tokens=50,
+            system="Name the team.",
+            messages=[{"role": "user", "content": "invoice"}],
+        )
+    assert json.loads(message.content[0].text) == {"team": "billing"}
+
+
 def test_ttft_profile_delays_the_first_chunk(scenario_sim: Start) -> None:
     running = scenario_sim("models:\n  slow-model: {ttft_ms: 300}\n")
     with running.openai() as client:

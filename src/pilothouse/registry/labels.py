@@ -2,6 +2,11 @@
 what depends on the label (registry/dependents.py) and refused when they would break it,
 unless forced with a reason; every change is an event (SSE, rollback) and an audit entry
 with exact before and after values (the prompt's row is locked first).
+
+A move of a protected label (`promotion.protected_labels`, default `production`) is also
+held to the promotion gate (contracts/gate.py) and refused when it says no, unless forced
+with a reason; rollbacks are not held. Every move of a protected label, rollbacks
+included, writes a changelog entry (changelog/entries.py) in the same transaction.
 """
 
 from __future__ import annotations
@@ -12,10 +17,15 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pilothouse import errors
+from pilothouse.changelog import entries as changelog
+from pilothouse.config import PromotionSpec
+from pilothouse.contracts import gate, subjects
 from pilothouse.registry import composition, dependents, names
 from pilothouse.registry.composition import ResolvedPrompt
 from pilothouse.store import Store, audit, changes
 from pilothouse.store import prompts as rows
+
+DEFAULT_POLICY = PromotionSpec()
 
 
 def check_label(label: str) -> str:
@@ -47,6 +57,15 @@ def expect(conn: Connection, name: str, label: str, expected: int | None) -> int
     return current
 
 
+@dataclass(frozen=True)
+class ProtectedMove:
+    name: str
+    label: str
+    before: int | None
+    version: int
+    rollback: bool
+
+
 @dataclass
 class LabelWriter:
     """The label changes of one transaction: made at once, checked and audited at the end."""
@@ -54,8 +73,10 @@ class LabelWriter:
     conn: Connection
     actor: str
     reason: str | None
+    policy: PromotionSpec = DEFAULT_POLICY
     watch: dependents.Watch = field(init=False)
     _audit: list[dict[str, Any]] = field(default_factory=list)
+    _protected: list[ProtectedMove] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.watch = dependents.Watch(self.conn)
@@ -85,6 +106,8 @@ class LabelWriter:
             hash=target["hash"],
             rollback=rollback,
         )
+        if label in self.policy.protected_labels:
+            self._protected.append(ProtectedMove(name, label, before, version, rollback))
         self._audit.append(
             {
                 "action": "prompt.rollback" if rollback else "prompt.label",
@@ -113,13 +136,35 @@ class LabelWriter:
         return before
 
     def finish(self, what: str, *, force: bool) -> dict[str, Any] | None:
-        """Refuse (Conflict) if the changes break a dependent, unless forced; write the
-        audit entries. Returns the forced record, if the change was forced."""
+        """Refuse (Conflict) if the changes break a dependent or a protected label's move
+        fails the promotion gate, unless forced; write the audit and changelog entries.
+        Returns the forced record, if the change was forced."""
         dependents.require_reason(force, self.reason)
         broken, unaffected = self.watch.check()
         forced = dependents.refuse_or_record(
             broken, unaffected, what=what, force=force, reason=self.reason
         )
+        reports = [self._gate(move) for move in self._protected]
+        held = [r for move, r in zip(self._protected, reports, strict=True) if not move.rollback]
+        gated = gate.refuse_or_record(held, what=what, force=force, reason=self.reason)
+        if gated is not None:
+            forced = {**(forced or {}), **gated}
+        for move, report in zip(self._protected, reports, strict=True):
+            changelog.record(
+                self.conn,
+                changelog.label_entry(
+                    self.conn,
+                    name=move.name,
+                    label=move.label,
+                    before=move.before,
+                    after=move.version,
+                    rollback=move.rollback,
+                    actor=self.actor,
+                    reason=self.reason,
+                    gate=report,
+                    forced=forced,
+                ),
+            )
         for entry in self._audit:
             after = entry["after"]
             if forced is not None:
@@ -135,6 +180,17 @@ class LabelWriter:
             )
         return forced
 
+    def _gate(self, move: ProtectedMove) -> gate.GateReport:
+        try:
+            candidate = subjects.for_prompt(self.conn, f"{move.name}@{move.version}")
+        except errors.Conflict:  # a forced move onto a version that does not compose
+            row = rows.get_version(self.conn, move.name, move.version)
+            digest = str(row["hash"]) if row else "unknown"
+            candidate = subjects.Candidate(
+                "prompt", move.name, f"{move.name}@{move.version}", digest, digest
+            )
+        return gate.check_prompt(self.conn, self.policy, candidate, move.label)
+
 
 def move_label(
     store: Store,
@@ -146,15 +202,17 @@ def move_label(
     reason: str | None = None,
     force: bool = False,
     expected: int | None = None,
+    policy: PromotionSpec = DEFAULT_POLICY,
 ) -> ResolvedPrompt:
-    """Point `label` of `name` at `version`; Conflict if that breaks a dependent (unless
-    forced) or if `expected` (If-Match) is not the label's current version."""
+    """Point `label` of `name` at `version`; Conflict if that breaks a dependent or fails
+    the promotion gate (unless forced) or if `expected` (If-Match) is not the label's
+    current version."""
     check_label(label)
     with store.write() as conn:
         lock(conn, name)
         composition.version_number(conn, name, None, version)
         expect(conn, name, label, expected)
-        writer = LabelWriter(conn, actor, reason)
+        writer = LabelWriter(conn, actor, reason, policy)
         if writer.move(name, label, version):
             writer.finish(f"moving {name}@{label} to version {version}", force=force)
             changes.bump(conn, ("prompt", name))
@@ -170,6 +228,7 @@ def rollback_label(
     reason: str | None = None,
     force: bool = False,
     expected: int | None = None,
+    policy: PromotionSpec = DEFAULT_POLICY,
 ) -> ResolvedPrompt:
     """Point the label back at the version it had before its current one.
 
@@ -193,7 +252,7 @@ def rollback_label(
             raise errors.Conflict(
                 f"label {label!r} of prompt {name!r} has no earlier version to roll back to"
             )
-        writer = LabelWriter(conn, actor, reason)
+        writer = LabelWriter(conn, actor, reason, policy)
         writer.move(name, label, stack[-2], rollback=True)
         writer.finish(f"rolling {name}@{label} back to version {stack[-2]}", force=force)
         changes.bump(conn, ("prompt", name))

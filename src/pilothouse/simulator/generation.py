@@ -62,6 +62,7 @@ class Conversation:
     n: int = 1
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
+    system_text: str = ""  # the system (and developer) instructions, for `system:` rules
 
 
 def generate(
@@ -148,7 +149,7 @@ def _matching_rule(conversation: Conversation, rules: Sequence[ReplyRule]) -> Re
         # skipping tool-call rules here is what lets scripted agent loops end.
         if rule.tool_call is not None and conversation.ends_with_tool_result:
             continue
-        if rule.applies(conversation.model, conversation.last_user_text):
+        if rule.applies(conversation.model, conversation.last_user_text, conversation.system_text):
             return rule
     return None
 
