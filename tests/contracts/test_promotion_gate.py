@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contract_harness import BREAKING, REPHRASED, SAFE, SCENARIO, contract, push, verify
+from contract_harness import BREAKING, REPHRASED, SAFE, SCENARIO, contract, push, triage, verify
 
 from inprocess import InProcess
 from webhook_receiver import Receiver, receiving, verified
@@ -176,6 +176,15 @@ async def test_a_pending_contract_is_reported_but_never_blocks_until_it_first_pa
     # Now active: version 2 has failed it, so moving back onto 2 is refused...
     assert (await label(gw, 1, reason="back to 1")).status_code == 200
     assert (await label(gw, 2, reason="again")).status_code == 409
+    # A push that would move production onto an unverified version is refused whole.
+    pushed = await gw.client.post(
+        "/api/prompts/triage/versions",
+        json={**triage(REPHRASED), "labels": ["production"]},
+        headers=gw.admin,
+    )
+    assert pushed.status_code == 409 and "no verification of triage@3" in pushed.text
+    versions = (await gw.client.get("/api/prompts/triage/versions", headers=gw.admin)).json()
+    assert [v["version"] for v in versions["data"]] == [1, 2], "nothing was stored"
     # ...and a changed contract is pending again until it passes.
     changed = contract(tolerance={"min_pass_rate": 0.5, "repeats": 2})
     again = (await gw.client.post("/api/contracts", json=changed, headers=gw.admin)).json()
@@ -334,3 +343,51 @@ async def test_gating_suites_need_a_passing_run_on_the_exact_version(tmp_path: P
             headers=gw.admin,
         )
         assert rollback.status_code == 200, "a rollback is never held"
+
+
+async def test_a_fragment_move_that_changes_a_protected_includer_is_told_to_its_subscribers(
+    gw: InProcess, receiver: Receiver
+) -> None:
+    key = await ci_key(gw)
+    tone = "/api/prompts/tone/versions"
+    made = await gw.client.post(
+        tone, json={"text": "Be kind.", "labels": ["production"]}, headers=gw.admin
+    )
+    assert made.status_code == 201, made.text
+    assert await push(gw, SAFE + " {{> tone}}", labels=["production"]) == 1
+    await gw.client.post(
+        "/api/changelog/subscriptions",
+        json={"prompt": "triage", "url": receiver.url, "secret": SECRET},
+        headers=gw.admin,
+    )
+    added = (await gw.client.post("/api/contracts", json=contract(), headers=gw.admin)).json()
+    assert (await verify(gw, key, added, {"prompt": "triage@1"}))["activated"]
+    assert (
+        await gw.client.post(tone, json={"text": "Be terse."}, headers=gw.admin)
+    ).status_code == 201
+
+    # triage@production now composes with tone 2: no version of triage moved, yet its
+    # readers get new behaviour; its subscribers are told, with what the gate finds.
+    moved = await gw.client.post(
+        "/api/prompts/tone/labels/production",
+        json={"version": 2, "reason": "terser"},
+        headers=gw.admin,
+    )
+    assert moved.status_code == 200, moved.text
+    [(headers, raw)] = await delivered(receiver, 1)
+    assert verified(headers, raw, SECRET)
+    entry = receiver.bodies()[0]["data"]
+    assert entry["subject"] == {"kind": "prompt", "name": "triage"}
+    assert entry["action"] == "include_move" and entry["changed"] == ["fragments"]
+    assert entry["change"]["via"] == "tone@production"
+    assert entry["change"]["from"]["fragments"] == {"tone@production": 1}
+    assert entry["change"]["to"]["fragments"] == {"tone@production": 2}
+    assert entry["change"]["from"]["version"] == entry["change"]["to"]["version"] == 1
+    assert entry["gate"]["allowed"] is False, "no verification of the new composition yet"
+    assert "no verification of triage@1" in entry["gate"]["reasons"][0]
+    again = await verify(gw, key, added, {"prompt": "triage@1"})
+    assert again["verification"]["passed"], "the new composition verified after the fact"
+    fragment_log = (
+        await gw.client.get("/api/changelog", params={"prompt": "tone"}, headers=gw.admin)
+    ).json()
+    assert [e["action"] for e in fragment_log["data"]] == ["label_move", "label_move"]

@@ -6,7 +6,7 @@ An entry, as `GET /api/changelog` and the webhooks (`data` of event `changelog.e
 carry it:
 
     {"id": 12, "at": "...", "subject": {"kind": "prompt", "name": "triage"},
-     "action": "label_move",          # label_move | label_rollback (prompts);
+     "action": "label_move",          # label_move | label_rollback | include_move (prompts);
                                       # promote | canary | canary_stop | rollback (routes)
      "author": "admin", "reason": "...", "forced": false, "forced_past": [],
      "change": {...},                 # prompts: label, from/to {version, hash, composition_hash}
@@ -38,7 +38,9 @@ from pilothouse.store.tolerant import DamagedRow
 EVENT = "changelog.entry"
 
 
-def _prompt_state(conn: Connection, name: str, version: int | None) -> dict[str, Any] | None:
+def prompt_state(conn: Connection, name: str, version: int | None) -> dict[str, Any] | None:
+    """A prompt version as an entry records it: its hashes and the fragment versions it
+    composes with now (with `problem` when it does not compose)."""
     if version is None:
         return None
     try:
@@ -70,7 +72,7 @@ def label_entry(
     forced: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """The entry for pointing protected label `label` of prompt `name` at `after`."""
-    old, new = _prompt_state(conn, name, before), _prompt_state(conn, name, after)
+    old, new = prompt_state(conn, name, before), prompt_state(conn, name, after)
     changed = [] if old is not None and old["version"] == after else ["version"]
     if old is not None and new is not None and old.get("fragments") != new.get("fragments"):
         changed.append("fragments")
@@ -79,6 +81,32 @@ def label_entry(
         "label_rollback" if rollback else "label_move",
         {"label": label, "from": old, "to": new},
         changed,
+        actor=actor,
+        reason=reason,
+        gate=gate,
+        forced=forced,
+    )
+
+
+def include_entry(
+    *,
+    name: str,
+    label: str,
+    before: dict[str, Any] | None,
+    after: dict[str, Any],
+    via: str,
+    actor: str,
+    reason: str | None,
+    gate: GateReport | None,
+    forced: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The entry for protected label `label` of prompt `name` composing differently because
+    the label of a fragment it includes (`via`) moved: same version, other fragments."""
+    return _entry(
+        ("prompt", name),
+        "include_move",
+        {"label": label, "from": before, "to": after, "via": via},
+        ["fragments"],
         actor=actor,
         reason=reason,
         gate=gate,

@@ -54,14 +54,17 @@ class Watch:
         self._own: list[tuple[str, int, str]] = []  # (prompt, version, how it is reached)
         self._before: list[tuple[Dependent, set[str]]] | None = None  # users before changes
 
-    def label_changing(self, name: str, label: str) -> None:
-        """Call before moving or deleting `label` of `name`."""
+    def label_changing(self, name: str, label: str) -> list[Dependent]:
+        """Call before moving or deleting `label` of `name`; who includes it now."""
         key = templates.include_ref(name, label)
         if self._before is None:
             self._before = users(self._conn)
+        found = []
         for dependent, fragments in self._before:
             if key in fragments:
                 self._watched[(dependent.kind, dependent.ref, dependent.version)] = dependent
+                found.append(dependent)
+        return found
 
     def version_served(self, name: str, version: int, how: str) -> None:
         """A label now points at `version` of `name`: it must compose and render itself."""

@@ -6,7 +6,12 @@ with exact before and after values (the prompt's row is locked first).
 A move of a protected label (`promotion.protected_labels`, default `production`) is also
 held to the promotion gate (contracts/gate.py) and refused when it says no, unless forced
 with a reason; rollbacks are not held. Every move of a protected label, rollbacks
-included, writes a changelog entry (changelog/entries.py) in the same transaction.
+included, writes a changelog entry (changelog/entries.py) in the same transaction; so
+does a fragment's label move that changes what a protected label of a prompt including
+it composes to (`support-triage@production` includes `house-style@production`), with the
+gate's findings on the new composition. That one is reported, not held: no verification
+can run on a composition before the label move makes it (to hold such a change, pin the
+fragment version in a new version of the includer and move its label).
 """
 
 from __future__ import annotations
@@ -66,6 +71,17 @@ class ProtectedMove:
     rollback: bool
 
 
+@dataclass(frozen=True)
+class IncluderBefore:
+    """A protected label of a prompt that includes a label being moved, as it composed
+    before the move (the changelog's `from`)."""
+
+    name: str
+    label: str
+    state: dict[str, Any] | None
+    via: str  # the include that moves, e.g. house-style@production
+
+
 @dataclass
 class LabelWriter:
     """The label changes of one transaction: made at once, checked and audited at the end."""
@@ -77,6 +93,7 @@ class LabelWriter:
     watch: dependents.Watch = field(init=False)
     _audit: list[dict[str, Any]] = field(default_factory=list)
     _protected: list[ProtectedMove] = field(default_factory=list)
+    _includers: dict[tuple[str, str], IncluderBefore] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.watch = dependents.Watch(self.conn)
@@ -93,7 +110,7 @@ class LabelWriter:
             raise errors.Conflict(
                 f"cannot point {name}@{label} at version {version}: {exc}"
             ) from None
-        self.watch.label_changing(name, label)
+        self._includers_before(name, label, self.watch.label_changing(name, label))
         rows.set_label(self.conn, name, label, version, self.actor)
         self.watch.version_served(name, version, f"{name}@{label} (version {version})")
         rows.add_event(
@@ -144,7 +161,7 @@ class LabelWriter:
         forced = dependents.refuse_or_record(
             broken, unaffected, what=what, force=force, reason=self.reason
         )
-        reports = [self._gate(move) for move in self._protected]
+        reports = [self._gate(m.name, m.version, m.label) for m in self._protected]
         held = [r for move, r in zip(self._protected, reports, strict=True) if not move.rollback]
         gated = gate.refuse_or_record(held, what=what, force=force, reason=self.reason)
         if gated is not None:
@@ -159,6 +176,21 @@ class LabelWriter:
                     before=move.before,
                     after=move.version,
                     rollback=move.rollback,
+                    actor=self.actor,
+                    reason=self.reason,
+                    gate=report,
+                    forced=forced,
+                ),
+            )
+        for before, after, report in self._includers_after():
+            changelog.record(
+                self.conn,
+                changelog.include_entry(
+                    name=before.name,
+                    label=before.label,
+                    before=before.state,
+                    after=after,
+                    via=before.via,
                     actor=self.actor,
                     reason=self.reason,
                     gate=report,
@@ -180,16 +212,46 @@ class LabelWriter:
             )
         return forced
 
-    def _gate(self, move: ProtectedMove) -> gate.GateReport:
+    def _includers_before(self, name: str, label: str, users: list[dependents.Dependent]) -> None:
+        """Remember how the protected labels that include `name@label` compose now."""
+        for user in users:
+            if user.kind != "prompt" or user.label not in self.policy.protected_labels:
+                continue
+            key = (user.name, user.label)
+            if key not in self._includers:
+                state = changelog.prompt_state(self.conn, user.name, user.version)
+                via = f"{name}@{label}"
+                self._includers[key] = IncluderBefore(user.name, user.label, state, via)
+
+    def _includers_after(
+        self,
+    ) -> list[tuple[IncluderBefore, dict[str, Any], gate.GateReport]]:
+        """The includers whose composition the moves changed: how they compose now, and the
+        gate's report on that. One whose own label moved here is its own move's concern."""
+        moved = {(m.name, m.label) for m in self._protected}
+        found = []
+        for key, before in self._includers.items():
+            version = rows.label_version(self.conn, *key)
+            if key in moved or version is None:
+                continue
+            after = changelog.prompt_state(self.conn, before.name, version)
+            if after is None or (before.state or {}).get("composition_hash") == after.get(
+                "composition_hash"
+            ):
+                continue
+            report = self._gate(before.name, version, before.label)
+            found.append((before, after, report))
+        return found
+
+    def _gate(self, name: str, version: int, label: str) -> gate.GateReport:
+        """The gate on `label` of `name` serving `version` as it composes now."""
         try:
-            candidate = subjects.for_prompt(self.conn, f"{move.name}@{move.version}")
+            candidate = subjects.for_prompt(self.conn, f"{name}@{version}")
         except errors.Conflict:  # a forced move onto a version that does not compose
-            row = rows.get_version(self.conn, move.name, move.version)
+            row = rows.get_version(self.conn, name, version)
             digest = str(row["hash"]) if row else "unknown"
-            candidate = subjects.Candidate(
-                "prompt", move.name, f"{move.name}@{move.version}", digest, digest
-            )
-        return gate.check_prompt(self.conn, self.policy, candidate, move.label)
+            candidate = subjects.Candidate("prompt", name, f"{name}@{version}", digest, digest)
+        return gate.check_prompt(self.conn, self.policy, candidate, label)
 
 
 def move_label(

@@ -92,7 +92,9 @@ class PromotionQuestion(Body):
 
     @model_validator(mode="after")
     def _one_question(self) -> PromotionQuestion:
-        if self.route is None and (self.prompt is None or self.from_canary or self.model):
+        if self.route is None and (
+            self.prompt is None or self.from_canary or self.model or self.params
+        ):
             raise ValueError(
                 "ask about a prompt (`prompt`, `label`) or a route (`route` with "
                 "`from_canary`, or with `prompt` and `model`)"
