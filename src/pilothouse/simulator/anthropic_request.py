@@ -79,6 +79,7 @@ def parse_messages_request(
             "tools": data.get("tools"),
         },
         last_user_text=last_user_text,
+        system_text=system_text,
         ends_with_tool_result=ends_with_tool_result,
         prompt_tokens=prompt_tokens,
         tools=tools,
@@ -86,7 +87,6 @@ def parse_messages_request(
         forced_tool=forced,
         max_tokens=max_tokens,
         stop=list(stops),
-        system_text=system_text,
     )
     return MessagesRequest(conversation=conversation, stream=data.get("stream") is True)
 

@@ -54,6 +54,7 @@ class Conversation:
     last_user_text: str
     ends_with_tool_result: bool
     prompt_tokens: int
+    system_text: str = ""  # the system (and developer) instructions, joined by newlines
     tools: list[ToolSpec] = field(default_factory=list)
     tool_choice: Literal["auto", "none", "required"] = "auto"
     forced_tool: str | None = None
@@ -62,7 +63,6 @@ class Conversation:
     n: int = 1
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
-    system_text: str = ""  # the system (and developer) instructions, for `system:` rules
 
 
 def generate(

@@ -97,6 +97,7 @@ def parse_chat_request(data: dict[str, Any]) -> ChatRequest:
             "seed": seed,
         },
         last_user_text=last_user_text,
+        system_text="\n".join(system_parts),
         ends_with_tool_result=messages[-1].get("role") in ("tool", "function"),
         prompt_tokens=prompt_tokens,
         tools=tools,
@@ -108,7 +109,6 @@ def parse_chat_request(data: dict[str, Any]) -> ChatRequest:
         max_tokens=_int_param(data, "max_completion_tokens", 1, None)
         or _int_param(data, "max_tokens", 1, None),
         stop=_stop(data.get("stop")),
-        system_text="\n".join(system_parts),
     )
     return ChatRequest(conversation=conversation, stream=stream, include_usage=include_usage)
 

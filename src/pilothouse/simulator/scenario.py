@@ -186,13 +186,15 @@ class ReplyRule(_Strict):
     json_value: Any = Field(default=None, alias="json")
 
     _pattern: re.Pattern[str] = PrivateAttr()
-    _system: re.Pattern[str] | None = PrivateAttr(default=None)
+    _system_pattern: re.Pattern[str] | None = PrivateAttr(default=None)
 
     @field_validator("match", "system")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
-            re.compile(value or "")
+            re.compile(value)
         except re.error as exc:
             raise ValueError(f"not a valid regular expression: {exc}") from exc
         return value
@@ -208,7 +210,7 @@ class ReplyRule(_Strict):
 
     def model_post_init(self, context: Any, /) -> None:
         self._pattern = re.compile(self.match)
-        self._system = re.compile(self.system) if self.system is not None else None
+        self._system_pattern = re.compile(self.system) if self.system is not None else None
 
     @property
     def kind(self) -> Literal["text", "tool_call", "json"]:
@@ -220,10 +222,11 @@ class ReplyRule(_Strict):
         return "text"
 
     def applies(self, model: str, last_user_text: str, system_text: str = "") -> bool:
-        """True when the model filter (exact name or glob) and the regexes all match."""
+        """True when the model filter (exact name or glob), `match` (searched in the last
+        user message) and `system` (searched in the system prompt, when set) all match."""
         if self.model is not None and not fnmatch.fnmatchcase(model, self.model):
             return False
-        if self._system is not None and self._system.search(system_text) is None:
+        if self._system_pattern is not None and self._system_pattern.search(system_text) is None:
             return False
         return self._pattern.search(last_user_text) is not None
 
