@@ -28,6 +28,7 @@ from pilothouse.policy import admin_token
 from pilothouse.policy import keys as key_policy
 from pilothouse.providers.transport import UpstreamResponse
 from pilothouse.server import Server, create_server
+from pilothouse.simulator.scenario import Scenario
 from pilothouse.simulator.server import create_app as create_simulator_app
 from pilothouse.store import open_store
 
@@ -250,11 +251,14 @@ class InProcess:
         simulated: bool = False,
         scripted: bool = True,
         redis_url: str | None = None,
+        database_url: str | None = None,
+        scenario: Scenario | None = None,
     ) -> AsyncIterator[InProcess]:
         """The server on `config`; with `simulated`, every provider is answered by the
-        simulator's app in-process (`SimulatedTransport`) instead of a script; with
-        `scripted=False`, the config's providers are real HTTP servers (a simulator
-        process) reached through the real transport."""
+        simulator's app in-process (`SimulatedTransport`, on `scenario` when given) instead
+        of a script; with `scripted=False`, the config's providers are real HTTP servers
+        (a simulator process) reached through the real transport. `database_url`: another
+        store than SQLite in `data_dir` (e.g. PostgreSQL)."""
         config_path = data_dir / "config.yaml"
         config_path.write_text(config)
         settings = Settings(
@@ -262,11 +266,12 @@ class InProcess:
             config_path=config_path,
             config=load_config_file(config_path),
             redis_url=redis_url,
+            database_url=database_url,
         )
         store = open_store(settings.effective_database_url)
         store.upgrade()
         transports: dict[str, Any] = {}
-        simulator_app = create_simulator_app() if simulated else None
+        simulator_app = create_simulator_app(scenario) if simulated else None
 
         def transport_for(name: str, spec: ProviderSpec) -> Any:
             if simulator_app is not None:

@@ -114,6 +114,8 @@ DOMAIN = [
     "pilothouse.releases",
     "pilothouse.evals",
     "pilothouse.behaviour",
+    "pilothouse.contracts",
+    "pilothouse.changelog",
     "pilothouse.telemetry",
     "pilothouse.fleet",
     "pilothouse.providers",

@@ -78,7 +78,18 @@ def imported(trace: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "args", [("--help",), ("prompts", "ls"), ("keys", "list"), ("releases", "ls"), ("logs",)]
+    "args",
+    [
+        ("--help",),
+        ("prompts", "ls"),
+        ("keys", "list"),
+        ("releases", "ls"),
+        ("logs",),
+        ("contracts", "ls", "hello"),
+        ("can-i-promote", "hello@1"),
+        ("changelog", "route:r"),
+        ("deps", "house-style"),
+    ],
 )
 def test_api_commands_import_neither_the_server_stack_nor_scipy(
     server: Gateway, args: tuple[str, ...]

@@ -143,8 +143,9 @@ def seed(store: Store, settings: Settings) -> str:
                 description="seeded by the demo",
                 labels=["production"],
                 actor=actor,
+                policy=settings.config.promotion,
             )
-        Promoter(store, settings.config.models).promote(
+        Promoter(store, settings.config.models, settings.config.promotion).promote(
             "support-triage",
             prompt="support-triage@production",
             model="fast",

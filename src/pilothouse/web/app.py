@@ -16,6 +16,8 @@ from starlette.routing import Route
 
 from pilothouse import errors
 from pilothouse.web import (
+    changelog_api,
+    contracts_api,
     diff_api,
     evals_api,
     fleet_api,
@@ -43,6 +45,8 @@ APIS = (
     monitoring_api,
     fleet_api,
     quotas_api,
+    contracts_api,
+    changelog_api,
 )
 
 
