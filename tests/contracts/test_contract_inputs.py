@@ -124,8 +124,24 @@ async def test_the_gate_changelog_and_dependencies_refuse_bad_questions(gw: InPr
     ]:
         got = await gw.client.post(ask, json=body, headers=gw.admin)
         assert got.status_code == status and says in got.text, (body, got.text)
+    # A diff attached to a promote must be a diff summary, and of what is promoted.
+    summary = {"cases": 1, "compared": 1, "changed": False, "behaviour": {}, "meaning": {}}
+    for diff, says in [
+        ({"label_flips": {}}, "not a semantic diff summary (missing cases"),
+        ({**summary, "new": "triage@2"}, "new side is triage@2, but this change moves to triage@1"),
+        ({**summary, "pad": "x" * 40_000}, "over 32768 bytes"),
+    ]:
+        body = {"prompt": "triage@1", "model": "fast", "diff": diff}
+        got = await gw.client.post("/api/routes/r/promote", json=body, headers=gw.admin)
+        assert got.status_code == 400 and says in got.text, got.text
+    label = await gw.client.post(
+        "/api/prompts/triage/labels/staging", json={"version": 1, "diff": summary}, headers=gw.admin
+    )
+    assert label.status_code == 400 and "only moves of a protected label" in label.text
     made = await gw.client.post(
-        "/api/routes/r/promote", json={"prompt": "triage@1", "model": "fast"}, headers=gw.admin
+        "/api/routes/r/promote",
+        json={"prompt": "triage@1", "model": "fast", "diff": {**summary, "new": "triage@1"}},
+        headers=gw.admin,
     )
     assert made.status_code == 201
     for body, status, says in [

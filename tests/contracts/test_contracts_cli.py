@@ -5,6 +5,7 @@ command's exit status meaning one thing."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from contract_harness import BREAKING, SAFE, SCENARIO_TEXT, contract, triage
+from contract_harness import BREAKING, SAFE, SCENARIO_TEXT, TICKETS, contract, triage
 
 from harness import (
     ADMIN_TOKEN,
@@ -126,13 +127,43 @@ def test_verify_gate_and_changelog_from_the_command_line(setup: Setup) -> None:
 
     refused = setup.cli("prompts", "label", "triage", "2", "production", "--reason", "new wording")
     assert refused.returncode == 1 and "refused by the promotion gate" in refused.stderr
-    forced = setup.cli(
-        "prompts", "label", "triage", "2", "production", "--force", "--reason", "parser fixed"
+
+    # The behaviour diff of the change names the flips the contract caught, and it goes
+    # into the changelog entry with the move; a diff of another version is refused.
+    (setup.work / "tickets.jsonl").write_text(
+        "".join(
+            json.dumps({"id": k, "variables": {"ticket": t}}) + "\n" for k, t in TICKETS.items()
+        )
     )
+    diffs = {}
+    for old, new in (("triage@1", "triage@2"), ("triage@2", "triage@1")):
+        out = setup.work / f"{new}.json"
+        ran = setup.cli(
+            "diff", old, new, "--dataset", "tickets.jsonl", "--model", "fast",
+            "--label-path", "label", "--format", "json", "--out", str(out),
+        )  # fmt: skip
+        assert ran.returncode == 1, ran.stdout + ran.stderr  # a behaviour changed
+        diffs[new] = out
+    # old label -> new label: the three billing tickets (charged, refund, invoice) lose it
+    matrix = json.loads(diffs["triage@2"].read_text())["labels"]["matrix"]
+    assert sum(row.get("(none)", 0) for row in matrix.values()) == 3, matrix
+    wrong = setup.cli(
+        "prompts", "label", "triage", "2", "production", "--force", "--reason", "parser fixed",
+        "--diff", str(diffs["triage@1"]),
+    )  # fmt: skip
+    assert wrong.returncode == 1 and "new side is" in wrong.stderr, wrong.stderr
+    forced = setup.cli(
+        "prompts", "label", "triage", "2", "production", "--force", "--reason", "parser fixed",
+        "--diff", str(diffs["triage@2"]),
+    )  # fmt: skip
     assert forced.returncode == 0, forced.stderr
     log = setup.cli("changelog", "triage")
     assert log.returncode == 0 and "label_move (forced)" in log.stdout
     assert "production: version 1 -> version 2" in log.stdout
+    entry = setup.gw.admin.get("/api/changelog", params={"prompt": "triage"}).json()["data"][0]
+    flips = entry["diff"]["label_flips"]
+    assert sum(n for flip, n in flips.items() if flip.endswith("-> (none)")) == 3, flips
+    assert entry["diff"]["sides"]["new"]["prompt"] == "triage@2" and entry["diff"]["changed"]
     deps = setup.cli("deps", "triage")
     assert deps.returncode == 0 and "billing-router" in deps.stdout
 

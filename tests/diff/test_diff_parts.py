@@ -104,7 +104,11 @@ def test_the_summary_counts_each_behaviour_and_the_label_flips() -> None:
             o, n, labels=True, similarity=lexical(o.text, n.text), threshold=0.5
         )
         results.append(result)
-    header = {"old": {"name": "p@1/fast"}, "new": {"name": "p@2/fast"}, "dataset": None}
+    header = {
+        "old": {"name": "p@1/fast"},
+        "new": {"name": "p@2/fast", "prompt": "p@2", "composition_hash": "h2", "release_id": None},
+        "dataset": None,
+    }
     summary = summarise(build(results, header, label_path="label"))
     assert summary == {
         "old": "p@1/fast",
@@ -125,6 +129,8 @@ def test_the_summary_counts_each_behaviour_and_the_label_flips() -> None:
         "length_ratio_p50": summary["length_ratio_p50"],
         "similarity": None,
         "noise_floor": False,
+        # what each side was, for the changelog's check (a side's unknown parts left out)
+        "sides": {"old": {}, "new": {"prompt": "p@2", "composition_hash": "h2"}},
     }  # fmt: skip
     assert json.loads(json.dumps(summary)) == summary
     assert key_paths([{"a": {"b": 1}}]) == ["[].a", "[].a.b"]

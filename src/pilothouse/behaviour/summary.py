@@ -23,7 +23,9 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
           "label_flips": {"billing -> (none)": 4},
           "length_ratio_p50": 0.31,
           "similarity": "lexical",
-          "noise_floor": false
+          "noise_floor": false,
+          "sides": {"old": {...}, "new": {"prompt": "triage@7", "composition_hash": ...,
+                                          "release_id": null}}
         }
 
     `behaviour` counts the cases with a *reported* change of each kind (beyond the noise
@@ -54,7 +56,17 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
         "length_ratio_p50": (report.get("length_ratio") or {}).get("p50"),
         "similarity": (report.get("similarity") or {}).get("method"),
         "noise_floor": bool(report.get("noise_floor")),
+        # What each side was exactly, so a changelog entry can check the diff is of the
+        # version or release it promotes (changelog/diff_summary.py).
+        "sides": {side: _identity(report.get(side)) for side in ("old", "new")},
     }
+
+
+def _identity(side: Any) -> dict[str, Any]:
+    if not isinstance(side, dict):
+        return {}
+    keys = ("prompt", "composition_hash", "release_id")
+    return {key: side[key] for key in keys if side.get(key) is not None}
 
 
 def _side_name(side: Any) -> str | None:

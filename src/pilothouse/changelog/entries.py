@@ -14,7 +14,8 @@ carry it:
                                       #   model, params, fragments}, canary_weight from/to
      "changed": ["version"],          # what differs: version, fragments, prompt, model, params.*
      "gate": {...} | null,            # the promotion gate's report on the new state
-     "diff": null}                    # the semantic diff summary, when a dataset is attached
+     "diff": null}                    # a semantic diff summary attached to the change
+                                      # (`--diff`, checked by changelog/diff_summary.py)
 """
 
 from __future__ import annotations
@@ -201,8 +202,7 @@ def _entry(
         "change": change,
         "changed": changed,
         "gate": gate.public() if gate is not None else None,
-        # Filled by the semantic diff (`pilothouse diff`) when the change has a dataset
-        # attached; None until then.
+        # A semantic diff summary the change was made with (diff_summary.attach).
         "diff": None,
     }
 

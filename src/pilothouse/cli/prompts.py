@@ -15,6 +15,7 @@ from urllib.parse import quote
 import click
 
 from pilothouse.cli.client import ApiClient
+from pilothouse.cli.diff_attach import diff_option, summary_of
 from pilothouse.cli.output import print_json, print_table
 from pilothouse.registry import names
 
@@ -194,13 +195,19 @@ def pull(directory: Path, label: str) -> None:
 @click.argument("label")
 @click.option("--reason", required=True, help="Why (kept in the audit trail).")
 @_force_options
-def label(name: str, version: int, label: str, reason: str, force: bool) -> None:
+@diff_option
+def label(
+    name: str, version: int, label: str, reason: str, force: bool, diff_report: Path | None
+) -> None:
     """Point LABEL of prompt NAME at VERSION.
 
     Refused when a prompt or release that includes NAME@LABEL would no longer render,
     naming them, and for a protected label (production) when the promotion gate says no
-    (`pilothouse can-i-promote`); --force does it anyway."""
+    (`pilothouse can-i-promote`); --force does it anyway. --diff attaches a semantic diff
+    of NAME@VERSION to the changelog entry."""
     body = {"version": version, "reason": reason, "force": force}
+    if diff_report is not None:
+        body["diff"] = summary_of(diff_report)
     result = _client().post(f"/api/prompts/{quote(name)}/labels/{quote(label)}", body)
     click.echo(f"{name}@{label} -> version {result['version']}")
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import getpass
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import click
 
 from pilothouse.cli.client import ApiClient
+from pilothouse.cli.diff_attach import diff_option, summary_of
 from pilothouse.cli.output import print_json, print_table
 
 
@@ -135,6 +137,7 @@ def show(route: str, as_json: bool) -> None:
     help="Promote although the promotion gate refuses it, or the canary's model is retired "
     "(needs --reason; audited).",
 )
+@diff_option
 def promote(
     route: str,
     prompt: str | None,
@@ -144,11 +147,14 @@ def promote(
     owner: str | None,
     from_canary: bool,
     force: bool,
+    diff_report: Path | None,
 ) -> None:
     """Make a new release (or the running canary) ROUTE's active release.
 
     Held to the promotion gate: refused while the route's active contracts or gating
-    suites have not passed on exactly this release (`pilothouse can-i-promote`)."""
+    suites have not passed on exactly this release (`pilothouse can-i-promote`). --diff
+    attaches a semantic diff of this release (`pilothouse diff --route ROUTE` before
+    promoting the canary) to the changelog entry."""
     if not from_canary and not (prompt and model):
         raise click.UsageError(
             "give --prompt and --model, or --canary to promote the running canary"
@@ -161,6 +167,7 @@ def promote(
         "owner": owner,
         "from_canary": from_canary,
         "force": force,
+        "diff": summary_of(diff_report),
     }
     release = _client().post(f"/api/routes/{quote(route)}/promote", body)
     _warn(release)

@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pilothouse import errors
+from pilothouse.changelog import diff_summary
 from pilothouse.changelog import entries as changelog
 from pilothouse.config import PromotionSpec
 from pilothouse.contracts import gate, subjects
@@ -90,6 +91,8 @@ class LabelWriter:
     actor: str
     reason: str | None
     policy: PromotionSpec = DEFAULT_POLICY
+    # A semantic diff summary to attach to the protected move's changelog entry.
+    diff: dict[str, Any] | None = None
     watch: dependents.Watch = field(init=False)
     _audit: list[dict[str, Any]] = field(default_factory=list)
     _protected: list[ProtectedMove] = field(default_factory=list)
@@ -166,22 +169,28 @@ class LabelWriter:
         gated = gate.refuse_or_record(held, what=what, force=force, reason=self.reason)
         if gated is not None:
             forced = {**(forced or {}), **gated}
-        for move, report in zip(self._protected, reports, strict=True):
-            changelog.record(
-                self.conn,
-                changelog.label_entry(
-                    self.conn,
-                    name=move.name,
-                    label=move.label,
-                    before=move.before,
-                    after=move.version,
-                    rollback=move.rollback,
-                    actor=self.actor,
-                    reason=self.reason,
-                    gate=report,
-                    forced=forced,
-                ),
+        if self.diff is not None and not self._protected:
+            raise errors.InvalidRequest(
+                "a diff is kept with a changelog entry, and only moves of a protected "
+                f"label ({', '.join(sorted(self.policy.protected_labels))}) write one",
+                param="diff",
             )
+        for move, report in zip(self._protected, reports, strict=True):
+            entry = changelog.label_entry(
+                self.conn,
+                name=move.name,
+                label=move.label,
+                before=move.before,
+                after=move.version,
+                rollback=move.rollback,
+                actor=self.actor,
+                reason=self.reason,
+                gate=report,
+                forced=forced,
+            )
+            if self.diff is not None:
+                entry = diff_summary.attach(entry, self.diff)
+            changelog.record(self.conn, entry)
         for before, after, report in self._includers_after():
             changelog.record(
                 self.conn,
@@ -265,16 +274,18 @@ def move_label(
     force: bool = False,
     expected: int | None = None,
     policy: PromotionSpec = DEFAULT_POLICY,
+    diff: dict[str, Any] | None = None,
 ) -> ResolvedPrompt:
     """Point `label` of `name` at `version`; Conflict if that breaks a dependent or fails
     the promotion gate (unless forced) or if `expected` (If-Match) is not the label's
-    current version."""
+    current version. `diff`, a semantic diff summary of that version, goes into the
+    protected move's changelog entry (InvalidRequest if it is of another version)."""
     check_label(label)
     with store.write() as conn:
         lock(conn, name)
         composition.version_number(conn, name, None, version)
         expect(conn, name, label, expected)
-        writer = LabelWriter(conn, actor, reason, policy)
+        writer = LabelWriter(conn, actor, reason, policy, diff)
         if writer.move(name, label, version):
             writer.finish(f"moving {name}@{label} to version {version}", force=force)
             changes.bump(conn, ("prompt", name))

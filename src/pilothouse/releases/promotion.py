@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pilothouse import errors
+from pilothouse.changelog import diff_summary
 from pilothouse.changelog import entries as changelog
 from pilothouse.config import ModelSpec, PromotionSpec
 from pilothouse.contracts import gate, subjects
@@ -85,8 +86,11 @@ class Promoter:
         from_canary: bool = False,
         force: bool = False,
         expected: str | None = None,
+        diff: dict[str, Any] | None = None,
     ) -> Release:
-        """Make a new release (or the running canary, with `from_canary`) the active one."""
+        """Make a new release (or the running canary, with `from_canary`) the active one.
+        `diff`, a semantic diff summary of that release (or of its prompt version), goes
+        into the changelog entry; InvalidRequest if it is of something else."""
         check_route_name(route)
         require_reason(force, reason)
         with self.store.write() as conn:
@@ -116,19 +120,19 @@ class Promoter:
             if gated is not None:
                 forced = {**(forced or {}), **gated}
             previous = state["active_release_id"]
-            changelog.record(
-                conn,
-                changelog.release_entry(
-                    action="promote",
-                    route=route,
-                    before=self._maybe_release(conn, previous),
-                    after=release,
-                    actor=actor,
-                    reason=reason,
-                    gate=report,
-                    forced=forced,
-                ),
+            entry = changelog.release_entry(
+                action="promote",
+                route=route,
+                before=self._maybe_release(conn, previous),
+                after=release,
+                actor=actor,
+                reason=reason,
+                gate=report,
+                forced=forced,
             )
+            if diff is not None:
+                entry = diff_summary.attach(entry, diff)
+            changelog.record(conn, entry)
             rows.update_route(
                 conn, route, active_release_id=release.id, canary_release_id=None, canary_weight=0
             )

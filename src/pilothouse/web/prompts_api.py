@@ -74,6 +74,7 @@ class MoveLabel(Body):
     version: int = Field(ge=1, le=INT32_MAX)
     reason: Text | None = None
     force: bool = False
+    diff: dict[str, Any] | None = None  # a semantic diff summary for the changelog entry
 
 
 class Change(Body):
@@ -281,6 +282,7 @@ async def _move_label(call: Call, body: MoveLabel) -> dict[str, Any]:
         force=body.force,
         expected=_if_match(call),
         policy=call.services.config.promotion,
+        diff=body.diff,
     )
     await call.announce()
     call.services.webhooks.wake()

@@ -35,6 +35,7 @@ class Promote(ReleaseFields):
     owner: Name | None = None
     from_canary: bool = False
     force: bool = False
+    diff: dict[str, Any] | None = None  # a semantic diff summary for the changelog entry
 
 
 class Canary(ReleaseFields):
@@ -103,6 +104,7 @@ async def promote(call: Call, body: Promote) -> Result:
         reason=body.reason,
         force=body.force,
         expected=_if_match(call),
+        diff=body.diff,
         **fields,
     )
     await call.announce()
