@@ -28,6 +28,7 @@ from pilothouse.policy import admin_token
 from pilothouse.policy import keys as key_policy
 from pilothouse.providers.transport import UpstreamResponse
 from pilothouse.server import Server, create_server
+from pilothouse.simulator.scenario import Scenario
 from pilothouse.simulator.server import create_app as create_simulator_app
 from pilothouse.store import open_store
 
@@ -250,11 +251,13 @@ class InProcess:
         simulated: bool = False,
         scripted: bool = True,
         redis_url: str | None = None,
+        scenario: Scenario | None = None,
     ) -> AsyncIterator[InProcess]:
         """The server on `config`; with `simulated`, every provider is answered by the
         simulator's app in-process (`SimulatedTransport`) instead of a script; with
         `scripted=False`, the config's providers are real HTTP servers (a simulator
-        process) reached through the real transport."""
+        process) reached through the real transport. `scenario` shapes the in-process
+        simulator's answers."""
         config_path = data_dir / "config.yaml"
         config_path.write_text(config)
         settings = Settings(
@@ -266,7 +269,7 @@ class InProcess:
         store = open_store(settings.effective_database_url)
         store.upgrade()
         transports: dict[str, Any] = {}
-        simulator_app = create_simulator_app() if simulated else None
+        simulator_app = create_simulator_app(scenario) if simulated else None
 
         def transport_for(name: str, spec: ProviderSpec) -> Any:
             if simulator_app is not None:
