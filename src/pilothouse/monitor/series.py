@@ -11,7 +11,7 @@ from typing import Any
 from pilothouse.store import Store
 from pilothouse.store import alerts as alert_rows
 from pilothouse.store import rollups as rollup_rows
-from pilothouse.telemetry.rollups import TTFT_BUCKETS, ttft_quantile
+from pilothouse.telemetry.rollups import TTFT_BUCKETS, ttft_quantiles
 
 FAILURES = (
     "upstream_error",
@@ -24,6 +24,7 @@ FAILURES = (
 
 CHART_COLUMNS = (
     "requests",
+    "ttft_count",
     *FAILURES,
     *TTFT_BUCKETS,
     "answers",
@@ -92,12 +93,13 @@ def drift_markers(
 
 def _point(at: float, t: Mapping[str, float]) -> dict[str, Any]:
     answers = t["answers"]
+    p50, p95 = ttft_quantiles(t, 0.5, 0.95) if t["ttft_count"] else (None, None)
     return {
         "at": datetime.fromtimestamp(at, UTC).isoformat(),
         "requests": t["requests"],
         "failed": sum(t[name] for name in FAILURES),
-        "ttft_p50_ms": ttft_quantile(t, 0.5),
-        "ttft_p95_ms": ttft_quantile(t, 0.95),
+        "ttft_p50_ms": p50,
+        "ttft_p95_ms": p95,
         "refusal_rate": t["refusal"] / answers if answers else None,
         "hedging_rate": t["hedging"] / answers if answers else None,
         "json_invalid_rate": (t["json_checked"] - t["json_valid"]) / t["json_checked"]

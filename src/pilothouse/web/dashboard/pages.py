@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from pilothouse.web import evals_api, keys_api, prompts_api, releases_api, requests_api
 from pilothouse.web.dashboard import frame, watch
@@ -34,7 +34,11 @@ async def overview(call: Call) -> dict[str, Any]:
 async def requests(call: Call) -> dict[str, Any]:
     filters = frame.query(call, requests_api.RequestFilters)
     result = await requests_api.list_requests(call, filters)
-    return {"filters": filters, "rows": result["data"], "next_before": result["next_before"]}
+    older = None
+    if result["next_before"]:  # the next page keeps the filters (keyset: `before` a row seen)
+        kept = filters.model_dump(exclude_defaults=True, exclude={"before"})
+        older = urlencode({**kept, "before": result["next_before"]})
+    return {"filters": filters, "rows": result["data"], "older": older}
 
 
 @frame.page("/requests/{request_id}", "request.html")
