@@ -70,7 +70,7 @@ def test_the_server_runs_a_scheduled_suite_and_alerts_its_owner_when_it_starts_f
         "support",
         "ticket",
     )
-    assert "scheduled suite triage failed its gate" in alert["summary"]
+    assert "scheduled suite triage failed its gate: triage: gate FAILED" in alert["summary"]
     listed = setup.cli("eval", "schedules", cwd=tmp_path)
     assert "triage" in listed.stdout and "failed" in listed.stdout
 

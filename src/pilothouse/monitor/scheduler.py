@@ -209,7 +209,13 @@ class EvalScheduler:
 
 
 def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    """What a run said last: its verdict (`eval run` ends with the artifact's path, which
+    says nothing of how it went), or its last error."""
+    lines = [
+        line
+        for line in text.strip().splitlines()
+        if line.strip() and not line.startswith("artifact: ")
+    ]
     return lines[-1][:300] if lines else "(no output)"
 
 
