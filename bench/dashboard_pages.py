@@ -83,7 +83,7 @@ def prepare(
 
 def _load(store: Store, settings: Settings, data_dir: Path, raw_rows: int, days: float) -> None:
     models = settings.config.models
-    demo_seed.seed(store, models, data_dir)
+    demo_seed.seed(store, settings.config, data_dir)
     for n in range(ROUTES):
         content = {"messages": [{"role": "system", "content": f"Route {n}: be brief."}]}
         registry.create_version(

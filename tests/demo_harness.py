@@ -74,8 +74,8 @@ def accelerated(server: Server, clock: ManualClock) -> Any:
 
 def seed(server: Server, data_dir: Path, clock: ManualClock) -> dict[str, str]:
     """The demo's seed at the clock's time; the traffic keys."""
-    store, models = server.store, server.settings.config.models
-    demo_seed.seed(store, models, data_dir, now=datetime.fromtimestamp(clock.now(), UTC))
+    store, config = server.store, server.settings.config
+    demo_seed.seed(store, config, data_dir, now=datetime.fromtimestamp(clock.now(), UTC))
     return demo_seed.traffic_keys(store, data_dir)
 
 

@@ -201,8 +201,21 @@ class Gateway:
 
     def __post_init__(self) -> None:
         self.admin = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+            timeout=30,
+            event_hooks={"response": [self._wait_applied]},
         )
+
+    def _wait_applied(self, response: httpx.Response) -> None:
+        """Read your writes, as the CLI does: an admin write answers once it commits and the
+        instance applies it asynchronously, so wait until this instance serves the
+        configuration version the write returned (a key created here then works here)."""
+        version = response.headers.get("X-Pilothouse-Config-Version")
+        if response.request.method == "GET" or not (version and version.isdigit()):
+            return
+        state = self.admin.get("/api/config/version", params={"min": version, "wait": 10})
+        assert state.json().get("reached"), f"version {version} not applied: {state.text}"
 
     def create_key(self, **body: Any) -> str:
         response = self.admin.post("/api/keys", json={"name": "test", **body})

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, field_validator, model_validator
 
 from pilothouse import yamlfile
+from pilothouse.registry import names
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
@@ -268,7 +269,51 @@ class NotificationsSpec(_Strict):
         names = [w.name for w in value]
         if len(set(names)) != len(names):
             raise ValueError("webhook names must be unique")
+        if any(n.startswith(CHANGELOG_WEBHOOK_PREFIX) for n in names):
+            # Deliveries to changelog subscriptions are recorded under these names.
+            raise ValueError(f"webhook names starting {CHANGELOG_WEBHOOK_PREFIX!r} are reserved")
         return value
+
+
+CHANGELOG_WEBHOOK_PREFIX = "changelog."
+
+
+class GatingSuite(_Strict):
+    """An eval suite whose latest stored run on the exact candidate must have passed before
+    the prompt's protected labels move (`prompt`) or the route's releases are promoted
+    (`route`). Give exactly one of the two."""
+
+    suite: str = Field(min_length=1, max_length=200)
+    prompt: str | None = Field(default=None, min_length=1, max_length=200)
+    route: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> GatingSuite:
+        if (self.prompt is None) == (self.route is None):
+            raise ValueError("give `prompt` or `route` (what the suite gates), exactly one")
+        return self
+
+
+class PromotionSpec(_Strict):
+    """The promotion gate (docs/contracts.md): moving one of `protected_labels` of a prompt,
+    or promoting a route's release, needs every active contract on it and every suite
+    listed here for it to pass on that exact version; otherwise it is refused unless
+    forced with a reason."""
+
+    protected_labels: list[str] = Field(default=["production"], max_length=50)
+    suites: list[GatingSuite] = Field(default=[], max_length=1000)
+
+    @field_validator("protected_labels")
+    @classmethod
+    def _labels(cls, value: list[str]) -> list[str]:
+        for label in value:
+            names.check_label(label)
+        return value
+
+    def suites_for(self, kind: str, name: str) -> list[str]:
+        """The gating suites of prompt or route `name`, in the order listed."""
+        found = [s.suite for s in self.suites if getattr(s, kind, None) == name]
+        return list(dict.fromkeys(found))
 
 
 class ConfigFile(_Strict):
@@ -281,6 +326,7 @@ class ConfigFile(_Strict):
     fleet: FleetSpec = FleetSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
     notifications: NotificationsSpec = NotificationsSpec()
+    promotion: PromotionSpec = PromotionSpec()
 
 
 def load_config_file(path: str | Path) -> ConfigFile:

@@ -8,6 +8,7 @@ the hot path; everything else goes to a small Starlette app that is handed the p
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from typing import Any, Protocol
 from starlette.applications import Starlette
 
 from pilothouse.bus import ChangeBus
+from pilothouse.changelog import subscriptions
 from pilothouse.clock import Clock
 from pilothouse.config import Settings
 from pilothouse.fleet.deployments import TransportFor
@@ -154,7 +156,10 @@ class Server:
         )
         self.prompt_feed = PromptFeed(self.store, self.holder)
         self.webhooks = WebhookSender(
-            self.store, self.settings.config.notifications.webhooks, clock=self.clock
+            self.store,
+            self.settings.config.notifications.webhooks,
+            clock=self.clock,
+            resolve=functools.partial(subscriptions.webhook, self.store),
         )
         host = self.settings.host if self.settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
         runner = SubprocessRunner(

@@ -42,7 +42,7 @@ class LocatedYaml:
         return 1
 
     def problem(self, loc: Location, message: str) -> str:
-        field = _dotted(loc) or "(top level)"
+        field = dotted(loc) or "(top level)"
         return f"{self.path}:{self.line_of(loc)}: {field}: {message}"
 
     def validate(self, model: type[M]) -> M:
@@ -51,7 +51,7 @@ class LocatedYaml:
             return model.model_validate(self.data)
         except ValidationError as exc:
             raise FileError(
-                [self.problem(tuple(e["loc"]), _describe(e)) for e in exc.errors()]
+                [self.problem(tuple(e["loc"]), describe(e)) for e in exc.errors()]
             ) from None
 
 
@@ -92,14 +92,16 @@ def _construct(
     return loader.construct_object(node, deep=True)
 
 
-def _dotted(loc: Location) -> str:
+def dotted(loc: Location) -> str:
+    """`a.b[2].c`: a location as a field name."""
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
     return out
 
 
-def _describe(error: Any) -> str:
+def describe(error: Any) -> str:
+    """One pydantic error in words (what is wrong, and the value when it is short)."""
     kind = error["type"]
     if kind == "missing":
         return "required field is missing"

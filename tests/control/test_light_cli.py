@@ -78,7 +78,18 @@ def imported(trace: str) -> set[str]:
 
 
 @pytest.mark.parametrize(
-    "args", [("--help",), ("prompts", "ls"), ("keys", "list"), ("releases", "ls"), ("logs",)]
+    "args",
+    [
+        ("--help",),
+        ("prompts", "ls"),
+        ("keys", "list"),
+        ("releases", "ls"),
+        ("logs",),
+        ("contracts", "ls", "hello"),
+        ("can-i-promote", "hello@1"),
+        ("changelog", "route:r"),
+        ("deps", "house-style"),
+    ],
 )
 def test_api_commands_import_neither_the_server_stack_nor_scipy(
     server: Gateway, args: tuple[str, ...]
@@ -109,6 +120,9 @@ def test_the_cli_and_the_sdk_work_without_the_servers_packages(
     (tmp_path / "suite.yaml").write_text("name: s\n")
     evals = pilothouse(server, "eval", "run", str(tmp_path / "suite.yaml"), light=True)
     assert evals.returncode == 1 and "pip install 'pilothouse[evals]'" in evals.stderr
+    assert pilothouse(server, "diff", "--help", light=True).returncode == 0
+    diff = pilothouse(server, "diff", "a@1", "a@2", "--dataset", "x", "--model", "m", light=True)
+    assert diff.returncode == 2 and "pip install 'pilothouse[evals]'" in diff.stderr
     sdk = subprocess.run(
         [
             sys.executable,

@@ -1,10 +1,11 @@
-"""Every example in docs/prompts.md, docs/releases.md, docs/sdk.md, docs/monitoring.md and
-docs/quotas.md runs as written against `make run`: a fresh `pilothouse serve` in demo mode
+"""Every example in docs/prompts.md, docs/releases.md, docs/sdk.md, docs/monitoring.md,
+docs/quotas.md and docs/contracts.md runs as written against `make run`: a fresh `pilothouse serve` in demo mode
 (what `make run` starts), with
 the variables its banner tells you to export.
 
 How a page is run, in document order, in a fresh working directory:
-- ```yaml whose first line is `# prompts/NAME.yaml`: written to that file;
+- ```yaml whose first line is `# prompts/NAME.yaml` (or `# contracts/NAME.yaml`): written
+  to that file;
 - other ```yaml: a config-file excerpt, validated as the config file's sections are;
 - ```sh: each command (a trailing backslash continues it) runs in bash and must exit 0,
   or 1 when its comment says `exits 1`;
@@ -32,7 +33,7 @@ from harness import free_port
 from pilothouse.config import ConfigFile
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-PAGES = ["prompts.md", "releases.md", "sdk.md", "monitoring.md", "quotas.md"]
+PAGES = ["prompts.md", "releases.md", "sdk.md", "monitoring.md", "quotas.md", "contracts.md"]
 FENCE = re.compile(r"^```(\S*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 SESSION = """
 import sys, traceback
@@ -141,7 +142,7 @@ def test_every_example_runs_as_written(page: str, demo: Demo, tmp_path: Path) ->
             pending.append((number, body))
         elif kind == "yaml":
             first = body.splitlines()[0]
-            if first.startswith("# prompts/"):
+            if first.startswith(("# prompts/", "# contracts/")):
                 path = work / first[2:].strip()
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(body)

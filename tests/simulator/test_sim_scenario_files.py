@@ -121,6 +121,12 @@ def test_misspelt_field_and_bad_rule_are_all_reported(tmp_path: Path) -> None:
     )
 
 
+def test_a_bad_system_filter_is_reported_at_its_line(tmp_path: Path) -> None:
+    message = error_for(tmp_path, "replies:\n  - match: hello\n    system: '[oops'\n    reply: x\n")
+    path = tmp_path / "scenario.yaml"
+    assert f"{path}:3: replies[0].system: not a valid regular expression" in message
+
+
 def test_drift_phase_needs_a_trigger(tmp_path: Path) -> None:
     message = error_for(tmp_path, "drift:\n  - name: x\n    hedging: 0.5\n")
     assert message == (
@@ -172,4 +178,8 @@ def test_the_documented_full_example_is_valid() -> None:
         dist="uniform", min_ms=150, max_ms=450
     )
     assert scenario.profile_for("gpt-4o").faults == {"500": 0.005, "malformed": 0.002, "429": 0.02}
-    assert [rule.kind for rule in scenario.replies] == ["text", "tool_call", "json", "text"]
+    assert [rule.kind for rule in scenario.replies] == ["text", "tool_call", "json", "text", "text"]
+    keyed = scenario.replies[4]
+    assert keyed.applies("gpt-4o", "refund please", "Answer in one word.")
+    assert not keyed.applies("gpt-4o", "refund please", "Answer with JSON.")
+    assert not keyed.applies("gpt-4o", "refund please")

@@ -38,6 +38,40 @@ def ask(client: openai.OpenAI, text: str, model: str = "gpt-4o", **extra: object
     return result.choices[0].message.content or ""
 
 
+WORDING = """
+replies:
+  - system: "(?i)in one word"
+    match: "(?i)refund"
+    reply: "Billing."
+  - match: "(?i)refund"
+    json: {queue: billing}
+"""
+
+
+def test_a_rule_keyed_on_the_system_prompt_answers_by_the_wording(scenario_sim: Start) -> None:
+    running = scenario_sim(WORDING)
+    asked = "Refund my last order"
+    with running.openai() as client:
+        for system, role, expected in [
+            ("Route the ticket, in one word.", "system", "Billing."),
+            ("Route the ticket, IN ONE WORD.", "developer", "Billing."),
+            ("Route the ticket as JSON.", "system", '{"queue": "billing"}'),
+        ]:
+            result = client.chat.completions.create(
+                model="gpt-4o",
+                messages=[{"role": role, "content": system}, {"role": "user", "content": asked}],
+            )
+            assert result.choices[0].message.content == expected, (system, role)
+        assert ask(client, f"{asked}, in one word") == '{"queue": "billing"}'  # not the system
+    with running.anthropic() as claude:
+        for system in ("Answer in one word.", [{"type": "text", "text": "Answer in one word."}]):
+            message = claude.messages.create(
+                model="claude-x", max_tokens=50, system=system,
+                messages=[{"role": "user", "content": asked}],
+            )  # fmt: skip
+            assert message.content[0].text == "Billing."  # type: ignore[union-attr]
+
+
 def test_scripted_text_reply_streamed_and_not(scenario_sim: Start) -> None:
     running = scenario_sim(SCRIPTED)
     with running.openai() as client:

@@ -17,6 +17,18 @@ COMMANDS = {
         "pilothouse.cli.monitoring:alerts",
         "Alerts: list them, acknowledge or resolve them with a disposition and a reason.",
     ),
+    "can-i-promote": (
+        "pilothouse.cli.gate:can_i_promote",
+        "Would the promotion gate let a prompt version or a release through? (exit 0 yes, 1 no)",
+    ),
+    "changelog": (
+        "pilothouse.cli.changelog:changelog",
+        "What changed in a prompt's or route's behaviour; subscribe a webhook to be told.",
+    ),
+    "contracts": (
+        "pilothouse.cli.contracts:contracts",
+        "Consumer contracts on a prompt's or route's output: add, list, verify, remove.",
+    ),
     "datasets": (
         "pilothouse.cli.datasets:datasets",
         "Eval datasets: push files, sample real traffic, export for labelling, list versions.",
@@ -24,6 +36,14 @@ COMMANDS = {
     "db": (
         "pilothouse.cli.db:db",
         "Database schema: status and upgrades (serve upgrades automatically).",
+    ),
+    "diff": (
+        "pilothouse.cli.diff:diff",
+        "Behaviour diff of two prompt versions, or a route's canary, over a dataset.",
+    ),
+    "deps": (
+        "pilothouse.cli.deps:deps",
+        "Who depends on a prompt: routes and versions, includers, contracts, gating suites.",
     ),
     "doctor": (
         "pilothouse.cli.models:doctor",

@@ -22,6 +22,15 @@ CONFIG_VERSION_HEADER = "X-Pilothouse-Config-Version"
 APPLIED_WAIT_SECONDS = 10  # how long a write waits to see its change served
 
 
+class ApiError(click.ClickException):
+    """A call the API refused (`status`: its HTTP status) or that never got an answer
+    (`status` None); exit status 1, unless a command maps it to one of its own."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
 class ApiClient:
     def __init__(self, url: str | None = None, token: str | None = None):
         self.url = (url or os.environ.get("PILOTHOUSE_URL") or "http://127.0.0.1:8080").rstrip("/")
@@ -63,15 +72,15 @@ class ApiClient:
                 result = _loads(response.read())
                 version = response.headers.get(CONFIG_VERSION_HEADER)
         except urllib.error.HTTPError as exc:
-            raise click.ClickException(_refusal(exc)) from None
+            raise ApiError(_refusal(exc), exc.code) from None
         except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
             reason = getattr(exc, "reason", exc)
             if isinstance(reason, ConnectionRefusedError | socket.gaierror):
-                raise click.ClickException(
+                raise ApiError(
                     f"cannot reach Pilothouse at {self.url}: is `pilothouse serve` running? "
                     "(set PILOTHOUSE_URL to point elsewhere)"
                 ) from None
-            raise click.ClickException(f"request to {self.url}{path} failed: {reason}") from None
+            raise ApiError(f"request to {self.url}{path} failed: {reason}") from None
         if version and version.isdigit():
             self._wait_applied(int(version))
         return result

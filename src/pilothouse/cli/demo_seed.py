@@ -14,7 +14,6 @@ missing (a restarted demo keeps whatever was changed since):
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import orjson
 
 from pilothouse.cli.demo_traffic import INSIGHTS_JOB, SUPPORT_APP, TICKETS
-from pilothouse.config import ModelSpec
+from pilothouse.config import ConfigFile, PromotionSpec
 from pilothouse.evals import dataset_store
 from pilothouse.monitor import scheduler
 from pilothouse.policy import keys as key_policy
@@ -97,15 +96,15 @@ QUOTA = {
 }
 
 
-def seed(
-    store: Store, models: Mapping[str, ModelSpec], data_dir: Path, *, now: datetime | None = None
-) -> str:
-    """Seed what is missing (the module docstring lists it); returns the demo key's secret.
-    `now` (default: the wall clock) is when the scheduled suite is first due."""
+def seed(store: Store, config: ConfigFile, data_dir: Path, *, now: datetime | None = None) -> str:
+    """Seed what is missing (the module docstring lists it) under `config` (its models and
+    promotion policy); returns the demo key's secret. `now` (default: the wall clock) is
+    when the scheduled suite is first due."""
+    models, policy = config.models, config.promotion
     if not registry.list_prompts(store):
         for name, content in (("house-style", HOUSE_STYLE), ("support-triage", SUPPORT_TRIAGE)):
-            _prompt(store, name, content, "support")
-        Promoter(store, models).promote(
+            _prompt(store, name, content, "support", policy)
+        Promoter(store, models, policy).promote(
             "support-triage",
             prompt="support-triage@production",
             model="fast",
@@ -120,8 +119,8 @@ def seed(
         if route in routes:
             continue
         if route not in prompts:
-            _prompt(store, route, content, owner)
-        Promoter(store, models).promote(
+            _prompt(store, route, content, owner, policy)
+        Promoter(store, models, policy).promote(
             route,
             prompt=f"{route}@production",
             model=model,
@@ -138,7 +137,9 @@ def seed(
     return demo_key(store, data_dir)
 
 
-def _prompt(store: Store, name: str, content: dict[str, Any], owner: str) -> None:
+def _prompt(
+    store: Store, name: str, content: dict[str, Any], owner: str, policy: PromotionSpec
+) -> None:
     registry.create_version(
         store,
         name,
@@ -147,6 +148,7 @@ def _prompt(store: Store, name: str, content: dict[str, Any], owner: str) -> Non
         description="seeded by the demo",
         labels=["production"],
         actor=ACTOR,
+        policy=policy,
     )
 
 

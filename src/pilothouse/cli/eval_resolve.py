@@ -43,29 +43,13 @@ def resolve(
     arm = options.release or spec.release
     overrides = options.prompt or options.model or options.params
     if spec.route and not overrides:
-        route = _route(api, spec.route)
-        release = route.get(arm)
-        if release is None:
-            raise SuiteProblem(f"route {spec.route!r} has no {arm} release")
         name = spec.name if options.release is None else f"{spec.route}/{arm}"
-        return Target(
-            kind="route",
-            route=spec.route,
-            release=arm,
-            name=name,
-            candidate=spec.candidate,
-            release_info=release,
-            release_prompt=_prompt(api, release["prompt"]),
-            identity={
-                "release": release["id"],
-                "prompt_hash": release["prompt_hash"],
-                "params": release["params"],
-                "model": models.get(release["model"], release["model"]),
-            },
+        return route_target(
+            api, fetch_route(api, spec.route), arm, models, name=name, candidate=spec.candidate
         )
     base_prompt, base_model, base_params = spec.prompt, spec.model, spec.params_dict()
     if spec.route:  # a candidate for a route starts from what the route serves now
-        current = _route(api, spec.route).get(arm)
+        current = fetch_route(api, spec.route).get(arm)
         if current is None:
             raise SuiteProblem(
                 f"route {spec.route!r} has no {arm} release to build a candidate from"
@@ -75,7 +59,7 @@ def resolve(
             current["model"],
             current["params"],
         )
-    prompt = _prompt(api, options.prompt or str(base_prompt))
+    prompt = fetch_prompt(api, options.prompt or str(base_prompt))
     model = options.model or str(base_model)
     name = spec.name if not overrides else f"{prompt['name']}@{prompt['version']}/{model}"
     return Target(
@@ -89,14 +73,48 @@ def resolve(
     )
 
 
-def _route(api: EvalApi, name: str) -> dict[str, Any]:
+def route_target(
+    api: EvalApi,
+    route: dict[str, Any],
+    arm: str,
+    models: dict[str, Any],
+    *,
+    name: str,
+    candidate: bool = False,
+) -> Target:
+    """The target that calls `route` (GET /api/routes's entry) pinned to its `arm`
+    (active or canary); SuiteProblem when the route has no such release."""
+    release = route.get(arm)
+    if release is None:
+        raise SuiteProblem(f"route {route['name']!r} has no {arm} release")
+    return Target(
+        kind="route",
+        route=route["name"],
+        release=arm,
+        name=name,
+        candidate=candidate,
+        release_info=release,
+        release_prompt=fetch_prompt(api, release["prompt"]),
+        identity={
+            "release": release["id"],
+            "prompt_hash": release["prompt_hash"],
+            "params": release["params"],
+            "model": models.get(release["model"], release["model"]),
+        },
+    )
+
+
+def fetch_route(api: EvalApi, name: str) -> dict[str, Any]:
+    """The route as GET /api/routes lists it; SuiteProblem naming the routes there are."""
     routes = {r["name"]: r for r in api.get("/api/routes")["data"]}
     if name not in routes:
         raise SuiteProblem(f"no route {name!r}; routes: {', '.join(sorted(routes)) or '(none)'}")
     return dict(routes[name])
 
 
-def _prompt(api: EvalApi, ref: str) -> dict[str, Any]:
+def fetch_prompt(api: EvalApi, ref: str) -> dict[str, Any]:
+    """The chat prompt version `ref` (NAME@VERSION or NAME@LABEL) names, as the registry
+    serves it; SuiteProblem for a malformed reference, an unknown one or a fragment."""
     try:
         parsed = names.parse_ref(ref)
     except names.InvalidName as exc:
@@ -129,7 +147,15 @@ def dataset(suite: Suite, api: EvalApi) -> tuple[list[dict[str, Any]], list[str]
         )
     ref = suite.spec.dataset
     assert not isinstance(ref, str)
-    stored = api.get(f"/api/datasets/{quote(ref.name)}", version=ref.version)
+    return stored_dataset(api, ref.name, ref.version)
+
+
+def stored_dataset(
+    api: EvalApi, name: str, version: int | None
+) -> tuple[list[dict[str, Any]], list[str], dict[str, Any]]:
+    """A dataset version the server keeps (None: the latest): its rows, where each row
+    came from (`NAME@V row N`) and what a manifest says of it."""
+    stored = api.get(f"/api/datasets/{quote(name)}", version=version)
     source = f"{stored['name']}@{stored['version']}"
     where = [f"{source} row {i + 1}" for i in range(len(stored["rows"]))]
     return (

@@ -51,7 +51,8 @@ def _force_options(func: Any) -> Any:
     func = click.option(
         "--force",
         is_flag=True,
-        help="Do it even though it breaks what depends on the label (needs --reason; audited).",
+        help="Do it even though it breaks what depends on the label, or the promotion gate "
+        "refuses it (needs --reason; audited).",
     )(func)
     return func
 
@@ -197,7 +198,8 @@ def label(name: str, version: int, label: str, reason: str, force: bool) -> None
     """Point LABEL of prompt NAME at VERSION.
 
     Refused when a prompt or release that includes NAME@LABEL would no longer render,
-    naming them; --force does it anyway."""
+    naming them, and for a protected label (production) when the promotion gate says no
+    (`pilothouse can-i-promote`); --force does it anyway."""
     body = {"version": version, "reason": reason, "force": force}
     result = _client().post(f"/api/prompts/{quote(name)}/labels/{quote(label)}", body)
     click.echo(f"{name}@{label} -> version {result['version']}")

@@ -130,7 +130,10 @@ def show(route: str, as_json: bool) -> None:
 @click.option("--owner", default=None, help="The team that owns the route (set on first promote).")
 @click.option("--canary", "from_canary", is_flag=True, help="Promote the running canary as it is.")
 @click.option(
-    "--force", is_flag=True, help="Promote a canary on a retired model anyway (needs --reason)."
+    "--force",
+    is_flag=True,
+    help="Promote although the promotion gate refuses it, or the canary's model is retired "
+    "(needs --reason; audited).",
 )
 def promote(
     route: str,
@@ -142,7 +145,10 @@ def promote(
     from_canary: bool,
     force: bool,
 ) -> None:
-    """Make a new release (or the running canary) ROUTE's active release."""
+    """Make a new release (or the running canary) ROUTE's active release.
+
+    Held to the promotion gate: refused while the route's active contracts or gating
+    suites have not passed on exactly this release (`pilothouse can-i-promote`)."""
     if not from_canary and not (prompt and model):
         raise click.UsageError(
             "give --prompt and --model, or --canary to promote the running canary"

@@ -79,7 +79,7 @@ def serve(
             click.echo(f"pilothouse: {warning}", err=True)
         companions = []
         if simulator is not None:
-            secret = demo_seed.seed(store, settings.config.models, settings.data_dir)
+            secret = demo_seed.seed(store, settings.config, settings.data_dir)
             if not no_demo_traffic:
                 keys = demo_seed.traffic_keys(store, settings.data_dir)
                 companions.append(DemoTraffic(keys))

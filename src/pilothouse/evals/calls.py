@@ -115,6 +115,7 @@ class GatewayCalls:
         self.journal = journal
         self.used: dict[str, dict[str, Any]] = {}  # every answer this run relied on
         self.kind_of: dict[str, str] = {}  # key -> chat, judge or embed
+        self.source_of: dict[str, str] = {}  # key -> hits, misses, uncached, replayed, resumed
         self.counts: Counter[str] = Counter()
         self.spent_usd: dict[str, float] = {}  # live calls of this run, by kind
         self.broken: str | None = None
@@ -235,6 +236,7 @@ class GatewayCalls:
         self.counts[f"{kind}:{'live' if source in ('misses', 'uncached') else source}"] += 1
         self.used[key] = record
         self.kind_of[key] = kind
+        self.source_of[key] = source
         return record
 
     # ------------------------------------------------------------------ the gateway

@@ -119,6 +119,9 @@ class Target:
             part.update(
                 prompt=f"{self.prompt['name']}@{self.prompt['version']}",
                 prompt_hash=self.prompt["hash"],
+                # The version with the fragment versions it included: what the promotion
+                # gate matches a run against (contracts/suite_evidence.py).
+                composition_hash=self.prompt.get("composition_hash"),
                 model_alias=self.model,
             )
         part["identity"] = self.identity

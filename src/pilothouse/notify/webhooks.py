@@ -11,6 +11,10 @@ Each request is signed when the webhook names a secret: the header
 recomputes it and refuses an old `t`). 2xx is delivered; 408, 429, 5xx and a connection
 failure are retried after 2 s, then twice as long each time (at most 5 minutes), up to the
 webhook's `max_attempts`; any other status is the receiver refusing, recorded as failed.
+
+Webhooks come from the config file, or from `resolve` for the names it knows: the
+changelog's subscriptions (`changelog.<id>`, recorded by changelog/entries.py in the
+transaction of the change), each with a secret of its own.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import hmac
 import logging
 import os
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
@@ -41,6 +45,11 @@ RETRYABLE = {408, 429}
 FIRST_BACKOFF_SECONDS = 2.0
 MAX_BACKOFF_SECONDS = 300.0
 BATCH = 50
+DEFAULT_TIMEOUT_SECONDS = 5.0
+
+# A webhook the config does not name, found by its name: its spec and its secret (None:
+# unsigned), or None when there is no such webhook (any more). Called in a thread.
+Resolver = Callable[[str], "tuple[WebhookSpec, str | None] | None"]
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -74,9 +83,11 @@ class WebhookSender:
         clock: Clock,
         environ: Mapping[str, str] = os.environ,
         poll_seconds: float = 5.0,
+        resolve: Resolver | None = None,
     ):
         self.store = store
         self.webhooks = {w.name: w for w in webhooks}
+        self.resolve = resolve
         self.clock = clock
         self.environ = environ
         self.poll_seconds = poll_seconds
@@ -131,6 +142,10 @@ class WebhookSender:
 
     # ------------------------------------------------------------------ sending
 
+    def wake(self) -> None:
+        """Deliveries were recorded by someone else (a changelog entry): send them now."""
+        self._wake.set()
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="webhooks")
 
@@ -169,20 +184,20 @@ class WebhookSender:
             for delivery in rows.due(conn, now, BATCH):
                 spec = self.webhooks.get(delivery["webhook"])
                 # Held for as long as a send may take; a crash mid-send frees it then.
-                hold = (spec.timeout_seconds if spec else 0) + 30
+                hold = (spec.timeout_seconds if spec else DEFAULT_TIMEOUT_SECONDS) + 30
                 if rows.claim(conn, delivery, now + timedelta(seconds=hold)):
                     out.append(delivery)
         return out
 
     async def _deliver(self, delivery: dict[str, Any]) -> None:
         attempt = delivery["attempts"] + 1
-        spec = self.webhooks.get(delivery["webhook"])
-        if spec is None:
+        found = await self._destination(delivery["webhook"])
+        if found is None:
             await self._record(
                 delivery, attempt, "failed", None, "the webhook is no longer configured"
             )
             return
-        secret = self.environ.get(spec.secret_env) if spec.secret_env else None
+        spec, secret = found
         status: int | None
         error: str | None
         if spec.secret_env and not secret:
@@ -204,6 +219,15 @@ class WebhookSender:
                 attempt,
                 error,
             )
+
+    async def _destination(self, name: str) -> tuple[WebhookSpec, str | None] | None:
+        """The webhook `name` and its secret: from the config, else from `resolve`."""
+        spec = self.webhooks.get(name)
+        if spec is not None:
+            return spec, self.environ.get(spec.secret_env) if spec.secret_env else None
+        if self.resolve is None:
+            return None
+        return await asyncio.to_thread(self.resolve, name)
 
     async def _send(
         self, spec: WebhookSpec, delivery: Mapping[str, Any], secret: str | None

@@ -29,10 +29,12 @@ from pilothouse.store import keys as key_rows
 SECRET_PREFIX = "ph-"
 
 SCOPES = {
-    "evals": "what `pilothouse eval` needs in CI: read datasets, routes and every prompt, "
-    "record and read eval runs, pin a route's release arm",
+    "evals": "what `pilothouse eval` and `contracts verify` need in CI: read datasets, "
+    "routes, every prompt and the contracts, record and read eval runs and contract "
+    "verifications, ask the promotion gate, pin a route's release arm",
     "release:pin": "pin a route's active or canary release with the X-Pilothouse-Release header",
-    "routes:read": "list routes with their releases and read their history",
+    "routes:read": "list routes with their releases, read their history, the changelog "
+    "and who depends on a prompt",
     "history:read": "read the audit history of prompts",
 }
 _IMPLIED = {"evals": ("release:pin", "routes:read")}

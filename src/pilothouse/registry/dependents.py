@@ -54,14 +54,17 @@ class Watch:
         self._own: list[tuple[str, int, str]] = []  # (prompt, version, how it is reached)
         self._before: list[tuple[Dependent, set[str]]] | None = None  # users before changes
 
-    def label_changing(self, name: str, label: str) -> None:
-        """Call before moving or deleting `label` of `name`."""
+    def label_changing(self, name: str, label: str) -> list[Dependent]:
+        """Call before moving or deleting `label` of `name`; who includes it now."""
         key = templates.include_ref(name, label)
         if self._before is None:
-            self._before = self._users()
+            self._before = users(self._conn)
+        found = []
         for dependent, fragments in self._before:
             if key in fragments:
                 self._watched[(dependent.kind, dependent.ref, dependent.version)] = dependent
+                found.append(dependent)
+        return found
 
     def version_served(self, name: str, version: int, how: str) -> None:
         """A label now points at `version` of `name`: it must compose and render itself."""
@@ -100,48 +103,50 @@ class Watch:
             return str(exc)
         return ""
 
-    def _users(self) -> list[tuple[Dependent, set[str]]]:
-        """Every labelled version and live release with the include refs it uses now."""
-        conn = self._conn
-        users: list[tuple[Dependent, set[str]]] = []
-        for row in prompt_rows.labels(conn):
-            name, label, version = row["prompt_name"], row["label"], row["version"]
-            refs = self._refs_live(name, version)
-            if refs:
-                ref = f"{name}@{label} (version {version})"
-                users.append((Dependent("prompt", name, ref, name, version, label=label), refs))
-        routes = [r for r in release_rows.all_routes(conn) if "problem" not in r]
-        ids = [r[k] for r in routes for k in ("active_release_id", "canary_release_id") if r[k]]
-        releases = release_rows.releases_by_id(conn, ids)
-        for route in routes:
-            for arm in ("active", "canary"):
-                release = releases.get(route[f"{arm}_release_id"] or "")
-                if release is None or not isinstance(release.get("fragments"), dict):
-                    continue
-                refs = set(release["fragments"])
-                if refs:
-                    ref = (
-                        f"{arm} release {release['id']}, "
-                        f"{release['prompt_name']}@{release['prompt_version']}"
-                    )
-                    dependent = Dependent(
-                        "release",
-                        route["name"],
-                        ref,
-                        release["prompt_name"],
-                        release["prompt_version"],
-                    )
-                    users.append((dependent, refs))
-        return users
 
-    def _refs_live(self, name: str, version: int) -> set[str]:
-        try:
-            row = prompt_rows.get_version(self._conn, name, version)
-            if row is None or "{{>" not in str(row["content"]):
-                return set()
-            return set(composition.collect_fragments(self._conn, name, row["content"]))
-        except (composition.Unresolvable, DamagedRow):
-            return set()  # already broken before this change: not this change's doing
+def users(conn: Connection) -> list[tuple[Dependent, set[str]]]:
+    """Every labelled version and live release with the include refs it uses now (a
+    labelled version: as it composes now; a release: as it froze them)."""
+    found: list[tuple[Dependent, set[str]]] = []
+    for row in prompt_rows.labels(conn):
+        name, label, version = row["prompt_name"], row["label"], row["version"]
+        refs = _refs_live(conn, name, version)
+        if refs:
+            ref = f"{name}@{label} (version {version})"
+            found.append((Dependent("prompt", name, ref, name, version, label=label), refs))
+    routes = [r for r in release_rows.all_routes(conn) if "problem" not in r]
+    ids = [r[k] for r in routes for k in ("active_release_id", "canary_release_id") if r[k]]
+    releases = release_rows.releases_by_id(conn, ids)
+    for route in routes:
+        for arm in ("active", "canary"):
+            release = releases.get(route[f"{arm}_release_id"] or "")
+            if release is None or not isinstance(release.get("fragments"), dict):
+                continue
+            refs = set(release["fragments"])
+            if refs:
+                ref = (
+                    f"{arm} release {release['id']}, "
+                    f"{release['prompt_name']}@{release['prompt_version']}"
+                )
+                dependent = Dependent(
+                    "release",
+                    route["name"],
+                    ref,
+                    release["prompt_name"],
+                    release["prompt_version"],
+                )
+                found.append((dependent, refs))
+    return found
+
+
+def _refs_live(conn: Connection, name: str, version: int) -> set[str]:
+    try:
+        row = prompt_rows.get_version(conn, name, version)
+        if row is None or "{{>" not in str(row["content"]):
+            return set()
+        return set(composition.collect_fragments(conn, name, row["content"]))
+    except (composition.Unresolvable, DamagedRow):
+        return set()  # already broken before this change: not this change's doing
 
 
 def refuse_or_record(

@@ -18,9 +18,11 @@ from typing import Any
 from sqlalchemy import Connection
 
 from pilothouse import errors
+from pilothouse.config import PromotionSpec
 from pilothouse.registry import composition, names
 from pilothouse.registry.composition import ResolvedPrompt
 from pilothouse.registry.labels import (
+    DEFAULT_POLICY,
     LabelWriter,
     check_label,
     delete_label,
@@ -99,12 +101,14 @@ def push(
     reason: str | None = None,
     actor: str = "admin",
     force: bool = False,
+    policy: PromotionSpec = DEFAULT_POLICY,
 ) -> list[tuple[ResolvedPrompt, bool]]:
     """Store each item's version unless identical content exists, then point `labels` at
-    them: all in one transaction, so a refused item leaves nothing behind. Every pushed
-    version must compose (includes resolve, every variable a fragment uses declared) as it
-    stands after the push; label moves that would break a dependent are refused (Conflict)
-    unless forced with a reason (default: the note). Returns (version, created) per item."""
+        them: all in one transaction, so a refused item leaves nothing behind. Every pushed
+        version must compose (includes resolve, every variable a fragment uses declared) as it
+        stands after the push; label moves that would break a dependent are refused (Conflict)
+        unless forced with a reason (default: the note), and so are moves of protected labels
+    the promotion gate refuses. Returns (version, created) per item."""
     if not items:
         raise errors.InvalidRequest("nothing to push: give at least one prompt")
     seen: set[str] = set()
@@ -119,7 +123,7 @@ def push(
         for name in sorted(seen):  # one order for every writer: no deadlock between pushes
             rows.lock_prompt(conn, name, create=True)
         numbers = [_store_version(conn, item, note, actor) for item in items]
-        writer = LabelWriter(conn, actor, reason or note)
+        writer = LabelWriter(conn, actor, reason or note, policy)
         moved = [
             writer.move(item.name, label, number)
             for item, (number, _) in zip(items, numbers, strict=True)
@@ -205,11 +209,19 @@ def create_version(
     actor: str = "admin",
     force: bool = False,
     expected_latest: int | None = None,
+    policy: PromotionSpec = DEFAULT_POLICY,
 ) -> tuple[ResolvedPrompt, bool]:
     """Store a version unless identical content exists; (version, created)."""
     item = PushItem(name, content, description, owner, tags, expected_latest)
     ((prompt, created),) = push(
-        store, [item], labels=labels or (), note=note, reason=reason, actor=actor, force=force
+        store,
+        [item],
+        labels=labels or (),
+        note=note,
+        reason=reason,
+        actor=actor,
+        force=force,
+        policy=policy,
     )
     return prompt, created
 

@@ -8,27 +8,37 @@ canary with a traffic weight and its own salt (each new canary draws a fresh sli
 users; widening keeps everyone already in it). Every change locks the route's row,
 is audited, recorded as a route event and bumps the configuration version, so every
 gateway obeys it within a second.
+
+Promoting is held to the promotion gate (contracts/gate.py: the route's active contracts
+and its gating suites, on the release's exact composition, model and parameters) and
+refused when it says no, unless forced with a reason. A canary (how evidence is gathered)
+and a rollback (back to what passed before) are not held. Every promotion, canary change
+and rollback writes a changelog entry in the same transaction.
 """
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
 from pilothouse import errors
-from pilothouse.config import ModelSpec
-from pilothouse.registry import catalog, composition, names
-from pilothouse.registry import prompts as prompt_registry
+from pilothouse.changelog import entries as changelog
+from pilothouse.config import ModelSpec, PromotionSpec
+from pilothouse.contracts import gate, subjects
+from pilothouse.registry import names
 from pilothouse.registry.dependents import require_reason
+from pilothouse.releases import making
 from pilothouse.releases.params import PARAMS, check_params
 from pilothouse.releases.release import Release
 from pilothouse.releases.routes import history, list_routes, route_etag, show_route
 from pilothouse.store import Store, audit, changes
 from pilothouse.store import releases as rows
+from pilothouse.store.tolerant import DamagedRow
+
+DEFAULT_POLICY = PromotionSpec()
 
 __all__ = [
     "PARAMS",
@@ -52,9 +62,15 @@ def check_route_name(route: str) -> str:
 class Promoter:
     """Release operations, checked against this deployment's model catalog."""
 
-    def __init__(self, store: Store, models: Mapping[str, ModelSpec]):
+    def __init__(
+        self,
+        store: Store,
+        models: Mapping[str, ModelSpec],
+        policy: PromotionSpec = DEFAULT_POLICY,
+    ):
         self.store = store
         self.models = models
+        self.policy = policy
 
     def promote(
         self,
@@ -82,10 +98,37 @@ class Promoter:
                 if not state["canary_release_id"]:
                     raise errors.Conflict(f"route {route!r} has no canary to promote")
                 release = self._release(conn, state["canary_release_id"])
-                forced = self._refuse_unservable(release, "promoting the canary", force)
+                forced = making.refuse_unservable(
+                    self.models, release, "promoting the canary", force
+                )
             else:
-                release = self._new_release(conn, route, prompt, model, params, reason, actor)
+                release = making.new_release(
+                    conn, self.models, route, prompt, model, params, reason, actor
+                )
+            report = gate.check_release(conn, self.policy, subjects.for_release(release))
+            gated = gate.refuse_or_record(
+                [report],
+                what=f"promoting {release.prompt_name}@{release.prompt_version} on "
+                f"{release.model_alias} to route {route}",
+                force=force,
+                reason=reason,
+            )
+            if gated is not None:
+                forced = {**(forced or {}), **gated}
             previous = state["active_release_id"]
+            changelog.record(
+                conn,
+                changelog.release_entry(
+                    action="promote",
+                    route=route,
+                    before=self._maybe_release(conn, previous),
+                    after=release,
+                    actor=actor,
+                    reason=reason,
+                    gate=report,
+                    forced=forced,
+                ),
+            )
             rows.update_route(
                 conn, route, active_release_id=release.id, canary_release_id=None, canary_weight=0
             )
@@ -143,7 +186,9 @@ class Promoter:
             elif prompt is None and model is None and state["canary_release_id"]:
                 release_id = state["canary_release_id"]  # only the weight changes
             else:
-                release = self._new_release(conn, route, prompt, model, params, reason, actor)
+                release = making.new_release(
+                    conn, self.models, route, prompt, model, params, reason, actor
+                )
                 release_id = release.id
                 salt = secrets.token_hex(8)  # a new canary: a fresh slice of users
             rows.update_route(
@@ -152,6 +197,22 @@ class Promoter:
                 canary_release_id=release_id,
                 canary_weight=weight if release_id else 0,
                 canary_salt=salt,
+            )
+            serving = release or self._maybe_release(conn, release_id)
+            changelog.record(
+                conn,
+                changelog.release_entry(
+                    action="canary" if release_id else "canary_stop",
+                    route=route,
+                    before=self._maybe_release(conn, state["canary_release_id"]),
+                    after=serving,
+                    actor=actor,
+                    reason=reason,
+                    gate=gate.check_release(conn, self.policy, subjects.for_release(serving))
+                    if serving
+                    else None,
+                    weights=(state["canary_weight"] or 0, weight if release_id else 0),
+                ),
             )
             rows.add_event(
                 conn,
@@ -205,7 +266,20 @@ class Promoter:
             if len(stack) < 2:
                 raise errors.Conflict(f"route {route!r} has no earlier release to roll back to")
             target = self._release(conn, stack[-2])
-            forced = self._refuse_unservable(target, f"rolling {route} back", force)
+            forced = making.refuse_unservable(self.models, target, f"rolling {route} back", force)
+            changelog.record(
+                conn,
+                changelog.release_entry(
+                    action="rollback",
+                    route=route,
+                    before=self._maybe_release(conn, state["active_release_id"]),
+                    after=target,
+                    actor=actor,
+                    reason=reason,
+                    gate=gate.check_release(conn, self.policy, subjects.for_release(target)),
+                    forced=forced,
+                ),
+            )
             rows.update_route(
                 conn, route, active_release_id=target.id, canary_release_id=None, canary_weight=0
             )
@@ -230,26 +304,6 @@ class Promoter:
             changes.bump(conn, ("route", route))
             return target
 
-    def _refuse_unservable(self, release: Release, what: str, force: bool) -> dict[str, Any] | None:
-        """Conflict when `release` pins a retired or unknown model, unless forced."""
-        spec = self.models.get(release.model_alias)
-        if spec is None:
-            problem = f"model alias {release.model_alias!r} is not in this deployment's catalog"
-        elif catalog.is_retired(spec, date.today()):
-            successor = f"; its successor is {spec.successor!r}" if spec.successor else ""
-            problem = f"model {release.model_alias!r} is retired{successor}"
-        else:
-            return None
-        if not force:
-            raise errors.Conflict(
-                f"{what} would serve release {release.id}, whose {problem}: every call "
-                "would be refused",
-                hint="promote a release on a current model instead, or force it with a reason",
-                code="release_not_servable",
-                details={"release": release.id, "model": release.model_alias},
-            )
-        return {"forced": True, "problem": problem}
-
     def _route(
         self, conn: Connection, route: str, *, create: bool, expected: str | None
     ) -> dict[str, Any]:
@@ -268,69 +322,21 @@ class Promoter:
             )
         return state
 
+    def _maybe_release(self, conn: Connection, release_id: str | None) -> Release | None:
+        """The release, for the changelog's record of what was served before; None when
+        there was none or its row cannot be read."""
+        if not release_id:
+            return None
+        try:
+            row = rows.get_release(conn, release_id)
+        except DamagedRow:
+            return None
+        return Release.from_row(row) if row else None
+
     def _release(self, conn: Connection, release_id: str) -> Release:
         row = rows.get_release(conn, release_id)
         if row is None:
             raise errors.Conflict(f"release {release_id} is not in the store")
-        return Release.from_row(row)
-
-    def _new_release(
-        self,
-        conn: Connection,
-        route: str,
-        prompt: str | None,
-        model: str | None,
-        params: Mapping[str, Any] | None,
-        note: str | None,
-        actor: str,
-    ) -> Release:
-        if not prompt:
-            raise errors.InvalidRequest(
-                "a release needs a prompt: NAME@VERSION or NAME@LABEL", param="prompt"
-            )
-        if not model:
-            raise errors.InvalidRequest("a release needs a model alias", param="model")
-        spec = self.models.get(model)
-        if spec is None:
-            raise errors.InvalidRequest(
-                f"unknown model alias {model!r}; known: {', '.join(sorted(self.models))}",
-                param="model",
-            )
-        if catalog.is_retired(spec, date.today()):
-            successor = f"; use its successor {spec.successor!r}" if spec.successor else ""
-            raise errors.InvalidRequest(f"model {model!r} is retired{successor}", param="model")
-        try:
-            ref = names.parse_ref(prompt)
-        except names.InvalidName as exc:
-            raise errors.InvalidRequest(str(exc), param="prompt") from None
-        resolved = prompt_registry.resolve_in(conn, ref.name, label=ref.label, version=ref.version)
-        if resolved.content.get("messages") is None:
-            raise errors.InvalidRequest(
-                f"prompt {ref.name!r} is a fragment; a release needs a chat prompt", param="prompt"
-            )
-        problems = composition.variable_problems(
-            resolved.name, resolved.content, resolved.fragments
-        )
-        if problems:
-            raise errors.InvalidRequest(
-                f"{resolved.name}@{resolved.version} would not render: {'; '.join(problems)}",
-                param="prompt",
-            )
-        row = {
-            "id": "rel_" + secrets.token_hex(6),
-            "route": route,
-            "prompt_name": resolved.name,
-            "prompt_version": resolved.version,
-            "prompt_hash": resolved.hash,
-            "model_alias": model,
-            "params": check_params(params or {}),
-            "fragments": composition.frozen_record(resolved.fragments),
-            "composition_hash": resolved.composition_hash,
-            "note": note,
-            "created_by": actor,
-            "created_at": datetime.now(UTC),
-        }
-        rows.insert_release(conn, row)
         return Release.from_row(row)
 
 

@@ -50,7 +50,8 @@ def parse_messages_request(
         raise RequestError("messages: Field required")
     if not isinstance(messages, list) or not messages:
         raise RequestError("messages: Input should be a non-empty list")
-    prompt_tokens = count_tokens(_system_text(data.get("system")))
+    system_text = _system_text(data.get("system"))
+    prompt_tokens = count_tokens(system_text)
     last_user_text = ""
     ends_with_tool_result = False
     for position, message in enumerate(messages):
@@ -78,6 +79,7 @@ def parse_messages_request(
             "tools": data.get("tools"),
         },
         last_user_text=last_user_text,
+        system_text=system_text,
         ends_with_tool_result=ends_with_tool_result,
         prompt_tokens=prompt_tokens,
         tools=tools,

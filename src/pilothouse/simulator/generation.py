@@ -54,6 +54,7 @@ class Conversation:
     last_user_text: str
     ends_with_tool_result: bool
     prompt_tokens: int
+    system_text: str = ""  # the system (and developer) instructions, joined by newlines
     tools: list[ToolSpec] = field(default_factory=list)
     tool_choice: Literal["auto", "none", "required"] = "auto"
     forced_tool: str | None = None
@@ -148,7 +149,7 @@ def _matching_rule(conversation: Conversation, rules: Sequence[ReplyRule]) -> Re
         # skipping tool-call rules here is what lets scripted agent loops end.
         if rule.tool_call is not None and conversation.ends_with_tool_result:
             continue
-        if rule.applies(conversation.model, conversation.last_user_text):
+        if rule.applies(conversation.model, conversation.last_user_text, conversation.system_text):
             return rule
     return None
 

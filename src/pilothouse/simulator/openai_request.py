@@ -48,6 +48,7 @@ def parse_chat_request(data: dict[str, Any]) -> ChatRequest:
         )
     prompt_tokens = _REPLY_PRIMING
     last_user_text = ""
+    system_parts: list[str] = []
     for position, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in _ROLES:
             raise RequestError(
@@ -67,6 +68,8 @@ def parse_chat_request(data: dict[str, Any]) -> ChatRequest:
                 prompt_tokens += count_tokens(str(function.get("arguments", "")))
         if message["role"] == "user":
             last_user_text = text
+        elif message["role"] in ("system", "developer"):
+            system_parts.append(text)
     tools = _tools(data.get("tools"))
     prompt_tokens += sum(
         count_tokens(canonical_bytes(spec.parameters).decode()) + count_tokens(spec.name)
@@ -94,6 +97,7 @@ def parse_chat_request(data: dict[str, Any]) -> ChatRequest:
             "seed": seed,
         },
         last_user_text=last_user_text,
+        system_text="\n".join(system_parts),
         ends_with_tool_result=messages[-1].get("role") in ("tool", "function"),
         prompt_tokens=prompt_tokens,
         tools=tools,

@@ -175,19 +175,24 @@ class ToolCallReply(_Strict):
 
 
 class ReplyRule(_Strict):
-    """Reply with `reply`, `tool_call` or `json` when `match` is found in the last user message."""
+    """Reply with `reply`, `tool_call` or `json` when `match` is found in the last user
+    message (and `system`, when given, in the system prompt)."""
 
     match: str = ".*"
+    system: str | None = None
     model: str | None = None
     reply: str | None = None
     tool_call: ToolCallReply | None = None
     json_value: Any = Field(default=None, alias="json")
 
     _pattern: re.Pattern[str] = PrivateAttr()
+    _system_pattern: re.Pattern[str] | None = PrivateAttr(default=None)
 
-    @field_validator("match")
+    @field_validator("match", "system")
     @classmethod
-    def _compiles(cls, value: str) -> str:
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         try:
             re.compile(value)
         except re.error as exc:
@@ -205,6 +210,7 @@ class ReplyRule(_Strict):
 
     def model_post_init(self, context: Any, /) -> None:
         self._pattern = re.compile(self.match)
+        self._system_pattern = re.compile(self.system) if self.system is not None else None
 
     @property
     def kind(self) -> Literal["text", "tool_call", "json"]:
@@ -215,9 +221,12 @@ class ReplyRule(_Strict):
             return "json"
         return "text"
 
-    def applies(self, model: str, last_user_text: str) -> bool:
-        """True when the model filter (exact name or glob) and the regex both match."""
+    def applies(self, model: str, last_user_text: str, system_text: str = "") -> bool:
+        """True when the model filter (exact name or glob), `match` (searched in the last
+        user message) and `system` (searched in the system prompt, when set) all match."""
         if self.model is not None and not fnmatch.fnmatchcase(model, self.model):
+            return False
+        if self._system_pattern is not None and self._system_pattern.search(system_text) is None:
             return False
         return self._pattern.search(last_user_text) is not None
 

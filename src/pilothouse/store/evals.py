@@ -112,3 +112,20 @@ def runs(conn: Connection, suite: str | None, limit: int) -> list[dict[str, Any]
         dict(r._mapping)
         for r in conn.execute(query.order_by(eval_runs.c.created_at.desc()).limit(limit))
     ]
+
+
+def runs_with_manifest(conn: Connection, suite: str, limit: int) -> list[dict[str, Any]]:
+    """The newest runs of `suite` with what they ran (manifest) and how it went (summary)."""
+    query = (
+        select(
+            eval_runs.c.id,
+            eval_runs.c.passed,
+            eval_runs.c.manifest,
+            eval_runs.c.summary,
+            eval_runs.c.created_at,
+        )
+        .where(eval_runs.c.suite == suite)
+        .order_by(eval_runs.c.created_at.desc(), eval_runs.c.id.desc())
+        .limit(limit)
+    )
+    return [dict(r._mapping) for r in conn.execute(query)]

@@ -16,6 +16,9 @@ from starlette.routing import Route
 
 from pilothouse import errors
 from pilothouse.web import (
+    changelog_api,
+    contracts_api,
+    diff_api,
     evals_api,
     fleet_api,
     keys_api,
@@ -38,9 +41,12 @@ APIS = (
     prompts_api,
     releases_api,
     evals_api,
+    diff_api,
     monitoring_api,
     fleet_api,
     quotas_api,
+    contracts_api,
+    changelog_api,
 )
 
 

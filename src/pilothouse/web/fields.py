@@ -55,6 +55,8 @@ def _not_digits(value: str) -> str:
 Label = Annotated[Ident, AfterValidator(_not_digits)]
 # Free text such as a reason or a note: any length up to 10,000 characters, no NUL.
 Text = Annotated[str, Field(max_length=10_000), AfterValidator(_no_nul)]
+# A model's answer: up to 1,000,000 characters (possibly none), no NUL.
+LongText = Annotated[str, Field(max_length=1_000_000), AfterValidator(_no_nul)]
 # A whole file's text (a suite): up to 1,000,000 characters, no NUL.
 FileText = Annotated[str, Field(min_length=1, max_length=1_000_000), AfterValidator(_no_nul)]
 # A 32-bit count or version, as the databases store them.

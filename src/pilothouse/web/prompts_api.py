@@ -6,7 +6,8 @@ Writes take `If-Match` for optimistic locking: on a label, the version it should
 now (`"3"`; `"0"`: it must not exist yet); on a new version, the latest version the
 caller saw. A mismatch is 409 with the current state. A change that would break what
 depends on a label is 409 naming the dependents; `force: true` with a `reason` overrides
-it (audited)."""
+it (audited). Moving a protected label (`production` by default) is held to the promotion
+gate: 409 with its reasons when it says no, unless forced with a reason (audited)."""
 
 from __future__ import annotations
 
@@ -215,9 +216,11 @@ async def create_version(call: Call) -> Result:
         content,
         actor=call.actor,
         expected_latest=_if_match(call),
+        policy=call.services.config.promotion,
         **meta.model_dump(),
     )
     await call.announce()
+    call.services.webhooks.wake()  # a protected label it moved wrote a changelog entry
     return Result({"created": created, **prompt.public()}, status=201 if created else 200)
 
 
@@ -247,8 +250,10 @@ async def push_batch(call: Call, body: PushBatch) -> Result:
         reason=body.reason,
         actor=call.actor,
         force=body.force,
+        policy=call.services.config.promotion,
     )
     await call.announce()
+    call.services.webhooks.wake()
     created = sum(1 for _, made in results if made)
     return Result(
         {
@@ -275,8 +280,10 @@ async def _move_label(call: Call, body: MoveLabel) -> dict[str, Any]:
         reason=body.reason,
         force=body.force,
         expected=_if_match(call),
+        policy=call.services.config.promotion,
     )
     await call.announce()
+    call.services.webhooks.wake()
     return prompt.public()
 
 
@@ -312,6 +319,8 @@ async def rollback_label(call: Call, body: Change | None) -> dict[str, Any]:
         reason=body.reason if body else None,
         force=body.force if body else False,
         expected=_if_match(call),
+        policy=call.services.config.promotion,
     )
     await call.announce()
+    call.services.webhooks.wake()
     return prompt.public()

@@ -2,7 +2,8 @@
 routes needs the admin token or a key with the `routes:read` (or `evals`) scope.
 
 Writes take `If-Match: "<etag>"` (the `etag` of `GET /api/routes/{route}`) for optimistic
-locking: a route changed meanwhile answers 409 with its current state."""
+locking: a route changed meanwhile answers 409 with its current state. Promoting is held to
+the promotion gate: 409 with its reasons when it says no, unless forced with a reason."""
 
 from __future__ import annotations
 
@@ -50,7 +51,8 @@ class DoctorQuery(Query):
 
 
 def _promoter(call: Call) -> promotion.Promoter:
-    return promotion.Promoter(call.services.store, call.services.config.models)
+    services = call.services
+    return promotion.Promoter(services.store, services.config.models, services.config.promotion)
 
 
 def _if_match(call: Call) -> str | None:
@@ -104,6 +106,7 @@ async def promote(call: Call, body: Promote) -> Result:
         **fields,
     )
     await call.announce()
+    call.services.webhooks.wake()  # the changelog entry's deliveries
     return Result({**release.public(), **_warnings(fields["prompt"])}, status=201)
 
 
@@ -121,6 +124,7 @@ async def canary(call: Call, body: Canary) -> dict[str, Any]:
         expected=_if_match(call),
     )
     await call.announce()
+    call.services.webhooks.wake()
     return {
         "canary": release.public() if release else None,
         "weight": body.weight if release else 0,
@@ -140,6 +144,7 @@ async def rollback(call: Call, body: Rollback | None) -> dict[str, Any]:
         expected=_if_match(call),
     )
     await call.announce()
+    call.services.webhooks.wake()
     return release.public()
 
 

@@ -1,7 +1,7 @@
 """request log: an index on (team, started_at), for the dashboard's and the API's team filter
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0012
+Revises: 0011
 
 Without it a team with no recent requests made `GET /api/requests?team=...` walk the whole
 log (1.3 s with 10 million rows on PostgreSQL; bench/dashboard_pages.py). Built in the
@@ -11,8 +11,8 @@ takes (tens of seconds for 10 million rows), while `serve` has not started servi
 
 from alembic import op
 
-revision = "0011"
-down_revision = "0010"
+revision = "0012"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
