@@ -7,30 +7,26 @@ rollups costs per row (the journal loader's own path: `telemetry/rollups.aggrega
 
 Same run, same database: the queries are timed before and after the raw rows are loaded,
 so the ratio says whether the raw table's size reaches the charts. Uses a fresh schema in
-BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432/test), dropped at the end.
+BENCH_PG_URL (default postgresql://postgres@127.0.0.1:5432/test), dropped at the end; the raw
+rows come from bench/pg_data.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import statistics
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
+from pg_data import analyze, fresh_store, load_raw_rows
 
 from pilothouse.monitor import series
-from pilothouse.store import open_store
 from pilothouse.store import rollups as rollup_rows
 from pilothouse.store.request_log import COLUMN_ORDER, _decoded, journal_line
 from pilothouse.store.tables import TTFT_EDGES_MS
 from pilothouse.telemetry import rollups as aggregation
-
-PG_URL = os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def timed(action: Callable[[], Any], rounds: int) -> float:
@@ -62,27 +58,6 @@ def synthetic_rollups(
             )
             out[(at, f"route-{r}", "active", "fast", "openai", "")] = counts
     return out
-
-
-def load_raw_rows(engine: sa.Engine, count: int, now: datetime) -> float:
-    """`count` request-log rows over the last day, by SQL (not the product's path): seconds."""
-    started = time.perf_counter()
-    with engine.begin() as conn:
-        conn.execute(
-            sa.text(
-                """
-                INSERT INTO request_log (id, started_at, finished_at, endpoint, model_alias,
-                    provider, status_code, outcome, stream, route, prompt_tokens,
-                    completion_tokens, cost_usd, latency_ms, usage_estimated, attempt_count)
-                SELECT 'r' || g, :now - (g % 86400) * interval '1 second',
-                    :now - (g % 86400) * interval '1 second', 'chat', 'fast', 'openai', 200,
-                    'ok', false, 'route-' || (g % 20), 120, 60, 0.0004, 300, false, 1
-                FROM generate_series(1, :count) AS g
-                """
-            ),
-            {"now": now, "count": count},
-        )
-    return time.perf_counter() - started
 
 
 def aggregation_cost(rows: int) -> tuple[float, float]:
@@ -126,14 +101,7 @@ def main() -> None:
     parser.add_argument("--per-minute", type=int, default=7000, help="requests per minute")
     parser.add_argument("--rounds", type=int, default=20)
     args = parser.parse_args()
-    schema = "bench_" + secrets.token_hex(4)
-    admin = sa.create_engine(PG_URL.replace("postgresql://", "postgresql+psycopg://", 1))
-    with admin.begin() as conn:
-        conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
-    url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
-    store = open_store(url)
-    try:
-        store.upgrade()
+    with fresh_store() as store:
         now = datetime.now(UTC)
         increments = synthetic_rollups(now, args.routes, args.per_minute)
         started = time.perf_counter()
@@ -151,13 +119,10 @@ def main() -> None:
             with store.connect() as conn:
                 return rollup_rows.sums(conn, now - timedelta(days=30), now, route="route-3")
 
-        with store.begin() as conn:  # as autovacuum would have by now
-            conn.execute(sa.text("ANALYZE request_rollups"))
-            conn.execute(sa.text("ANALYZE request_rollups_10m"))
+        analyze(store.engine, "request_rollups", "request_rollups_10m")
         before = (timed(chart, args.rounds), timed(slo_sum, args.rounds))
         raw_s = load_raw_rows(store.engine, args.raw_rows, now)
-        with store.begin() as conn:
-            conn.execute(sa.text("ANALYZE request_log"))
+        analyze(store.engine, "request_log")
         after = (timed(chart, args.rounds), timed(slo_sum, args.rounds))
         aggregate_us, keys = aggregation_cost(20_000)
         per_row_add_us = add_s * 1e6 / (len(increments) * (args.per_minute // args.routes))
@@ -180,11 +145,6 @@ def main() -> None:
             f"rollup rows (~{per_row_add_us:.3f} µs per request at {args.per_minute:,}/min)"
         )
         print(f"so 10 million requests cost ~{aggregate_us * 10:.0f} s of loader CPU to aggregate")
-    finally:
-        store.close()
-        with admin.begin() as conn:
-            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ def pilothouse(*args: str, env: dict[str, str] | None = None) -> subprocess.Comp
     )
 
 
-def start_demo(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
+def start_demo(data_dir: Path, port: int, *options: str) -> tuple[subprocess.Popen[str], list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
     process = subprocess.Popen(
         [
@@ -43,6 +43,7 @@ def start_demo(data_dir: Path, port: int) -> tuple[subprocess.Popen[str], list[s
             str(port),
             "--data-dir",
             str(data_dir),
+            *options,
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -89,15 +90,23 @@ def test_demo_serves_a_completion_on_a_fresh_data_dir(tmp_path: Path) -> None:
             )
             assert reply.choices[0].message.content
         env = {"PILOTHOUSE_URL": url, "PILOTHOUSE_ADMIN_TOKEN": admin_token}
-        deadline = time.monotonic() + 10  # the request log is written in batches
+        admin = {"Authorization": f"Bearer {admin_token}"}
+        key_ids = {
+            k["name"]: k["id"] for k in httpx.get(url + "/api/keys", headers=admin).json()["data"]
+        }
+        deadline = time.monotonic() + 20  # the request log is written in batches
         while True:
-            logs = pilothouse("logs", "--json", env=env)
+            logs = pilothouse("logs", "--json", "--limit", "1000", env=env)
             assert logs.returncode == 0, logs.stderr
-            models = {row["model_alias"] for row in json.loads(logs.stdout)}
-            if models == {"fast", "claude"} or time.monotonic() > deadline:
+            rows = json.loads(logs.stdout)
+            models = {row["model_alias"] for row in rows if row["key_id"] == key_ids["demo"]}
+            # Beside ours, the demo's own traffic, from its two applications' keys.
+            traffic = {row["key_id"] for row in rows} - {key_ids["demo"]}
+            if (models, len(traffic)) == ({"fast", "claude"}, 2) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         assert models == {"fast", "claude"}
+        assert traffic == {key_ids["support-app"], key_ids["insights-job"]}
         # Only the token's hash is kept, in the store every instance shares.
         engine = sa.create_engine(f"sqlite:///{tmp_path / 'data' / 'pilothouse.db'}")
         with engine.connect() as conn:
@@ -116,11 +125,12 @@ def test_demo_serves_a_completion_on_a_fresh_data_dir(tmp_path: Path) -> None:
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{simulator_port}/healthz", timeout=2)  # the demo cleans up
 
-    again, lines = start_demo(tmp_path / "data", free_port())
+    again, lines = start_demo(tmp_path / "data", free_port(), "--no-demo-traffic")
     try:
         text = "".join(lines)
         assert "PILOTHOUSE_ADMIN_TOKEN=" not in text, "the admin token is printed once only"
         assert demo_key in text, "a restarted demo shows the same demo key"
+        assert "No demo traffic (--no-demo-traffic)" in text
     finally:
         again.send_signal(signal.SIGINT)
         assert again.wait(timeout=30) == 0

@@ -12,6 +12,7 @@ from pilothouse.policy import keys as key_policy
 from pilothouse.policy.credentials import secret_hash
 from pilothouse.store import Store, StoreError, audit, changes, database, open_store
 from pilothouse.store import request_log as request_rows
+from pilothouse.store.tables import request_log
 
 
 @pytest.fixture
@@ -34,6 +35,12 @@ def test_migrations_take_an_empty_database_to_head(database_url: str) -> None:
     store.upgrade()  # a second upgrade is a no-op
     with store.connect() as conn:
         assert changes.current(conn) == 1
+    # The migrations build the request log's indexes tables.py describes.
+    built = {
+        i["name"]: i["column_names"] for i in sa.inspect(store.engine).get_indexes("request_log")
+    }
+    described = {i.name: [c.name for c in i.columns] for i in request_log.indexes}
+    assert built == described
     store.close()
 
 
@@ -135,3 +142,31 @@ def test_request_log_insert_is_idempotent_and_filters_and_pages(store: Store) ->
         assert all(r["model_alias"] == "fast" for r in request_rows.query(conn, model="fast"))
         since = request_rows.query(conn, since=base + timedelta(seconds=25), limit=100)
         assert len(since) == 5
+
+
+def test_request_log_pages_by_key_through_rows_of_the_same_instant_and_filters_by_team(
+    store: Store,
+) -> None:
+    """Paging is by (started_at, id): rows started in the same microsecond are neither
+    skipped nor repeated, whatever the filter; the team filter reads the key's team."""
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    rows = []
+    for i in range(40):
+        row = _row(i, base + timedelta(seconds=i // 4))  # four rows per instant
+        row["team"] = "support" if i % 2 else "insights"
+        rows.append(row)
+    with store.begin() as conn:
+        request_rows.insert_many(conn, rows)
+    with store.connect() as conn:
+        seen: list[str] = []
+        before = None
+        while True:
+            page = request_rows.query(conn, team="support", limit=3, before_id=before)
+            seen += [r["id"] for r in page]
+            if len(page) < 3:
+                break
+            before = page[-1]["id"]
+    expected = sorted(
+        (r for r in rows if r["team"] == "support"), key=lambda r: (r["started_at"], r["id"])
+    )
+    assert seen == [r["id"] for r in reversed(expected)]

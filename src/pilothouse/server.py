@@ -10,10 +10,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from starlette.applications import Starlette
 
@@ -43,6 +43,18 @@ from pilothouse.telemetry.request_log import RequestLogWriter
 from pilothouse.web.app import create_web
 
 log = logging.getLogger("pilothouse.server")
+COMPANION_STOP_SECONDS = 10.0
+
+
+class Companion(Protocol):
+    """Work that runs beside the server while it serves (the demo's traffic): `run` starts
+    once everything is up and is handed the server as an ASGI app; `stop` is called when
+    the server starts draining; whatever is still running some seconds later is cancelled,
+    before anything it may use is closed."""
+
+    async def run(self, app: Server) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 class Server:
@@ -57,6 +69,7 @@ class Server:
         *,
         transport_for: TransportFor | None = None,
         clock: Clock | None = None,
+        companions: Sequence[Companion] = (),
     ):
         self.settings = settings
         self.store = store
@@ -76,6 +89,8 @@ class Server:
         self.prompt_feed: PromptFeed | None = None
         self.quotas: QuotaGate | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self.companions = tuple(companions)
+        self._companion_tasks: list[asyncio.Task[None]] = []
         self.web = create_web(self._lifespan)
 
     async def announce(self) -> int:
@@ -194,12 +209,17 @@ class Server:
         self.fleet.start()
         self.monitor.start()
         self.webhooks.start()
+        self._companion_tasks = [
+            asyncio.create_task(_companion(c, self), name=f"companion {type(c).__name__}")
+            for c in self.companions
+        ]
         log.info("pilothouse ready", extra={"models": sorted(self.settings.config.models)})
         try:
             yield self
         finally:
             # In-flight requests have finished by now (the server drains them first).
             await self.begin_shutdown()
+            await self._stop_companions()
             await self.monitor.close()
             for task in list(self._background):  # quota notifications still being recorded
                 await asyncio.wait({task}, timeout=5)
@@ -210,6 +230,16 @@ class Server:
             await self.holder.close()
             await self.writer.close()
             log.info("pilothouse stopped; request log flushed")
+
+    async def _stop_companions(self) -> None:
+        """Companions were told to stop (begin_shutdown): wait a little, then cancel."""
+        tasks = [t for t in self._companion_tasks if not t.done()]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=COMPANION_STOP_SECONDS)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        self._companion_tasks = []
 
     async def _scheduler_secret(self) -> str:
         """The key scheduled suites run with; a new one is loaded before it is used."""
@@ -292,6 +322,8 @@ class Server:
         and from now on count a cancelled call as cut by the shutdown."""
         if self.gateway is not None:
             self.gateway.draining = True
+        for companion in self.companions:
+            companion.stop()
         if self.prompt_feed is not None:
             await self.prompt_feed.close()
 
@@ -300,6 +332,15 @@ class Server:
             await self.gateway(scope, receive, send)
         else:
             await self.web(scope, receive, send)
+
+
+async def _companion(companion: Companion, server: Server) -> None:
+    try:
+        await companion.run(server)
+    except asyncio.CancelledError:
+        raise
+    except Exception:  # a companion's failure is logged; the server goes on serving
+        log.exception("%s stopped with an error", type(companion).__name__)
 
 
 def _counter(holder: SnapshotHolder, kind: str) -> Callable[[], float]:
@@ -312,12 +353,14 @@ def create_server(
     *,
     transport_for: TransportFor | None = None,
     clock: Clock | None = None,
+    companions: Sequence[Companion] = (),
 ) -> Server:
     """A server over an already-migrated store (whose admin token is prepared:
-    `policy.admin_token.prepare`)."""
+    `policy.admin_token.prepare`), with `companions` running beside it while it serves."""
     return Server(
         settings,
         store or open_store(settings.effective_database_url),
         transport_for=transport_for,
         clock=clock,
+        companions=companions,
     )

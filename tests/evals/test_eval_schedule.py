@@ -54,6 +54,8 @@ def test_the_server_runs_a_scheduled_suite_and_alerts_its_owner_when_it_starts_f
     assert first["owner"] == "support" and not first["stale"]
     stored = setup.gw.admin.get(f"/api/evals/runs/{first['last_run_id']}")
     assert stored.status_code == 200 and stored.json()["passed"] is True
+    # It asks the models, never the response cache: it is there to see what changed.
+    assert stored.json()["summary"]["cache"]["enabled"] is False
     # The prompt under test changes: the next run fails its gate and the owner hears of it.
     setup.push_prompt("triage", triage_prompt(labels=["spam"]))
     again = setup.cli("eval", "run-now", "triage", cwd=tmp_path)
@@ -68,7 +70,7 @@ def test_the_server_runs_a_scheduled_suite_and_alerts_its_owner_when_it_starts_f
         "support",
         "ticket",
     )
-    assert "scheduled suite triage failed its gate" in alert["summary"]
+    assert "scheduled suite triage failed its gate: triage: gate FAILED" in alert["summary"]
     listed = setup.cli("eval", "schedules", cwd=tmp_path)
     assert "triage" in listed.stdout and "failed" in listed.stdout
 

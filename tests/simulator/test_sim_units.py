@@ -200,3 +200,23 @@ def test_drift_phases_merge_in_order() -> None:
         "refusal": 0.1,
     }
     assert active_effects(phases, "claude", 9, 9, 0).phases == ("a",)
+
+
+def test_a_drift_phase_with_an_end_is_an_episode() -> None:
+    burst = DriftPhase(name="burst", model="m", after_requests=3, until_requests=5)
+    spell = DriftPhase(name="spell", after_seconds=10, until_seconds=20, hedging=0.5)
+    active = [
+        n
+        for n in range(8)
+        if active_effects([burst], "m", total_before=n, model_before=n, elapsed_s=0).phases
+    ]
+    assert active == [3, 4]  # requests 4 and 5 of the model, then it is over
+    assert [active_effects([spell], "m", 0, 0, t).phases for t in (9.9, 10, 19.9, 20)] == [
+        (),
+        ("spell",),
+        ("spell",),
+        (),
+    ]
+    # The first end reached ends it: a phase that started by count stops at its time.
+    both = DriftPhase(after_requests=0, until_requests=100, until_seconds=5)
+    assert active_effects([both], "m", 1, 1, 6).phases == ()

@@ -1,6 +1,8 @@
-"""The dashboard in a real headless Chromium (Debian's, driven by Playwright), against a real
-gateway process with real traffic: every page loads clean, sign-in is required, actions
-act, and a form without its CSRF token is refused.
+"""The dashboard in a real headless Chromium (Debian's, driven by Playwright), over the
+demo as `make run` has it after a few minutes (its seed, its traffic with a rate-limit
+burst and a drift, its scheduled suite run before and during the drift), accelerated
+(tests/demo_harness.py) and served on a real port: every page loads clean, sign-in is
+required, actions act, and a form without its CSRF token is refused.
 
 Screenshots of every page go to the test's temporary folder, and to
 $PILOTHOUSE_SCREENSHOT_DIR when it is set (that is how docs/images/dashboard is made).
@@ -11,13 +13,16 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from harness import ADMIN_TOKEN, IN_CI, Gateway, Simulator, gateway_config, start_gateway
+from demo_harness import ServedDemo
+from harness import ADMIN_TOKEN, IN_CI
+from pilothouse.clock import ManualClock
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -33,12 +38,11 @@ PAGES = {
     "overview": "/",
     "requests": "/requests",
     "prompts": "/prompts",
-    "prompt": "/prompts/triage",
-    "prompt-diff": "/prompts/triage/diff?old=1&new=2",
+    "prompt": "/prompts/support-triage",
+    "prompt-diff": "/prompts/support-triage/diff?old=1&new=2",
     "routes": "/routes",
-    "route": "/routes/support",
+    "route": "/routes/support-triage",
     "evals": "/evals",
-    "eval-run": "/evals/run-dashboard-1",
     "keys": "/keys",
     "models": "/models",
     "monitoring": "/monitoring?since=1h",
@@ -46,81 +50,68 @@ PAGES = {
     "fleet": "/fleet",
     "quotas": "/quotas",
 }
+MINUTES = 12  # of accelerated demo traffic
+SUITE = "support-reply-quality"
+
+
+@dataclass
+class Demo:
+    url: str
+    admin: httpx.Client
+    served: ServedDemo
+    runs: list[str]  # the scheduled suite's runs: before the drift, during it
+
+
+def _run_suite(demo: ServedDemo, admin: httpx.Client, after: Any = None) -> str:
+    """Let the monitor start the scheduled suite (due now) and wait for the run to end."""
+    assert demo.server.monitor is not None
+    demo.call(demo.server.monitor.tick())
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        [schedule] = admin.get("/api/evals/schedules").json()["data"]
+        if schedule["last_finished_at"] and schedule["last_finished_at"] != after:
+            assert schedule["last_run_id"], schedule
+            return str(schedule["last_run_id"])
+        time.sleep(0.2)
+    raise AssertionError("the scheduled suite did not finish a run")
 
 
 @pytest.fixture(scope="module")
-def dashboard(simulator: Simulator, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     data_dir = tmp_path_factory.mktemp("dashboard")
-    config = gateway_config(simulator) + "monitoring: {evaluate_interval_seconds: 0.5}\n"
-    gw = start_gateway(config, f"sqlite:///{data_dir / 'p.db'}", data_dir)
-    admin = gw.admin
-    # Every f-500 call fails: an availability SLO on it pages once there is traffic.
-    slo = {"name": "f500-up", "model": "f-500", "sli": "availability", "objective": 0.99,
-           "min_events": 2, "owner": "platform"}  # fmt: skip
-    assert admin.post("/api/slos", json=slo).status_code == 201
-    quota = {"subject_kind": "team", "subject": "*", "dimension": "cost", "window": "day",
-             "soft_limit": 5, "hard_limit": 10, "degrade_to": "fast"}  # fmt: skip
-    assert admin.put("/api/quotas/team-daily-usd", json=quota).status_code == 201
-    for text in (
-        "Triage this ticket: {{ticket}}",
-        "Triage this ticket kindly.\nTicket: {{ticket}}",
-    ):
-        body = {"messages": [{"role": "system", "content": text}], "variables": {"ticket": {}}}
-        assert admin.post("/api/prompts/triage/versions", json=body).status_code == 201
-    for version, model in ((1, "fast"), (2, "smart")):
-        response = admin.post(
-            "/api/routes/support/promote",
-            json={"prompt": f"triage@{version}", "model": model, "reason": f"v{version}"},
+    served = ServedDemo(data_dir, ManualClock(time.time() - MINUTES * 60 - 120)).start()
+    admin = httpx.Client(
+        base_url=served.url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30
+    )
+    try:
+        # A second version of the triage prompt, promoted: a diff to show, a release to roll back.
+        body = {
+            "messages": [
+                {"role": "system", "content": "Sort the ticket into billing, shipping or other; "
+                 "answer with the queue only, in {{language}}.\n{{> house-style}}"},
+                {"role": "user", "content": "{{ticket}}"},
+            ],
+            "variables": {"ticket": {"required": True}, "language": {"default": "English"}},
+        }  # fmt: skip
+        assert admin.post("/api/prompts/support-triage/versions", json=body).status_code == 201
+        promoted = admin.post(
+            "/api/routes/support-triage/promote",
+            json={
+                "prompt": "support-triage@2",
+                "model": "fast",
+                "reason": "answer with the queue only",
+            },
         )
-        assert response.status_code == 201, response.text
-    key = gw.create_key(name="dashboard")
-    with httpx.Client(base_url=gw.url, headers={"Authorization": f"Bearer {key}"}) as app:
-        for i in range(4):
-            variables = {"ticket": f"printer {i} is on fire"}
-            app.post(
-                "/v1/chat/completions",
-                json={
-                    "model": "route:support",
-                    "messages": [],
-                    "pilothouse": {"variables": variables},
-                },
-            )
-            app.post(
-                "/v1/chat/completions",
-                json={"model": "f-500", "messages": [{"role": "user", "content": "x"}]},
-            )
-    run = {
-        "id": "run-dashboard-1",
-        "suite": "triage-quality",
-        "owner": "support-team",
-        "passed": True,
-        "manifest": {"suite_hash": "abc"},
-        "summary": {
-            "scorers": {
-                "label": {
-                    "pass_rate": 0.9,
-                    "pass_rate_ci95": [0.7, 0.97],
-                    "scored": 10,
-                    "cases": 10,
-                    "mean": None,
-                    "ok": True,
-                }
-            }
-        },
-        "results": {
-            "cases": [
-                {"id": "c1", "output": "queue: billing", "scores": {"label": {"passed": True}}}
-            ]
-        },
-    }
-    assert admin.post("/api/evals/runs", json=run).status_code == 201
-    gw.log_rows(8)
-    deadline = time.monotonic() + 30
-    while not admin.get("/api/alerts").json()["data"]:
-        assert time.monotonic() < deadline, "the SLO alert did not fire"
-        time.sleep(0.2)
-    yield gw
-    gw.stop()
+        assert promoted.status_code == 201, promoted.text
+        before = _run_suite(served, admin)  # the suite, before anything happened
+        served.run_traffic(MINUTES)
+        schedule = admin.get("/api/evals/schedules").json()["data"][0]
+        assert admin.post(f"/api/evals/schedules/{SUITE}/run").status_code == 200
+        during = _run_suite(served, admin, after=schedule["last_finished_at"])
+        yield Demo(served.url, admin, served, [before, during])
+    finally:
+        admin.close()
+        served.stop()
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +129,7 @@ def chromium() -> Iterator[Any]:
         browser.close()
 
 
-def _signed_in(chromium: Any, gw: Gateway) -> Any:
+def _signed_in(chromium: Any, gw: Demo) -> Any:
     context = chromium.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
     page.goto(gw.url + "/login")
@@ -158,7 +149,7 @@ def _screenshot_dirs(tmp_path: Path) -> list[Path]:
     return dirs
 
 
-def test_every_page_needs_sign_in(dashboard: Gateway, chromium: Any) -> None:
+def test_every_page_needs_sign_in(dashboard: Demo, chromium: Any) -> None:
     page = chromium.new_context().new_page()
     for path in PAGES.values():
         page.goto(dashboard.url + path)
@@ -170,7 +161,7 @@ def test_every_page_needs_sign_in(dashboard: Gateway, chromium: Any) -> None:
     assert httpx.get(dashboard.url + "/api/keys").status_code == 401
 
 
-def test_a_wrong_token_does_not_sign_in(dashboard: Gateway, chromium: Any) -> None:
+def test_a_wrong_token_does_not_sign_in(dashboard: Demo, chromium: Any) -> None:
     page = chromium.new_context().new_page()
     page.goto(dashboard.url + "/login")
     page.fill("#token", "pha-not-the-token")
@@ -181,7 +172,7 @@ def test_a_wrong_token_does_not_sign_in(dashboard: Gateway, chromium: Any) -> No
 
 
 def test_every_page_loads_with_no_console_error_and_no_failed_request(
-    dashboard: Gateway, chromium: Any, tmp_path: Path
+    dashboard: Demo, chromium: Any, tmp_path: Path
 ) -> None:
     page = _signed_in(chromium, dashboard)
     problems: list[str] = []
@@ -197,6 +188,8 @@ def test_every_page_loads_with_no_console_error_and_no_failed_request(
     pages = dict(PAGES)
     page.goto(dashboard.url + "/requests")
     pages["request"] = page.locator("table a").first.get_attribute("href")
+    pages["eval-run"] = f"/evals/{dashboard.runs[-1]}"
+    pages["alert"] = "/alerts/" + _alert(dashboard, "slo:summary-availability")["id"]
     for name, path in pages.items():
         response = page.goto(dashboard.url + path)
         assert response is not None and response.status == 200, (name, response and response.status)
@@ -204,64 +197,89 @@ def test_every_page_loads_with_no_console_error_and_no_failed_request(
         for folder in _screenshot_dirs(tmp_path):
             page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
     assert problems == []
-    page.goto(dashboard.url + "/quotas")
-    assert "team-daily-usd" in page.locator("table").first.inner_text()
     # The pages show what the API says (they are views of it, not a second source).
-    page.goto(dashboard.url + "/routes/support")
-    active = dashboard.admin.get("/api/routes").json()["data"][0]["active"]["id"]
+    page.goto(dashboard.url + "/quotas")
+    assert "support-daily-usd" in page.locator("table").first.inner_text()
+    page.goto(dashboard.url + "/routes/support-triage")
+    active = dashboard.admin.get("/api/routes/support-triage").json()["active"]["id"]
     assert active in page.locator(".card").first.inner_text()
 
 
-def test_the_rollback_action_rolls_back(dashboard: Gateway, chromium: Any) -> None:
-    before = dashboard.admin.get("/api/routes/support/history").json()["data"]
+def test_the_demo_s_incidents_show_where_on_call_looks(dashboard: Demo, chromium: Any) -> None:
+    page = _signed_in(chromium, dashboard)
+    # Monitoring: the drift the monitor detected is marked on the output-signal charts.
+    page.goto(dashboard.url + "/monitoring?since=1h")
+    markers = page.locator("svg .marker")
+    assert markers.count() >= 1
+    assert any("support-reply" in text for text in markers.all_text_contents())
+    assert "route:support-reply" in page.locator("main").inner_text()
+    # Fleet: the rate-limited deployment's breaker tripped.
+    page.goto(dashboard.url + "/fleet")
+    row = page.locator("table").first.locator("tr", has_text="claude-haiku-4-5")
+    assert "rate_limited" in row.inner_text()
+    assert page.locator("tr", has_text="breaker_opened").count() >= 1
+    # Evals: the run during the drift, compared with the one before it, regressed.
+    page.goto(dashboard.url + "/evals")
+    assert "regressed" in page.locator("table").first.inner_text()
+    page.goto(dashboard.url + f"/evals/{dashboard.runs[-1]}")
+    comparison = page.locator("#comparison").inner_text()
+    assert dashboard.runs[0] in page.locator("h2", has_text="Compared with").inner_text()
+    assert "length" in comparison
+    failed = page.locator("#cases tr[data-failed=yes]")
+    assert failed.count() >= 1 and "words, max is 80" in failed.first.inner_text()
+
+
+def _alert(demo: Demo, subject: str) -> dict[str, Any]:
+    alerts = demo.admin.get("/api/alerts", params={"state": "all"}).json()["data"]
+    return next(a for a in alerts if a["subject"] == subject)
+
+
+def test_the_rollback_action_rolls_back(dashboard: Demo, chromium: Any) -> None:
+    before = dashboard.admin.get("/api/routes/support-triage/history").json()["data"]
     previous = before[0]["previous_release_id"]
     page = _signed_in(chromium, dashboard)
-    page.goto(dashboard.url + "/routes/support")
-    page.fill("input[aria-label='rollback reason']", "v2 hedges too much")
+    page.goto(dashboard.url + "/routes/support-triage")
+    page.fill("input[aria-label='rollback reason']", "v2 answers with one word")
     page.once("dialog", lambda dialog: dialog.accept())
     with page.expect_navigation():
         page.click("#rollback")
     assert "rolled back to" in page.get_by_role("status").inner_text()
-    route = dashboard.admin.get("/api/routes").json()["data"][0]
+    route = dashboard.admin.get("/api/routes/support-triage").json()
     assert route["active"]["id"] == previous
-    latest = dashboard.admin.get("/api/routes/support/history").json()["data"][0]
+    latest = dashboard.admin.get("/api/routes/support-triage/history").json()["data"][0]
     assert (latest["kind"], latest["actor"], latest["reason"]) == (
         "rollback",
         "dashboard",
-        "v2 hedges too much",
+        "v2 answers with one word",
     )
 
 
-def test_a_form_post_without_its_csrf_token_is_refused(dashboard: Gateway, chromium: Any) -> None:
+def test_a_form_post_without_its_csrf_token_is_refused(dashboard: Demo, chromium: Any) -> None:
     page = _signed_in(chromium, dashboard)
-    active = dashboard.admin.get("/api/routes").json()["data"][0]["active"]["id"]
+    active = dashboard.admin.get("/api/routes/support-triage").json()["active"]["id"]
     # The browser's own request context carries the session cookie, but no token.
     response = page.request.post(
-        dashboard.url + "/routes/support/rollback", form={"reason": "forged"}
+        dashboard.url + "/routes/support-triage/rollback", form={"reason": "forged"}
     )
     assert response.status == 403
     forged = page.request.post(
         dashboard.url + "/keys/anything/disable", form={"reason": "x", "csrf": "0" * 64}
     )
     assert forged.status == 403
-    assert dashboard.admin.get("/api/routes").json()["data"][0]["active"]["id"] == active
+    assert dashboard.admin.get("/api/routes/support-triage").json()["active"]["id"] == active
 
 
 def test_an_alert_acknowledged_on_its_page_keeps_the_reason_in_its_history(
-    dashboard: Gateway, chromium: Any
+    dashboard: Demo, chromium: Any
 ) -> None:
-    [alert] = dashboard.admin.get("/api/alerts").json()["data"]
-    assert (alert["kind"], alert["subject"], alert["severity"]) == (
-        "slo_burn",
-        "slo:f500-up",
-        "page",
-    )
+    alert = _alert(dashboard, "slo:summary-availability")
+    assert (alert["kind"], alert["severity"], alert["owner"]) == ("slo_burn", "page", "insights")
     page = _signed_in(chromium, dashboard)
     page.goto(dashboard.url + "/alerts")
     with page.expect_navigation():
         page.click(f"a[href='/alerts/{alert['id']}']")
     page.select_option("#disposition", "regression")
-    page.fill("#reason", "f-500 is down; paging its provider")
+    page.fill("#reason", "the summary provider rate-limited us; raised our tier")
     with page.expect_navigation():
         page.click("button[value=acknowledge]")
     assert "acknowledged (regression)" in page.get_by_role("status").inner_text()
@@ -272,6 +290,9 @@ def test_an_alert_acknowledged_on_its_page_keeps_the_reason_in_its_history(
         "acknowledged",
         "dashboard",
         "regression",
-        "f-500 is down; paging its provider",
+        "the summary provider rate-limited us; raised our tier",
     )
-    assert "f-500 is down; paging its provider" in page.locator("table").last.inner_text()
+    assert (
+        "the summary provider rate-limited us; raised our tier"
+        in page.locator("table").last.inner_text()
+    )

@@ -77,7 +77,8 @@ COMMANDS = {
     ),
     "serve": (
         "pilothouse.cli.serve:serve",
-        "Serve the gateway (/v1), the admin API (/api), /healthz, /readyz and /metrics.",
+        "Serve the gateway (/v1), the admin API (/api), the dashboard (/), /healthz, /readyz "
+        "and /metrics.",
     ),
     "slo": (
         "pilothouse.cli.monitoring:slo",

@@ -1,14 +1,16 @@
-"""Demo mode for `serve` with no provider configured: a simulator, a config, a key, and
-on a fresh store one prompt, one fragment and one route.
+"""Demo mode for `serve` with no provider configured: a simulator, a config, keys, and on
+a store that lacks them, the demo's prompts, routes and releases, a dataset and a
+scheduled eval suite.
 
 This is what `make run` shows a newcomer: a working gateway in front of the simulator,
-with a ready-to-paste request. The examples in docs/prompts.md, docs/releases.md and
-docs/sdk.md run against exactly this (tests/test_docs_examples.py runs them).
+with a ready-to-paste request, and (cli/demo_traffic.py) a little steady traffic with an
+incident or two, so every page of the dashboard has something true to show. The
+examples in docs/prompts.md, docs/releases.md and docs/sdk.md run against exactly this
+(tests/control/test_registry_docs.py runs them).
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -21,15 +23,12 @@ import click
 import httpx
 
 from pilothouse.config import Settings, load_config_file
-from pilothouse.policy import keys as key_policy
-from pilothouse.registry import prompts as registry
-from pilothouse.registry.prompt_content import PromptContent
-from pilothouse.releases.promotion import Promoter
 from pilothouse.simulator.scenario import DEMO_SCENARIO_PATH
-from pilothouse.store import Store
 
 DEMO_CONFIG = """\
 # Written by `pilothouse serve` in demo mode: every alias points at the local simulator.
+# `assist` and `summary` serve the demo traffic's routes; its incidents happen there
+# (demo_scenario.yaml), so `fast`, `smart`, `claude` and `embed` stay clean for your calls.
 providers:
   simulator:
     type: openai
@@ -54,6 +53,28 @@ models:
     provider: simulator
     model: text-embedding-3-small
     pricing: {{input_per_mtok: 0.02}}
+  assist:
+    provider: simulator
+    model: gpt-4.1-mini
+    pricing: {{input_per_mtok: 0.40, output_per_mtok: 1.60}}
+  summary:
+    provider: simulator-anthropic
+    model: claude-haiku-4-5
+    pricing: {{input_per_mtok: 1.00, output_per_mtok: 5.00}}
+fleet:
+  breaker: {{window_seconds: 30}}
+# Short windows, so the demo's incidents show within minutes instead of hours.
+monitoring:
+  evaluate_interval_seconds: 10
+  group_wait_seconds: 10
+  drift: {{current_minutes: 2, baseline_days: 0.01, seasonal: false, min_samples: 20}}
+  slos:
+    - {{name: triage-first-token, route: support-triage, sli: ttft, threshold_ms: 1500,
+       objective: 0.95, min_events: 50, owner: support}}
+    - {{name: reply-refusals, route: support-reply, sli: signal, signal: refusal,
+       objective: 0.98, min_events: 50, owner: support}}
+    - {{name: summary-availability, route: ticket-summary, sli: availability,
+       objective: 0.99, min_events: 20, owner: insights}}
 """
 
 
@@ -111,74 +132,19 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str) -> None:
         time.sleep(0.1)
 
 
-HOUSE_STYLE = {"text": "Be brief and kind. Never promise refunds."}
-SUPPORT_TRIAGE = {
-    "variables": {"ticket": {"required": True}, "language": {"default": "English"}},
-    "messages": [
-        {
-            "role": "system",
-            "content": "You sort support tickets into queues: billing, shipping or other. "
-            "Answer in {{language}}.\n{{> house-style}}",
-        },
-        {"role": "user", "content": "{{ticket}}"},
-    ],
-}
-
-
-def seed(store: Store, settings: Settings) -> str:
-    """On a store with no prompts: the `house-style` fragment, the `support-triage` prompt
-    (both labelled production) and the `support-triage` route serving it on `fast`.
-    Returns the demo key's secret."""
-    if not registry.list_prompts(store):
-        actor = "serve --demo"
-        for name, content, owner in (
-            ("house-style", HOUSE_STYLE, "support"),
-            ("support-triage", SUPPORT_TRIAGE, "support"),
-        ):
-            registry.create_version(
-                store,
-                name,
-                PromptContent.model_validate(content),
-                owner=owner,
-                description="seeded by the demo",
-                labels=["production"],
-                actor=actor,
-                policy=settings.config.promotion,
-            )
-        Promoter(store, settings.config.models, settings.config.promotion).promote(
-            "support-triage",
-            prompt="support-triage@production",
-            model="fast",
-            params={"temperature": 0.2},
-            reason="seeded by the demo",
-            owner="support",
-            actor=actor,
-        )
-    return demo_key(store, settings.data_dir)
-
-
-def demo_key(store: Store, data_dir: Path) -> str:
-    """The demo key's secret, kept in the data dir so every demo start can print it."""
-    path = data_dir / "demo-key"
-    if path.exists():
-        secret = path.read_text().strip()
-        known = {k.prefix for k in key_policy.list_keys(store)}
-        if secret[: len(key_policy.SECRET_PREFIX) + 6] in known:
-            return secret
-    # The demo key may also run evals (docs/evals.md walks through that with it).
-    _, secret = key_policy.create_key(
-        store, name="demo", user="demo", scopes=["evals"], actor="serve --demo"
-    )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secret + "\n")
-    return secret
-
-
-def banner(url: str, secret: str) -> str:
+def banner(url: str, secret: str, *, traffic: bool) -> str:
     cli = _cli_command()
+    busy = (
+        "A little demo traffic (a few requests a second, with a rate-limit burst and a\n"
+        "  drift along the way) keeps it busy; `serve --no-demo-traffic` starts without it."
+        if traffic
+        else "No demo traffic (--no-demo-traffic): the dashboard shows your own calls."
+    )
     return f"""
   Pilothouse demo: a gateway in front of the local provider simulator.
+
+  The dashboard: {url}/ (sign in with the admin token).
+  {busy}
 
   Try it:
     curl -s {url}/v1/chat/completions \\
@@ -191,9 +157,10 @@ def banner(url: str, secret: str) -> str:
     print(client.chat.completions.create(model="fast",
           messages=[{{"role": "user", "content": "Hello!"}}]).choices[0].message.content)
 
-  Models: fast, smart, claude (Anthropic API, translated), embed. The simulator answers
-  with realistic latency and the occasional fault, as real providers do. The route
-  `route:support-triage` serves the seeded prompt `support-triage` (docs/releases.md).
+  Models: fast, smart, claude (Anthropic API, translated), embed, with realistic latency;
+  the demo traffic's own models (assist, summary) also see the occasional fault, as real
+  providers do. The route `route:support-triage` serves the seeded prompt
+  `support-triage` (docs/releases.md).
 
   For the CLI and the SDK:
     export PILOTHOUSE_URL={url} PILOTHOUSE_API_KEY={secret}

@@ -24,6 +24,7 @@ OUTCOMES = (
 @click.option("--key", default=None, help="Only this key id.")
 @click.option("--model", default=None, help="Only this model alias.")
 @click.option("--route", default=None, help="Only this route.")
+@click.option("--team", default=None, help="Only this team (the key's).")
 @click.option("--status", default=None, type=int, help="Only this HTTP status.")
 @click.option(
     "--outcome",
@@ -39,6 +40,7 @@ def logs(
     key: str | None,
     model: str | None,
     route: str | None,
+    team: str | None,
     status: int | None,
     outcome: str | None,
     errors: bool,
@@ -52,6 +54,7 @@ def logs(
         key=key,
         model=model,
         route=route,
+        team=team,
         status=status,
         outcome=outcome,
         errors="1" if errors else None,

@@ -16,7 +16,8 @@ import uvicorn
 from sqlalchemy.exc import SQLAlchemyError
 
 from pilothouse import logs
-from pilothouse.cli import demo
+from pilothouse.cli import demo, demo_seed
+from pilothouse.cli.demo_traffic import DemoTraffic
 from pilothouse.cli.settings import settings_or_exit, store_options
 from pilothouse.policy import admin_token
 from pilothouse.server import Server, create_server
@@ -26,13 +27,24 @@ from pilothouse.store import StoreError, open_store
 @click.command()
 @click.option("--host", default=None, help="Interface to bind. Default: 127.0.0.1")
 @click.option("--port", default=None, type=int, help="Port. Default: 8080")
+@click.option(
+    "--no-demo-traffic",
+    is_flag=True,
+    help="In demo mode, do not send the demo's own traffic (it never runs otherwise).",
+)
 @store_options
 def serve(
-    host: str | None, port: int | None, config_path: Path | None, data_dir: Path | None
+    host: str | None,
+    port: int | None,
+    no_demo_traffic: bool,
+    config_path: Path | None,
+    data_dir: Path | None,
 ) -> None:
-    """Serve the gateway (/v1), the admin API (/api), /healthz, /readyz and /metrics.
+    """Serve the gateway (/v1), the admin API (/api), the dashboard (/), /healthz, /readyz
+    and /metrics.
 
-    With no provider configured, starts the provider simulator and a demo key first.
+    With no provider configured (demo mode), starts the provider simulator, seeds the
+    demo's prompts, routes, keys and eval suite, and sends a little traffic of its own.
     """
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the
     # handler it found: make that (and a signal during start-up) a clean exit, so the
@@ -65,9 +77,14 @@ def serve(
             )
         for warning in startup.warnings:
             click.echo(f"pilothouse: {warning}", err=True)
+        companions = []
         if simulator is not None:
-            click.echo(demo.banner(url, demo.seed(store, settings)))
-        server = create_server(settings, store)
+            secret = demo_seed.seed(store, settings.config, settings.data_dir)
+            if not no_demo_traffic:
+                keys = demo_seed.traffic_keys(store, settings.data_dir)
+                companions.append(DemoTraffic(keys))
+            click.echo(demo.banner(url, secret, traffic=not no_demo_traffic))
+        server = create_server(settings, store, companions=companions)
         config = uvicorn.Config(
             server,
             host=settings.host,

@@ -2,9 +2,10 @@
 run fails, and raises a staleness alert for a suite that has not finished a run for longer
 than its schedule allows.
 
-A run is the command CI runs, `python -m pilothouse eval run suite.yaml`, in a child process
-against this server's own `/v1` with a key of its own (`evals` scope): the same gate, the
-same exit statuses, the run stored like any other. With a passing run on record it runs
+A run is the command CI runs, `python -m pilothouse eval run suite.yaml --no-cache`, in a
+child process against this server's own `/v1` with a key of its own (`evals` scope): the
+same gate, the same exit statuses, the run stored like any other; never answered from the
+response cache (a scheduled run is there to see what changed on the providers' side). With a passing run on record it runs
 with `--baseline <that run>`, so a significant drop against it fails the gate too.
 
 - At most one run per suite at a time: a run claims its suite in the store until it ends
@@ -208,7 +209,13 @@ class EvalScheduler:
 
 
 def _last_line(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
+    """What a run said last: its verdict (`eval run` ends with the artifact's path, which
+    says nothing of how it went), or its last error."""
+    lines = [
+        line
+        for line in text.strip().splitlines()
+        if line.strip() and not line.startswith("artifact: ")
+    ]
     return lines[-1][:300] if lines else "(no output)"
 
 
@@ -243,7 +250,9 @@ class SubprocessRunner:
         (folder / "suite.yaml").write_text(schedule["suite_text"])
         output = folder / "run.json"
         output.unlink(missing_ok=True)
-        command = [sys.executable, "-m", "pilothouse", "eval", "run", "suite.yaml"]
+        # --no-cache: a scheduled run is there to see what changed on the providers' side,
+        # which answers replayed from the response cache would hide.
+        command = [sys.executable, "-m", "pilothouse", "eval", "run", "suite.yaml", "--no-cache"]
         command += ["--output", output.name]
         if baseline:
             command += ["--baseline", baseline]

@@ -1,5 +1,6 @@
 """Time series for charts, from the rollups: per step and subject, traffic, failures,
-delivered TTFT p50/p95, output-signal rates and spend."""
+delivered TTFT p50/p95, output-signal rates and spend; and the drift markers to draw on
+them, from the drift alerts the monitor raised."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pilothouse.store import Store
+from pilothouse.store import alerts as alert_rows
 from pilothouse.store import rollups as rollup_rows
-from pilothouse.telemetry.rollups import TTFT_BUCKETS, ttft_quantile
+from pilothouse.telemetry.rollups import TTFT_BUCKETS, ttft_quantiles
 
 FAILURES = (
     "upstream_error",
@@ -22,6 +24,7 @@ FAILURES = (
 
 CHART_COLUMNS = (
     "requests",
+    "ttft_count",
     *FAILURES,
     *TTFT_BUCKETS,
     "answers",
@@ -57,14 +60,46 @@ def series(
     return [{"subject": name, "points": points} for name, points in sorted(subjects.items())]
 
 
+def drift_markers(
+    store: Store,
+    since: datetime,
+    until: datetime,
+    *,
+    route: str | None = None,
+    provider: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Where drift was detected between `since` and `until` (for one route or provider when
+    given): [{at (detected), until (cleared or resolved; None while open), subject
+    (`route:x`, `provider:y`), signal, direction, alert_id, state, summary}], oldest first.
+    A marker is a drift alert (monitor/drift.py decides), so it says what on-call was told."""
+    subject = f"route:{route}" if route else f"provider:{provider}" if provider else None
+    with store.connect() as conn:
+        found = alert_rows.open_during(conn, "drift", since, until, subject=subject, limit=limit)
+    return [
+        {
+            "at": alert["opened_at"],
+            "until": alert["closed_at"],
+            "subject": alert["subject"],
+            "signal": alert["signal"],
+            "direction": alert["direction"],
+            "alert_id": alert["id"],
+            "state": alert["state"],
+            "summary": alert["summary"],
+        }
+        for alert in found
+    ]
+
+
 def _point(at: float, t: Mapping[str, float]) -> dict[str, Any]:
     answers = t["answers"]
+    p50, p95 = ttft_quantiles(t, 0.5, 0.95) if t["ttft_count"] else (None, None)
     return {
         "at": datetime.fromtimestamp(at, UTC).isoformat(),
         "requests": t["requests"],
         "failed": sum(t[name] for name in FAILURES),
-        "ttft_p50_ms": ttft_quantile(t, 0.5),
-        "ttft_p95_ms": ttft_quantile(t, 0.95),
+        "ttft_p50_ms": p50,
+        "ttft_p95_ms": p95,
         "refusal_rate": t["refusal"] / answers if answers else None,
         "hedging_rate": t["hedging"] / answers if answers else None,
         "json_invalid_rate": (t["json_checked"] - t["json_valid"]) / t["json_checked"]

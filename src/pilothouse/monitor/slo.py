@@ -153,6 +153,25 @@ def from_spec(spec: Any) -> SLO:
     )
 
 
+def columns(slo: SLO) -> tuple[str, ...]:
+    """The rollup counters `good_and_total` reads for this SLO."""
+    if slo.sli == "ttft":
+        return ("ttft_count", *(f"ttft_le_{e}" for e in TTFT_EDGES_MS))
+    if slo.sli == "availability":
+        return ("requests", "client_error", "client_cancelled", "ok")
+    assert slo.signal is not None
+    bad, total = SIGNALS[slo.signal]
+    checked = {"json_invalid": "json", "schema_invalid": "schema", "tool_args_invalid": "tool_args"}
+    if bad in checked:
+        return (total, f"{checked[bad]}_valid")
+    return (bad, total)
+
+
+def spans(slo: SLO) -> tuple[timedelta, ...]:
+    """Every window `evaluate` reads, all ending now: the period, then WINDOWS."""
+    return (timedelta(days=slo.period_days), *WINDOWS.values())
+
+
 def good_and_total(slo: SLO, totals: Mapping[str, float]) -> tuple[float, float]:
     """(good events, events) in rollup counters summed over a window."""
     if slo.sli == "ttft":

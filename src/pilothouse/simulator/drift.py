@@ -1,8 +1,9 @@
-"""Drift phases: behaviour that changes after N requests or T seconds.
+"""Drift phases: behaviour that changes after N requests or T seconds (and, for a phase
+with `until_requests` or `until_seconds`, changes back).
 
-Phases are read in file order; every phase whose trigger has fired applies, and a
-later phase overrides the fields it sets. A phase with a `model` glob counts only
-that model's requests; a phase without one counts all generation requests.
+Phases are read in file order; every phase whose trigger has fired (and whose end has
+not) applies, and a later phase overrides the fields it sets. A phase with a `model` glob
+counts only that model's requests; a phase without one counts all generation requests.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ NO_DRIFT = DriftEffects()
 def phase_is_active(
     phase: DriftPhase, model: str, total_before: int, model_before: int, elapsed_s: float
 ) -> bool:
-    """True when `phase` covers `model` and its request count or time trigger has fired.
+    """True when `phase` covers `model`, its request count or time trigger has fired, and
+    neither of its ends (`until_requests`, `until_seconds`) has been reached.
 
     `total_before`/`model_before` are how many generation requests came before this
     one (all models / this model); `elapsed_s` is time since start or last reset.
@@ -44,7 +46,10 @@ def phase_is_active(
     count = total_before if phase.model is None else model_before
     by_count = phase.after_requests is not None and count >= phase.after_requests
     by_time = phase.after_seconds is not None and elapsed_s >= phase.after_seconds
-    return by_count or by_time
+    ended = (phase.until_requests is not None and count >= phase.until_requests) or (
+        phase.until_seconds is not None and elapsed_s >= phase.until_seconds
+    )
+    return (by_count or by_time) and not ended
 
 
 def active_effects(

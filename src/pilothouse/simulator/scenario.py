@@ -232,12 +232,15 @@ class ReplyRule(_Strict):
 
 
 class DriftPhase(_Strict):
-    """A change of behaviour that starts after N requests or T seconds, whichever comes first."""
+    """A change of behaviour that starts after N requests or T seconds, whichever comes
+    first, and (with `until_requests` or `until_seconds`) ends at the first of those."""
 
     name: str | None = None
     model: str | None = None
     after_requests: int | None = Field(default=None, ge=0)
     after_seconds: float | None = Field(default=None, ge=0)
+    until_requests: int | None = Field(default=None, ge=1)
+    until_seconds: float | None = Field(default=None, gt=0)
     length_multiplier: float | None = Field(default=None, gt=0, le=100)
     hedging: float | None = Field(default=None, ge=0, le=1)
     refusal_rate: float | None = Field(default=None, ge=0, le=1)
@@ -250,6 +253,10 @@ class DriftPhase(_Strict):
     def _has_trigger(self) -> DriftPhase:
         if self.after_requests is None and self.after_seconds is None:
             raise ValueError("a drift phase needs `after_requests` or `after_seconds`")
+        for unit in ("requests", "seconds"):
+            start, end = getattr(self, f"after_{unit}"), getattr(self, f"until_{unit}")
+            if start is not None and end is not None and end <= start:
+                raise ValueError(f"until_{unit} ({end:g}) must be after after_{unit} ({start:g})")
         return self
 
 

@@ -48,6 +48,32 @@ def listing(
     return [dict(r._mapping) for r in conn.execute(query)]
 
 
+def open_during(
+    conn: Connection,
+    kind: str,
+    since: datetime,
+    until: datetime,
+    *,
+    subject: str | None = None,
+    limit: int = 200,
+) -> list[dict[str, Any]]:
+    """Alerts of `kind` (optionally of one subject) open at some time in [since, until):
+    opened before `until` and not closed before `since`; the newest `limit`, oldest first."""
+    query = (
+        select(alerts)
+        .where(
+            alerts.c.kind == kind,
+            alerts.c.opened_at < until,
+            alerts.c.closed_at.is_(None) | (alerts.c.closed_at >= since),
+        )
+        .order_by(alerts.c.opened_at.desc())
+        .limit(limit)
+    )
+    if subject is not None:
+        query = query.where(alerts.c.subject == subject)
+    return [dict(r._mapping) for r in conn.execute(query)][::-1]
+
+
 def unnotified(conn: Connection) -> list[dict[str, Any]]:
     """Open alerts no notification has carried yet, oldest first."""
     query = (

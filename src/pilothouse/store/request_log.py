@@ -301,6 +301,7 @@ def query(
     key_id: str | None = None,
     model: str | None = None,
     route: str | None = None,
+    team: str | None = None,
     status: int | None = None,
     outcome: str | None = None,
     errors_only: bool = False,
@@ -317,6 +318,8 @@ def query(
         stmt = stmt.where(request_log.c.model_alias == model)
     if route:
         stmt = stmt.where(request_log.c.route == route)
+    if team:
+        stmt = stmt.where(request_log.c.team == team)
     if status is not None:
         stmt = stmt.where(request_log.c.status_code == status)
     if outcome:
@@ -330,9 +333,11 @@ def query(
             select(request_log.c.started_at).where(request_log.c.id == before_id)
         ).scalar()
         if anchor is not None:
+            # The range first, so the database walks the time index back from the anchor
+            # (an OR of the two cases alone made PostgreSQL scan the whole table).
             stmt = stmt.where(
-                (request_log.c.started_at < anchor)
-                | ((request_log.c.started_at == anchor) & (request_log.c.id < before_id))
+                request_log.c.started_at <= anchor,
+                (request_log.c.started_at < anchor) | (request_log.c.id < before_id),
             )
     return [dict(row._mapping) for row in conn.execute(stmt.limit(limit))]
 

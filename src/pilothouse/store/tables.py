@@ -147,6 +147,7 @@ request_log = Table(
     Index("ix_request_log_route", "route"),
     Index("ix_request_log_key_id", "key_id"),
     Index("ix_request_log_model_alias", "model_alias"),
+    Index("ix_request_log_team", "team", "started_at"),
 )
 
 prompts = Table(

@@ -1,4 +1,5 @@
-"""Reading the request log back: filters and pages, newest first."""
+"""Reading the request log back: filters and pages, newest first; and the traffic summary
+per route, from the rollups."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Any
 from pilothouse import errors
 from pilothouse.store import Store
 from pilothouse.store import request_log as rows
+from pilothouse.store import rollups as rollup_rows
+from pilothouse.store.tables import OUTCOME_COLUMNS
+from pilothouse.telemetry.rollups import TTFT_BUCKETS, ttft_quantile
 
 
 def list_requests(
@@ -16,6 +20,7 @@ def list_requests(
     key_id: str | None = None,
     model: str | None = None,
     route: str | None = None,
+    team: str | None = None,
     status: int | None = None,
     outcome: str | None = None,
     errors_only: bool = False,
@@ -31,6 +36,7 @@ def list_requests(
             key_id=key_id,
             model=model,
             route=route,
+            team=team,
             status=status,
             outcome=outcome,
             errors_only=errors_only,
@@ -52,42 +58,38 @@ def get_request(store: Store, request_id: str) -> dict[str, Any]:
     return row
 
 
-def summarize(store: Store, since: datetime, *, max_rows: int = 100_000) -> list[dict[str, Any]]:
-    """Traffic per route (or model alias, for calls outside routes) since `since`: request
-    count, outcomes, delivered TTFT p50/p95 and spend, newest `max_rows` rows at most.
+OVERVIEW_COLUMNS = ("requests", *OUTCOME_COLUMNS, *TTFT_BUCKETS, "cost_usd")
 
-    Read from raw rows until per-minute rollups exist (the monitoring issue)."""
+
+def summarize(store: Store, since: datetime, until: datetime) -> list[dict[str, Any]]:
+    """Traffic per route (or model alias, for calls outside routes) with
+    `since <= minute < until`, from the rollups (whatever the traffic, a few hundred rows
+    per hour read, never the raw log): request count, outcomes, delivered TTFT p50/p95
+    (interpolated inside the histogram's buckets, as the charts do) and spend."""
     with store.connect() as conn:
-        recent = rows.window(conn, since, limit=max_rows)
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for row in recent:
-        subject = ("route", row["route"]) if row["route"] else ("model", row["model_alias"] or "")
-        groups.setdefault(subject, []).append(row)
+        groups = rollup_rows.sums_by(conn, since, until, ("route", "model_alias"), OVERVIEW_COLUMNS)
+    subjects: dict[tuple[str, str], dict[str, float]] = {}
+    for group in groups:
+        subject = ("route", group["route"]) if group["route"] else ("model", group["model_alias"])
+        into = subjects.setdefault(subject, dict.fromkeys(OVERVIEW_COLUMNS, 0.0))
+        for name in OVERVIEW_COLUMNS:
+            into[name] += group[name]
     out = []
-    for (kind, name), members in sorted(groups.items()):
-        ttfts = sorted(
-            r["ttft_delivered_ms"] for r in members if r["ttft_delivered_ms"] is not None
-        )
-        outcomes: dict[str, int] = {}
-        for r in members:
-            outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
-        failures = sum(n for outcome, n in outcomes.items() if outcome != "ok")
+    for (kind, name), totals in sorted(subjects.items()):
+        requests = int(totals["requests"])
+        if not requests:
+            continue
+        outcomes = {o: int(totals[o]) for o in OUTCOME_COLUMNS if totals[o]}
         out.append(
             {
                 "kind": kind,
                 "name": name,
-                "requests": len(members),
+                "requests": requests,
                 "outcomes": outcomes,
-                "error_rate": failures / len(members),
-                "ttft_p50_ms": _quantile(ttfts, 0.5),
-                "ttft_p95_ms": _quantile(ttfts, 0.95),
-                "cost_usd": sum(r["cost_usd"] or 0.0 for r in members),
+                "error_rate": (requests - outcomes.get("ok", 0)) / requests,
+                "ttft_p50_ms": ttft_quantile(totals, 0.5),
+                "ttft_p95_ms": ttft_quantile(totals, 0.95),
+                "cost_usd": totals["cost_usd"],
             }
         )
     return out
-
-
-def _quantile(ordered: list[float], q: float) -> float | None:
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]

@@ -163,6 +163,12 @@ def ttft_quantile(totals: Mapping[str, float], q: float) -> float | None:
     return _quantile([totals[name] for name in TTFT_BUCKETS], TTFT_EDGES_MS, q)
 
 
+def ttft_quantiles(totals: Mapping[str, float], *qs: float) -> list[float | None]:
+    """Several quantiles of delivered TTFT (ms) at once (a chart's p50 and p95 per point)."""
+    counts = [totals[name] for name in TTFT_BUCKETS]
+    return [_quantile(counts, TTFT_EDGES_MS, q) for q in qs]
+
+
 def _quantile(counts: list[float], edges: tuple[int, ...], q: float) -> float | None:
     """The q-quantile of a histogram whose buckets end at `edges` (then one overflow
     bucket, taken as up to twice the last edge), interpolated inside its bucket."""

@@ -138,7 +138,9 @@ resolve_alert = api.post("/api/alerts/{alert_id}/resolve", Access.ADMIN)(_closer
 @api.get("/api/monitoring/series", Access.ADMIN)
 async def monitoring_series(call: Call, query: SeriesQuery) -> dict[str, Any]:
     """Charts' data from the rollups: per time step and subject, requests, failures,
-    delivered TTFT p50/p95, output-signal rates and spend; and the SLO thresholds."""
+    delivered TTFT p50/p95, output-signal rates and spend; the SLO thresholds; and the
+    drift markers (`drift`: where and on what the monitor detected drift, from its
+    alerts)."""
     since = parse_since(query.since)
     assert since is not None
     now = _now(call)
@@ -152,6 +154,14 @@ async def monitoring_series(call: Call, query: SeriesQuery) -> dict[str, Any]:
         model_alias=query.model,
         provider=query.provider,
     )
+    markers = await call.run(
+        series.drift_markers,
+        call.services.store,
+        since,
+        now,
+        route=query.route,
+        provider=query.provider,
+    )
     thresholds = [s.public() for s in call.services.monitor.slos() if s.sli == "ttft"]
     return {
         "since": since,
@@ -160,6 +170,7 @@ async def monitoring_series(call: Call, query: SeriesQuery) -> dict[str, Any]:
         "step_seconds": series.step_for(now - since).total_seconds(),
         "data": data,
         "slos": thresholds,
+        "drift": markers,
     }
 
 

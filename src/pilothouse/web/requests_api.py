@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
@@ -18,6 +19,7 @@ class RequestFilters(Query):
     key: Name | None = None
     model: Name | None = None
     route: Name | None = None
+    team: Name | None = None
     status: int | None = Field(default=None, ge=100, le=599)
     outcome: Literal[outcomes.ALL] | None = None  # type: ignore[valid-type]
     errors: bool = False  # every outcome but ok
@@ -41,6 +43,7 @@ async def list_requests(call: Call, query: RequestFilters) -> dict[str, Any]:
         key_id=query.key,
         model=query.model,
         route=query.route,
+        team=query.team,
         status=query.status,
         outcome=query.outcome,
         errors_only=query.errors,
@@ -72,7 +75,10 @@ async def get_request(call: Call) -> dict[str, Any]:
 @api.get("/api/overview", Access.ADMIN)
 async def overview(call: Call, query: Window) -> dict[str, Any]:
     """Traffic, outcomes, delivered TTFT p50/p95 and spend per route (or model) since
-    `since` (default the last hour)."""
+    `since` (default the last hour), from the rollups (per minute: the minute `since`
+    falls in is left out)."""
     since = parse_since(query.since)
-    data = await call.run(request_history.summarize, call.services.store, since)
-    return {"since": since, "data": data}
+    assert since is not None
+    until = datetime.fromtimestamp(call.services.clock.now(), UTC)
+    data = await call.run(request_history.summarize, call.services.store, since, until)
+    return {"since": since, "until": until, "data": data}

@@ -4,8 +4,21 @@ with no internet. Values in, markup out (autoescaped callers mark it safe)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from markupsafe import Markup
+
+
+@dataclass(frozen=True, slots=True)
+class Marker:
+    """Something that happened on the time axis (drift detected): from `start` to `end`
+    (None: still going), both in steps of the chart's labels (fractions allowed), with a
+    short `label` drawn by the line and a `title` shown on hover."""
+
+    start: float
+    end: float | None
+    label: str
+    title: str
 
 
 def sparkline(values: Sequence[float | None], *, width: int = 120, height: int = 24) -> Markup:
@@ -40,11 +53,13 @@ def line_chart(
     *,
     threshold: float | None = None,
     unit: str = "",
+    markers: Sequence[Marker] = (),
     width: int = 720,
     height: int = 200,
 ) -> Markup:
     """One or more lines over shared x labels, with an optional horizontal threshold line
-    (an SLO target), axis ticks at the extremes."""
+    (an SLO target), vertical markers with a shaded span (drift detected, until it
+    cleared), axis ticks at the extremes."""
     values = [v for line in series.values() for v in line if v is not None]
     if threshold is not None:
         values.append(threshold)
@@ -77,6 +92,21 @@ def line_chart(
             f'<line x1="{left}" y1="{y}" x2="{width - 8}" y2="{y}" stroke="#dc2626" '
             f'stroke-dasharray="4 3"/><text x="{width - 10}" y="{float(y) - 3}" class="tick" '
             f'text-anchor="end">SLO {threshold:g}{unit}</text>'
+        )
+    for n, marker in enumerate(markers):
+        x0 = left + min(max(marker.start, 0.0), count) * plot_w / count
+        x1 = (
+            left
+            + min(max(count if marker.end is None else marker.end, 0.0), count) * plot_w / count
+        )
+        title = f"<title>{Markup.escape(marker.title)}</title>"
+        parts.append(
+            f'<g class="marker"><rect x="{x0:.1f}" y="8" width="{max(x1 - x0, 1.0):.1f}" '
+            f'height="{plot_h}" fill="#f59e0b" fill-opacity="0.12"/>'
+            f'<line x1="{x0:.1f}" y1="8" x2="{x0:.1f}" y2="{8 + plot_h}" stroke="#d97706" '
+            f'stroke-width="1.5" stroke-dasharray="3 2"/>'
+            f'<text x="{x0 + 3:.1f}" y="{20 + 11 * (n % 4)}" class="tick" fill="#b45309">'
+            f"{Markup.escape(marker.label)}</text>{title}</g>"
         )
     legend = []
     for n, (name, line) in enumerate(series.items()):
