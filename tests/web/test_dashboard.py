@@ -44,6 +44,7 @@ PAGES = {
     "route": "/routes/support-triage",
     "evals": "/evals",
     "keys": "/keys",
+    "key": "/keys/support-app",
     "models": "/models",
     "monitoring": "/monitoring?since=1h",
     "alerts": "/alerts?state=all",
@@ -200,6 +201,13 @@ def test_every_page_loads_with_no_console_error_and_no_failed_request(
     # The pages show what the API says (they are views of it, not a second source).
     page.goto(dashboard.url + "/quotas")
     assert "support-daily-usd" in page.locator("table").first.inner_text()
+    # A key's page: the team quota it spends against, as GET /api/keys/{key}/usage says.
+    usage = dashboard.admin.get("/api/keys/support-app/usage").json()
+    standing = next(q for q in usage["quotas"] if q["quota"] == "support-daily-usd")
+    page.goto(dashboard.url + "/keys/support-app")
+    row = page.locator("tr", has_text="support-daily-usd").inner_text()
+    assert "team:support" in row or "support" in row
+    assert str(standing["hard_limit"] or standing["soft_limit"]) in row, row
     page.goto(dashboard.url + "/routes/support-triage")
     active = dashboard.admin.get("/api/routes/support-triage").json()["active"]["id"]
     assert active in page.locator(".card").first.inner_text()

@@ -115,6 +115,13 @@ async def quotas(call: Call) -> dict[str, Any]:
     }
 
 
+@frame.page("/keys/{key}", "key.html")
+async def key_usage(call: Call) -> dict[str, Any]:
+    """A key against every quota that applies to it, its recent spend and its suspension:
+    the view of GET /api/keys/{key}/usage."""
+    return {"usage": await quotas_api.key_usage(call)}
+
+
 @frame.action("/alerts/{alert_id}/close")
 async def close_alert(call: Call, form: dict[str, str]) -> str:
     state = form.get("state")
