@@ -250,11 +250,13 @@ class InProcess:
         simulated: bool = False,
         scripted: bool = True,
         redis_url: str | None = None,
+        database_url: str | None = None,
     ) -> AsyncIterator[InProcess]:
         """The server on `config`; with `simulated`, every provider is answered by the
         simulator's app in-process (`SimulatedTransport`) instead of a script; with
         `scripted=False`, the config's providers are real HTTP servers (a simulator
-        process) reached through the real transport."""
+        process) reached through the real transport. The store is SQLite in `data_dir`
+        unless `database_url` names another (the `database_url` fixture: both)."""
         config_path = data_dir / "config.yaml"
         config_path.write_text(config)
         settings = Settings(
@@ -262,6 +264,7 @@ class InProcess:
             config_path=config_path,
             config=load_config_file(config_path),
             redis_url=redis_url,
+            database_url=database_url,
         )
         store = open_store(settings.effective_database_url)
         store.upgrade()

@@ -117,6 +117,7 @@ DOMAIN = [
     "pilothouse.fleet",
     "pilothouse.providers",
     "pilothouse.store",
+    "pilothouse.conversations",
 ]
 
 

@@ -271,6 +271,15 @@ class NotificationsSpec(_Strict):
         return value
 
 
+class ResponsesSpec(_Strict):
+    """Responses the gateway stores (`store`, `previous_response_id`, `GET /v1/responses/
+    {id}`): kept only for keys with the `responses:store` scope and routes with
+    `store_responses` on, and deleted `retention_days` after they were made (a lookup
+    never finds an older one; the monitor's hourly retention job deletes it)."""
+
+    retention_days: float = Field(default=30.0, gt=0, le=3650)
+
+
 class ConfigFile(_Strict):
     """The whole config file. Later sections (routes, alerts, ...) extend this model."""
 
@@ -281,6 +290,7 @@ class ConfigFile(_Strict):
     fleet: FleetSpec = FleetSpec()
     monitoring: MonitoringSpec = MonitoringSpec()
     notifications: NotificationsSpec = NotificationsSpec()
+    responses: ResponsesSpec = ResponsesSpec()
 
 
 def load_config_file(path: str | Path) -> ConfigFile:

@@ -142,8 +142,8 @@ async def test_an_upstream_error_on_messages_is_in_anthropics_shape(tmp_path: Pa
 
 UNSERVED = [
     ("POST", "/v1/v1/chat/completions", 404, "doubled_v1", "/v1 twice"),
-    ("GET", "/v1/responses/resp_123", 404, "stored_responses", "does not store responses"),
-    ("DELETE", "/v1/responses/resp_123", 404, "stored_responses", "does not store responses"),
+    ("POST", "/v1/responses/resp_123/cancel", 404, "stored_responses", "nothing to cancel"),
+    ("GET", "/v1/responses/resp_123/items", 404, "stored_responses", "input_items"),
     ("POST", "/v1/messages/count_tokens", 404, "count_tokens", "not supported"),
     ("POST", "/v1/assistants", 404, "other", "this gateway serves"),
     ("GET", "/v1/responses", 405, "wrong_method", "takes POST"),

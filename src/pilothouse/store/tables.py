@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 
 
@@ -213,6 +214,8 @@ routes = Table(
     Column("canary_weight", Integer, nullable=False, default=0),
     # Drawn for each new canary, so each one takes a fresh slice of users.
     Column("canary_salt", String(32), nullable=False, default=""),
+    # Responses to calls of this route are stored for any key (docs/gateway.md).
+    Column("store_responses", Boolean, nullable=False, default=False, server_default=false()),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -530,4 +533,18 @@ key_spend = Table(
     Column("cost_usd", Float, nullable=False, server_default="0"),
     PrimaryKeyConstraint("minute", "key_id", "model_alias", name="pk_key_spend"),
     Index("ix_key_spend_key", "key_id", "minute"),
+)
+
+# Responses the gateway stored (`store`, `previous_response_id`): each belongs to the key
+# that made it; `input_items` is the whole conversation it answered (earlier turns
+# included), so continuing it reads one row. Deleted past `responses.retention_days`.
+stored_responses = Table(
+    "stored_responses",
+    metadata,
+    Column("id", String(40), primary_key=True),  # resp_ and the request id's hex
+    Column("key_id", String(40), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("input_items", JSON, nullable=False),
+    Column("response", JSON, nullable=False),  # the Responses object as answered
+    Index("ix_stored_responses_created_at", "created_at"),
 )

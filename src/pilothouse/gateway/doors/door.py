@@ -10,7 +10,7 @@ door's own events, with the same CONTENT marks the TTFT and the failover rules r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,26 +46,33 @@ class Door:
     writer: Callable[[dict[str, Any], str, int, str], EventWriter]
     error_body: Callable[[errors.PilothouseError], bytes]
 
-    def answer_body(
+    def answer_object(
         self,
         completion: bytes,
         request: dict[str, Any],
         model: str,
         created_at: int,
         request_id: str,
-    ) -> bytes:
-        answer = self.answer(orjson.loads(completion), request, model, created_at, request_id)
-        return orjson.dumps(answer)
+    ) -> dict[str, Any]:
+        return self.answer(orjson.loads(completion), request, model, created_at, request_id)
+
+
+BeforeClosing = Callable[["EventWriter"], Awaitable[None]]
 
 
 class DoorStream:
     """A `ChatStream` whose events are the door's: the writer's opening events before the
-    first batch, each batch translated, the closing events after the upstream's end. A
-    failure mid-stream ends it without closing events (the gateway writes the door's error)."""
+    first batch, each batch translated, the closing events after the upstream's end (after
+    `before_closing`, when given, has run: a stored response is kept before the client
+    reads its end). A failure mid-stream ends it without closing events (the gateway
+    writes the door's error)."""
 
-    def __init__(self, stream: ChatStream, writer: EventWriter):
+    def __init__(
+        self, stream: ChatStream, writer: EventWriter, before_closing: BeforeClosing | None = None
+    ):
         self.stream = stream
         self.writer = writer
+        self.before_closing = before_closing
 
     @property
     def chunks_in(self) -> int:
@@ -102,6 +109,8 @@ class DoorStream:
                 out += writer.feed(event)
             if out:
                 yield out
+        if self.before_closing is not None:
+            await self.before_closing(writer)
         yield [*opening, *writer.finish()]
 
     async def aclose(self) -> None:

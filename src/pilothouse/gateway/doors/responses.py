@@ -8,12 +8,14 @@ json_object, json_schema) → `response_format`, `max_output_tokens` →
 `max_completion_tokens`, `temperature`, `top_p`, `parallel_tool_calls` (with tools),
 `reasoning.effort` → `reasoning_effort`, `user`, `stream`. Refused (400, naming the
 field): built-in tools (web search, file search, computer use, ...), item types this door
-does not know, and what needs responses kept by the gateway, which keeps none:
-`previous_response_id`, `conversation`, `store: true`, `background: true`, stored
-`prompt`s. Echoed, not sent: `metadata`.
+does not know, and what this gateway does not keep: `conversation`, `background: true`,
+OpenAI-stored `prompt`s. Echoed, not sent: `metadata`. `previous_response_id`,
+`item_reference` items and `store` are the gateway's (`stored.py`): by the time a request
+is translated here, they have been replaced by what they name.
 
 Answer (`to_response`) and stream (`ResponsesStream`): the chat message becomes a
-`message` output item with one `output_text` part, each tool call a `function_call` item;
+`message` output item with one `output_text` part, each tool call a `function_call` item
+(item ids made from the response id: `ids_and_chunks.output_item_id`);
 `finish_reason: length` makes the response `incomplete` (max_output_tokens); usage maps
 to input/output tokens. Streams carry the Responses event sequence with sequence numbers.
 """
@@ -25,7 +27,7 @@ from typing import Any
 import orjson
 
 from pilothouse.errors import InvalidRequest, PilothouseError
-from pilothouse.gateway.doors.ids_and_chunks import chat_chunk, item_id
+from pilothouse.gateway.doors.ids_and_chunks import chat_chunk, item_id, output_item_id
 from pilothouse.providers.types import EventKind, StreamEvent
 
 _ROLES = {"user", "system", "developer", "assistant"}
@@ -34,28 +36,14 @@ _ROLES = {"user", "system", "developer", "assistant"}
 new_id = item_id
 
 
-_NOT_STORED = "this gateway does not store responses yet, so a request cannot build on one"
-
-
-def _refuse_stored_state(body: dict[str, Any]) -> None:
-    """What only a gateway that keeps responses could serve is a clear 400, never ignored."""
-    if body.get("previous_response_id") is not None:
-        raise InvalidRequest(
-            f"`previous_response_id` is not supported yet: {_NOT_STORED}",
-            hint="send the whole conversation in `input` (earlier output items included)",
-            param="previous_response_id",
-        )
+def _refuse_unserved_state(body: dict[str, Any]) -> None:
+    """What this gateway does not keep is a clear 400, never ignored."""
     if body.get("conversation") is not None:
         raise InvalidRequest(
-            f"`conversation` is not supported yet: {_NOT_STORED}",
-            hint="send the whole conversation in `input`",
+            "`conversation` (an OpenAI-stored conversation) is not supported: continue a "
+            "stored response with `previous_response_id`, or send the whole conversation "
+            "in `input`",
             param="conversation",
-        )
-    if body.get("store") is True:
-        raise InvalidRequest(
-            "`store: true` is not supported yet: this gateway does not store responses",
-            hint="leave `store` out or send `store: false`",
-            param="store",
         )
     if body.get("background") is True:
         raise InvalidRequest(
@@ -72,8 +60,10 @@ def _refuse_stored_state(body: dict[str, Any]) -> None:
 
 
 def to_chat(body: dict[str, Any]) -> dict[str, Any]:
-    """The chat completions body for a Responses request; InvalidRequest names the field."""
-    _refuse_stored_state(body)
+    """The chat completions body for a Responses request; InvalidRequest names the field.
+    `previous_response_id` and `item_reference` items must have been replaced by what
+    they name already (`gateway/doors/stored.py`); `store` is the gateway's to decide."""
+    _refuse_unserved_state(body)
     messages: list[dict[str, Any]] = []
     instructions = body.get("instructions")
     if instructions is not None:
@@ -159,10 +149,17 @@ def _input_messages(value: Any) -> list[dict[str, Any]]:
             )
         elif kind == "reasoning":
             continue  # a model's reasoning summary: nothing for the next model to read
+        elif kind == "item_reference":
+            raise InvalidRequest(
+                f"`{where}` is an item_reference, but this gateway keeps no stored items "
+                "for it to name",
+                hint="send the item itself, or store responses (docs/gateway.md)",
+                param=where,
+            )
         else:
             raise InvalidRequest(
                 f"`{where}.type` {kind!r} is not supported by this gateway's Responses door "
-                "(message, function_call, function_call_output)",
+                "(message, function_call, function_call_output, item_reference)",
                 param=f"{where}.type",
             )
     if not messages:
@@ -277,16 +274,16 @@ def to_response(
     output: list[dict[str, Any]] = []
     text = message.get("content")
     if isinstance(text, str) and text:
-        output.append(_message_item(new_id("msg"), text))
+        output.append(_message_item(output_item_id("msg", response_id, 0), text))
     elif isinstance(message.get("refusal"), str) and message["refusal"]:
-        item = _message_item(new_id("msg"), "")
+        item = _message_item(output_item_id("msg", response_id, 0), "")
         item["content"] = [{"type": "refusal", "refusal": message["refusal"]}]
         output.append(item)
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         output.append(
             _function_item(
-                new_id("fc"),
+                output_item_id("fc", response_id, len(output)),
                 call.get("id") or new_id("call"),
                 function.get("name"),
                 function.get("arguments") or "",
@@ -340,7 +337,7 @@ def envelope(
         "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
         "error": error,
         "usage": usage,
-        "store": False,
+        "store": request.get("store") is True,  # True only once the gateway decided to keep it
     }
 
 
@@ -409,6 +406,7 @@ class ResponsesStream:
         self.items: list[dict[str, Any]] = []
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
+        self.closed_status: str | None = None  # set once the items are completed
 
     def _event(
         self, kind: str, data: dict[str, Any], event_kind: EventKind = EventKind.OTHER
@@ -476,7 +474,9 @@ class ResponsesStream:
     def _text_delta(self, content: str) -> list[StreamEvent]:
         out = []
         if self.text_item is None:
-            self.text_item = _message_item(new_id("msg"), "", status="in_progress")
+            self.text_item = _message_item(
+                output_item_id("msg", self.response_id, len(self.items)), "", "in_progress"
+            )
             self.text_item["content"] = []
             self.items.append(self.text_item)
             index = len(self.items) - 1
@@ -523,7 +523,7 @@ class ResponsesStream:
         item = self.calls.get(index)
         if item is None:
             item = _function_item(
-                new_id("fc"),
+                output_item_id("fc", self.response_id, len(self.items)),
                 call.get("id") or new_id("call"),
                 function.get("name"),
                 "",
@@ -553,36 +553,33 @@ class ResponsesStream:
             )
         return out
 
+    def _close(self) -> str:
+        """The items completed (the message's text joined); the response's final status."""
+        if self.closed_status is None:
+            text = "".join(self.text_parts)
+            for item in self.items:
+                if item["type"] == "message":
+                    item["content"] = [{"type": "output_text", "text": text, "annotations": []}]
+                item["status"] = "completed"
+            self.closed_status = "incomplete" if self.finish_reason == "length" else "completed"
+        return self.closed_status
+
+    def result(self) -> dict[str, Any]:
+        """The whole response as its closing event will carry it (after the last `feed`)."""
+        return self._snapshot(self._close())
+
     def finish(self) -> list[StreamEvent]:
+        status = self._close()
         out = []
-        text = "".join(self.text_parts)
         for index, item in enumerate(self.items):
             if item["type"] == "message":
-                part = {"type": "output_text", "text": text, "annotations": []}
-                out.append(
-                    self._event(
-                        "response.output_text.done",
-                        {
-                            "item_id": item["id"],
-                            "output_index": index,
-                            "content_index": 0,
-                            "text": text,
-                            "logprobs": [],
-                        },
-                    )
-                )
-                out.append(
-                    self._event(
-                        "response.content_part.done",
-                        {
-                            "item_id": item["id"],
-                            "output_index": index,
-                            "content_index": 0,
-                            "part": part,
-                        },
-                    )
-                )
-                item["content"] = [part]
+                part = item["content"][0]
+                for kind, field in (
+                    ("response.output_text.done", {"text": part["text"], "logprobs": []}),
+                    ("response.content_part.done", {"part": part}),
+                ):
+                    where = {"item_id": item["id"], "output_index": index, "content_index": 0}
+                    out.append(self._event(kind, {**where, **field}))
             else:
                 out.append(
                     self._event(
@@ -594,11 +591,9 @@ class ResponsesStream:
                         },
                     )
                 )
-            item["status"] = "completed"
             out.append(
                 self._event("response.output_item.done", {"output_index": index, "item": item})
             )
-        status = "incomplete" if self.finish_reason == "length" else "completed"
         kind = "response.incomplete" if status == "incomplete" else "response.completed"
         out.append(self._event(kind, {"response": self._snapshot(status)}))
         return out
