@@ -624,6 +624,8 @@ class GatewayApp:
     def _stream_facts(self, record: RequestRecord, state: _Streamed, t0: float) -> None:
         stream, result = state.stream, state.result
         record.chunks_out = result.chunks_out
+        if isinstance(stream, DoorStream):  # its events may carry several frames each
+            record.chunks_out += stream.writer.merged_frames
         if stream is not None:
             record.chunks_in = stream.chunks_in
             record.finish_reason = stream.finish_reason

@@ -24,11 +24,18 @@ from pilothouse.providers.types import ChatStream, OutputSample, StreamEvent, Us
 
 
 class EventWriter(Protocol):
-    """Turns one attempt's chat chunk events into the door's stream events."""
+    """Turns one attempt's chat chunk events into the door's stream events. An event may
+    carry several SSE frames; `merged_frames` counts the frames beyond one per event."""
+
+    merged_frames: int
 
     def start(self) -> list[StreamEvent]: ...
 
     def feed(self, event: StreamEvent) -> list[StreamEvent]: ...
+
+    def feed_batch(self, batch: list[StreamEvent]) -> list[StreamEvent]:
+        """`feed` for each event of one upstream read, in order."""
+        ...
 
     def finish(self) -> list[StreamEvent]: ...
 
@@ -103,10 +110,10 @@ class DoorStream:
         writer = self.writer
         opening = writer.start()
         async for batch in self.stream.batches():
-            out = opening
-            opening = []
-            for event in batch:
-                out += writer.feed(event)
+            if opening:
+                out, opening = opening + writer.feed_batch(batch), []
+            else:
+                out = writer.feed_batch(batch)
             if out:
                 yield out
         if self.before_closing is not None:

@@ -385,6 +385,22 @@ _TEXT_DELTA_START = (
     b'"sequence_number":'
 )
 _TEXT_DELTA_END = b',"logprobs":[]}\n\n'
+# The closing frames of a message item, around its id, place and text (what `_frame`
+# would write, key for key): the text is encoded once for all of them.
+_TEXT_DONE = (
+    b'event: response.output_text.done\ndata: {"type":"response.output_text.done",'
+    b'"sequence_number":%d,"item_id":"%s","output_index":%d,"content_index":0,"text":%s,'
+    b'"logprobs":[]}\n\n'
+)
+_PART_DONE = (
+    b'event: response.content_part.done\ndata: {"type":"response.content_part.done",'
+    b'"sequence_number":%d,"item_id":"%s","output_index":%d,"content_index":0,"part":%s}\n\n'
+)
+_MESSAGE_DONE = (
+    b'event: response.output_item.done\ndata: {"type":"response.output_item.done",'
+    b'"sequence_number":%d,"output_index":%d,"item":{"type":"message","id":"%s",'
+    b'"status":"completed","role":"assistant","content":[%s]}}\n\n'
+)
 
 
 class ResponsesStream:
@@ -407,15 +423,25 @@ class ResponsesStream:
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
         self.closed_status: str | None = None  # set once the items are completed
+        # Frames sent inside another one's StreamEvent (several frames in one): the relay
+        # counts events, so the gateway adds these to the frames the client received.
+        self.merged_frames = 0
+
+    def _frame(self, kind: str, data: dict[str, Any]) -> bytes:
+        data = {"type": kind, "sequence_number": self.sequence, **data}
+        self.sequence += 1
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
     def _event(
         self, kind: str, data: dict[str, Any], event_kind: EventKind = EventKind.OTHER
     ) -> StreamEvent:
-        data = {"type": kind, "sequence_number": self.sequence, **data}
-        self.sequence += 1
-        return StreamEvent(
-            b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n", event_kind
-        )
+        return StreamEvent(self._frame(kind, data), event_kind)
+
+    def _merged(self, frames: list[bytes], kind: EventKind) -> StreamEvent:
+        """Several frames as one event: one object and one relay step instead of many
+        (most of what a text delta cost)."""
+        self.merged_frames += len(frames) - 1
+        return StreamEvent(b"".join(frames), kind)
 
     def _snapshot(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
         return envelope(
@@ -444,10 +470,58 @@ class ResponsesStream:
         return failed
 
     def start(self) -> list[StreamEvent]:
-        return [
-            self._event("response.created", {"response": self._snapshot("in_progress")}),
-            self._event("response.in_progress", {"response": self._snapshot("in_progress")}),
-        ]
+        # Both opening events carry the same response: serialized once (what `_frame`
+        # would write for each, key for key).
+        response = orjson.dumps(self._snapshot("in_progress"))
+        frames = []
+        for kind in (b"response.created", b"response.in_progress"):
+            head = b'event: %s\ndata: {"type":"%s","sequence_number":%d,"response":'
+            frames.append(head % (kind, kind, self.sequence) + response + b"}\n\n")
+            self.sequence += 1
+        return [self._merged(frames, EventKind.OTHER)]
+
+    def feed_batch(self, batch: list[StreamEvent]) -> list[StreamEvent]:
+        """`feed` for each event of one upstream read. Most of a stream is chunks whose
+        one choice's delta is only text: a run of them becomes one event of text delta
+        frames, made on a short path."""
+        out: list[StreamEvent] = []
+        run: list[bytes] = []
+        for event in batch:
+            chunk = event.chunk
+            if event.kind is EventKind.CONTENT and self.text_item is not None and chunk:
+                choices = chunk.get("choices")
+                if type(choices) is list and len(choices) == 1:
+                    choice = choices[0]
+                    delta = choice.get("delta") if type(choice) is dict else None
+                    if (  # exactly what `feed` would make of it, without its other cases
+                        type(delta) is dict
+                        and type(content := delta.get("content")) is str
+                        and content
+                        and not delta.get("tool_calls")
+                        and not choice.get("finish_reason")
+                        and not chunk.get("usage")
+                    ):
+                        self.text_parts.append(content)
+                        run += (
+                            _TEXT_DELTA_START,
+                            b"%d" % self.sequence,
+                            self._delta_middle,
+                            orjson.dumps(content),
+                            _TEXT_DELTA_END,
+                        )
+                        self.sequence += 1
+                        continue
+            if run:
+                out.append(self._text_run(run))
+                run = []
+            out += self.feed(event)
+        if run:
+            out.append(self._text_run(run))
+        return out
+
+    def _text_run(self, parts: list[bytes]) -> StreamEvent:
+        self.merged_frames += len(parts) // 5 - 1
+        return StreamEvent(b"".join(parts), EventKind.CONTENT)
 
     def feed(self, event: StreamEvent) -> list[StreamEvent]:
         if event.kind is EventKind.DONE:
@@ -472,7 +546,7 @@ class ResponsesStream:
         return out
 
     def _text_delta(self, content: str) -> list[StreamEvent]:
-        out = []
+        frames = []
         if self.text_item is None:
             self.text_item = _message_item(
                 output_item_id("msg", self.response_id, len(self.items)), "", "in_progress"
@@ -480,41 +554,34 @@ class ResponsesStream:
             self.text_item["content"] = []
             self.items.append(self.text_item)
             index = len(self.items) - 1
-            out.append(
-                self._event(
-                    "response.output_item.added", {"output_index": index, "item": self.text_item}
-                )
-            )
-            out.append(
-                self._event(
-                    "response.content_part.added",
-                    {
-                        "item_id": self.text_item["id"],
-                        "output_index": index,
-                        "content_index": 0,
-                        "part": {"type": "output_text", "text": "", "annotations": []},
-                    },
-                )
-            )
-            # Text deltas are most of a stream: their frame is assembled around the two
-            # values that change (what `_event` would write, key for key).
+            added = {"output_index": index, "item": self.text_item}
+            frames.append(self._frame("response.output_item.added", added))
+            part = {
+                "item_id": self.text_item["id"],
+                "output_index": index,
+                "content_index": 0,
+                "part": {"type": "output_text", "text": "", "annotations": []},
+            }
+            frames.append(self._frame("response.content_part.added", part))
             self._delta_middle = (
                 f',"item_id":"{self.text_item["id"]}","output_index":{index},'
                 '"content_index":0,"delta":'
             ).encode()
+        # A text delta's frame is assembled around the two values that change (what
+        # `_frame` would write, key for key); `feed_batch` does the same for a run.
         self.text_parts.append(content)
-        frame = b"".join(
-            (
+        frames.append(
+            b"%s%d%s%s%s"
+            % (
                 _TEXT_DELTA_START,
-                str(self.sequence).encode(),
+                self.sequence,
                 self._delta_middle,
                 orjson.dumps(content),
                 _TEXT_DELTA_END,
             )
         )
         self.sequence += 1
-        out.append(StreamEvent(frame, EventKind.CONTENT))
-        return out
+        return [self._merged(frames, EventKind.CONTENT)]
 
     def _call_delta(self, call: dict[str, Any]) -> list[StreamEvent]:
         index = call.get("index", 0)
@@ -570,30 +637,25 @@ class ResponsesStream:
 
     def finish(self) -> list[StreamEvent]:
         status = self._close()
-        out = []
+        frames = []
         for index, item in enumerate(self.items):
             if item["type"] == "message":
-                part = item["content"][0]
-                for kind, field in (
-                    ("response.output_text.done", {"text": part["text"], "logprobs": []}),
-                    ("response.content_part.done", {"part": part}),
-                ):
-                    where = {"item_id": item["id"], "output_index": index, "content_index": 0}
-                    out.append(self._event(kind, {**where, **field}))
-            else:
-                out.append(
-                    self._event(
-                        "response.function_call_arguments.done",
-                        {
-                            "item_id": item["id"],
-                            "output_index": index,
-                            "arguments": item["arguments"],
-                        },
-                    )
-                )
-            out.append(
-                self._event("response.output_item.done", {"output_index": index, "item": item})
-            )
+                item_id, text = item["id"].encode(), orjson.dumps(item["content"][0]["text"])
+                part = b'{"type":"output_text","text":%s,"annotations":[]}' % text
+                sequence = self.sequence
+                frames.append(_TEXT_DONE % (sequence, item_id, index, text))
+                frames.append(_PART_DONE % (sequence + 1, item_id, index, part))
+                frames.append(_MESSAGE_DONE % (sequence + 2, index, item_id, part))
+                self.sequence += 3
+                continue
+            arguments = {
+                "item_id": item["id"],
+                "output_index": index,
+                "arguments": item["arguments"],
+            }
+            frames.append(self._frame("response.function_call_arguments.done", arguments))
+            done = {"output_index": index, "item": item}
+            frames.append(self._frame("response.output_item.done", done))
         kind = "response.incomplete" if status == "incomplete" else "response.completed"
-        out.append(self._event(kind, {"response": self._snapshot(status)}))
-        return out
+        frames.append(self._frame(kind, {"response": self._snapshot(status)}))
+        return [self._merged(frames, EventKind.OTHER)]
