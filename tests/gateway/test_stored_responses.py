@@ -221,6 +221,10 @@ async def test_storing_is_off_unless_the_key_or_the_route_turns_it_on(
         with pytest.raises(openai.BadRequestError) as refused:
             await sdk.responses.create(model="fast", input="Hi", previous_response_id=asked.id)
         assert "responses:store" in refused.value.message
+        wrong = await gw.client.post(
+            "/v1/responses", json={"model": "fast", "input": "Hi", "store": "yes"}, headers=gw.auth
+        )
+        assert wrong.status_code == 400 and wrong.json()["error"]["param"] == "store"
 
         switched = await gw.client.post(
             "/api/routes/helper/settings",

@@ -252,7 +252,7 @@ class GatewayApp:
                 await self._stored(endpoint, scope, key, send, headers)
                 return
             payload = await self._read(receive, request)
-            if endpoint == "responses":
+            if endpoint == "responses" and self.keeper.names_stored_state(payload):
                 payload = await self.keeper.prepare(key, payload)
             resolution = self._resolve(snapshot, key, payload, request, endpoint, record, door)
             turn = None

@@ -85,13 +85,24 @@ class Keeper:
     def __init__(self, stored: StoredResponses | None):
         self.stored = stored
 
+    @staticmethod
+    def names_stored_state(payload: dict[str, Any]) -> bool:
+        """Whether the payload names stored state (`prepare` must run): checked without
+        awaiting, since nearly no request does."""
+        store = payload.get("store")
+        if store is not None and not isinstance(store, bool):
+            raise errors.InvalidRequest("`store` must be true or false", param="store")
+        if payload.get("previous_response_id") is not None:
+            return True
+        value = payload.get("input")
+        return isinstance(value, list) and any(
+            isinstance(item, dict) and item.get("type") == "item_reference" for item in value
+        )
+
     async def prepare(self, key: ApiKey, payload: dict[str, Any]) -> dict[str, Any]:
         """The payload with `previous_response_id` and item references replaced by what
         they name (the same payload when it has neither); InvalidRequest naming what is
         not found."""
-        store = payload.get("store")
-        if store is not None and not isinstance(store, bool):
-            raise errors.InvalidRequest("`store` must be true or false", param="store")
         previous = payload.get("previous_response_id")
         value = payload.get("input")
         references = _referenced(value)
