@@ -39,11 +39,16 @@ models:
 """
 
 
+# Made once: building the canned stream per request (21 json.dumps) cost ~160 µs, as much
+# as half of what the chat path itself costs, and counted it as the gateway's CPU.
+_BODIES = {True: payloads.sse_body().encode(), False: payloads.completion().encode()}
+
+
 class _Answer:
     def __init__(self, stream: bool):
         self.status, self.headers = 200, {}
         self.content_type = "text/event-stream" if stream else "application/json"
-        self._body = (payloads.sse_body() if stream else payloads.completion()).encode()
+        self._body = _BODIES[stream]
 
     async def read(self) -> bytes:
         return self._body

@@ -120,6 +120,7 @@ DOMAIN = [
     "pilothouse.fleet",
     "pilothouse.providers",
     "pilothouse.store",
+    "pilothouse.conversations",
 ]
 
 

@@ -90,6 +90,17 @@ def test_promote_canary_rollback_history(gw: Gateway) -> None:
     assert usage.returncode == 2 and "give --prompt and --model" in usage.stderr
 
 
+def test_route_settings_store_responses(gw: Gateway) -> None:
+    made = run(gw, "releases", "promote", "kept", "--prompt", "qa@1", "--model", "fast")
+    assert made.returncode == 0, made.stderr
+    assert "store_responses off" in run(gw, "releases", "show", "kept").stdout
+    on = run(gw, "releases", "settings", "kept", "--store-responses", "on", "--reason", "chat")
+    assert on.returncode == 0 and "kept: store_responses on" in on.stdout, on.stderr
+    assert "store_responses on" in run(gw, "releases", "show", "kept").stdout
+    missing = run(gw, "releases", "settings", "nope", "--store-responses", "on")
+    assert missing.returncode == 1 and "no route 'nope'" in missing.stderr
+
+
 def test_models_and_doctor(gw: Gateway) -> None:
     assert "retired" in run(gw, "models", "ls").stdout
     run(gw, "releases", "promote", "aging", "--prompt", "qa@1", "--model", "retiring")

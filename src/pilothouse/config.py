@@ -316,6 +316,15 @@ class PromotionSpec(_Strict):
         return list(dict.fromkeys(found))
 
 
+class ResponsesSpec(_Strict):
+    """Responses the gateway stores (`store`, `previous_response_id`, `GET /v1/responses/
+    {id}`): kept only for keys with the `responses:store` scope and routes with
+    `store_responses` on, and deleted `retention_days` after they were made (a lookup
+    never finds an older one; the monitor's hourly retention job deletes it)."""
+
+    retention_days: float = Field(default=30.0, gt=0, le=3650)
+
+
 class ConfigFile(_Strict):
     """The whole config file. Later sections (routes, alerts, ...) extend this model."""
 
@@ -327,6 +336,7 @@ class ConfigFile(_Strict):
     monitoring: MonitoringSpec = MonitoringSpec()
     notifications: NotificationsSpec = NotificationsSpec()
     promotion: PromotionSpec = PromotionSpec()
+    responses: ResponsesSpec = ResponsesSpec()
 
 
 def load_config_file(path: str | Path) -> ConfigFile:

@@ -21,6 +21,7 @@ from pilothouse.bus import ChangeBus
 from pilothouse.changelog import subscriptions
 from pilothouse.clock import Clock
 from pilothouse.config import Settings
+from pilothouse.conversations.stored import StoredResponses
 from pilothouse.fleet.deployments import TransportFor
 from pilothouse.fleet.state import Fleet
 from pilothouse.gateway.app import GatewayApp
@@ -144,6 +145,11 @@ class Server:
         self.writer = RequestLogWriter(
             self.store, self.settings.data_dir, self.metrics, spec=self.settings.config.request_log
         )
+        stored = StoredResponses(
+            self.store,
+            retention_days=self.settings.config.responses.retention_days,
+            clock=self.clock,
+        )
         self.gateway = GatewayApp(
             self.holder,
             self.writer,
@@ -153,6 +159,7 @@ class Server:
             body_read_timeout_seconds=gateway_settings.body_read_timeout_seconds,
             clock=self.clock,
             quotas=self.quotas,
+            stored=stored,
         )
         self.prompt_feed = PromptFeed(self.store, self.holder)
         self.webhooks = WebhookSender(
@@ -175,6 +182,7 @@ class Server:
             scheduler=EvalScheduler(self.store, clock=self.clock, runner=runner),
             owners=self._owners,
             shared=self.store.dialect == "postgresql",
+            stored_responses=stored,
         )
         self.monitor.spend_watch = SpendWatch(
             self.store,

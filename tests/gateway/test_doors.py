@@ -65,6 +65,33 @@ MESSAGES_BODY = {
 }
 
 
+def frames(*chunks: dict[str, Any]) -> bytes:
+    """Several chat chunks arriving in one read."""
+    return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks)
+
+
+async def test_a_responses_stream_counts_every_frame_the_client_received(tmp_path: Path) -> None:
+    async with InProcess.start(tmp_path) as gw:
+        words = ["The", " fox", " and", " the", " dog"]
+        gw.script(
+            "sim",
+            Scripted.sse(
+                frames(chunk(words[0]), chunk(words[1]), chunk(words[2])),  # one read
+                chunk(words[3]),
+                frames(chunk(words[4]), chunk(finish="stop"), usage_chunk()),
+                "[DONE]",
+            ),
+        )
+        response = await gw.client.post("/v1/responses", json=RESPONSES_BODY, headers=gw.auth)
+        events = sse_events(response.content)
+        assert [data["sequence_number"] for _, data in events] == list(range(len(events)))
+        deltas = [data["delta"] for name, data in events if name == "response.output_text.delta"]
+        assert deltas == words
+        assert events[-1][1]["response"]["output"][0]["content"][0]["text"] == "".join(words)
+        [row] = await gw.rows(1)
+        assert row["chunks_out"] == len(events) == 13 and row["chunks_in"] == 8
+
+
 @pytest.mark.parametrize("door", ["responses", "messages"])
 async def test_a_stream_cut_after_content_ends_with_the_doors_error_event(
     tmp_path: Path, door: str
@@ -142,8 +169,8 @@ async def test_an_upstream_error_on_messages_is_in_anthropics_shape(tmp_path: Pa
 
 UNSERVED = [
     ("POST", "/v1/v1/chat/completions", 404, "doubled_v1", "/v1 twice"),
-    ("GET", "/v1/responses/resp_123", 404, "stored_responses", "does not store responses"),
-    ("DELETE", "/v1/responses/resp_123", 404, "stored_responses", "does not store responses"),
+    ("POST", "/v1/responses/resp_123/cancel", 404, "stored_responses", "nothing to cancel"),
+    ("GET", "/v1/responses/resp_123/items", 404, "stored_responses", "input_items"),
     ("POST", "/v1/messages/count_tokens", 404, "count_tokens", "not supported"),
     ("POST", "/v1/assistants", 404, "other", "this gateway serves"),
     ("GET", "/v1/responses", 405, "wrong_method", "takes POST"),

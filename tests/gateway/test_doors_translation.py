@@ -18,7 +18,13 @@ def frame(data: dict[str, Any]) -> StreamEvent:
 
 
 def events(stream_events: list[StreamEvent]) -> list[dict[str, Any]]:
-    return [orjson.loads(e.data.split(b"\ndata: ", 1)[1]) for e in stream_events]
+    """Every SSE frame's data, in order (an event may carry several frames)."""
+    return [
+        orjson.loads(block.split(b"\ndata: ", 1)[1])
+        for e in stream_events
+        for block in e.data.split(b"\n\n")
+        if block
+    ]
 
 
 # ---------------------------------------------------------------------- Responses
@@ -88,12 +94,10 @@ def test_responses_format_and_tools() -> None:
 @pytest.mark.parametrize(
     ("extra", "param"),
     [
-        ({"previous_response_id": "resp_1"}, "previous_response_id"),
-        ({"store": True}, "store"),
         ({"background": True}, "background"),
         ({"conversation": "conv_1"}, "conversation"),
         ({"tools": [{"type": "web_search"}]}, "tools[0]"),
-        ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0].type"),
+        ({"input": [{"type": "item_reference", "id": "x"}]}, "input[0]"),
         ({"input": [{"role": "user", "content": [{"type": "input_file"}]}]}, None),
         ({"input": []}, "input"),
         ({"text": {"format": {"type": "grammar"}}}, "text.format.type"),
@@ -151,7 +155,8 @@ def test_responses_answer_and_stream_agree() -> None:
         "delta": "Hi",
         "logprobs": [],
     }
-    assert out[-1].data.startswith(b"event: response.output_text.delta\ndata: ")
+    assert out[-1].kind is EventKind.CONTENT  # the item's opening frames, then the delta
+    assert out[-1].data.split(b"\n\n")[-2].startswith(b"event: response.output_text.delta\n")
     call = {"index": 0, "id": "c1", "function": {"name": "w", "arguments": "{"}}
     out += writer.feed(frame({"choices": [{"delta": {"tool_calls": [call]}}]}))
     more = {"index": 0, "function": {"arguments": "}"}}
@@ -165,6 +170,21 @@ def test_responses_answer_and_stream_agree() -> None:
     assert final["type"] == "response.incomplete"
     assert final["response"]["output"][1]["arguments"] == "{}"
     assert final["response"]["usage"] == whole["usage"]
+    by_type = {e["type"]: e for e in streamed}
+    message = final["response"]["output"][0]
+    part = {"type": "output_text", "text": "Hi", "annotations": []}
+    assert message["content"] == [part] and message["status"] == "completed"
+    where = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+    text_done = by_type["response.output_text.done"]
+    assert text_done == {**text_done, **where, "text": "Hi", "logprobs": []}
+    assert by_type["response.content_part.done"] == {
+        "type": "response.content_part.done",
+        "sequence_number": text_done["sequence_number"] + 1,
+        **where,
+        "part": part,
+    }
+    [message_done, _] = [e for e in streamed if e["type"] == "response.output_item.done"]
+    assert message_done["item"] == message and message_done["output_index"] == 0
     content = [e for e in out if e.kind is EventKind.CONTENT]
     assert len(content) == 3  # one text delta, two argument deltas: what TTFT reads
 

@@ -371,7 +371,8 @@ async def test_retention_prunes_raw_rows_and_rollups_each_on_its_own(
     assert monitor is not None
     now = datetime.fromtimestamp(clock.now(), UTC)
     # The per-key spend of the first seven (one minute) is past the spend watch's 8 days.
-    assert monitor.prune(now) == {"request_log": 7, "request_rollups": 0, "key_spend": 1}
+    pruned = {"request_log": 7, "request_rollups": 0, "key_spend": 1, "stored_responses": 0}
+    assert monitor.prune(now) == pruned
     assert len(await server.rows(5)) == 5
     # The rollups keep all twelve (400 days), so charts and SLOs still see the older traffic.
     from pilothouse.store import rollups as rollup_rows
@@ -384,6 +385,7 @@ async def test_retention_prunes_raw_rows_and_rollups_each_on_its_own(
         "request_log": 5,
         "request_rollups": 4,
         "key_spend": 1,
+        "stored_responses": 0,
     }
 
 

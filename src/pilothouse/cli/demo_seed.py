@@ -178,9 +178,10 @@ def demo_key(store: Store, data_dir: Path) -> str:
         known = {k.prefix for k in key_policy.list_keys(store)}
         if secret[: len(key_policy.SECRET_PREFIX) + 6] in known:
             return secret
-    # The demo key may also run evals (docs/evals.md walks through that with it).
+    # The demo key may also run evals (docs/evals.md walks through that with it) and
+    # have its Responses API answers stored (docs/gateway.md, "Stored responses").
     _, secret = key_policy.create_key(
-        store, name="demo", user="demo", scopes=["evals"], actor=ACTOR
+        store, name="demo", user="demo", scopes=["evals", "responses:store"], actor=ACTOR
     )
     _write_private(path, secret + "\n")
     return secret

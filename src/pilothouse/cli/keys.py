@@ -29,7 +29,8 @@ def keys() -> None:
     "--scopes",
     default=None,
     help="Comma-separated extra rights: evals (what `pilothouse eval` needs in CI), "
-    "release:pin, routes:read, history:read.",
+    "release:pin, routes:read, history:read, responses:store (the gateway keeps its "
+    "Responses API answers: previous_response_id).",
 )
 @click.option(
     "--prompts",

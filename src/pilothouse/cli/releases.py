@@ -106,7 +106,8 @@ def show(route: str, as_json: bool) -> None:
     if as_json:
         print_json(data)
         return
-    click.echo(f"route {data['name']} (owner {data['owner'] or '-'})")
+    stored = "on" if data.get("store_responses") else "off"
+    click.echo(f"route {data['name']} (owner {data['owner'] or '-'}, store_responses {stored})")
     for side in ("active", "canary"):
         release = data.get(side)
         if release is None:
@@ -222,6 +223,26 @@ def rollback(route: str, reason: str | None, force: bool) -> None:
         f"/api/routes/{quote(route)}/rollback", {"reason": reason, "force": force}
     )
     click.echo(f"{route}: rolled back to {_summary(release)}")
+
+
+@releases.command()
+@click.argument("route")
+@click.option(
+    "--store-responses",
+    type=click.Choice(["on", "off"]),
+    required=True,
+    help="on: the gateway keeps the Responses API answers of this route's calls "
+    "(previous_response_id works for every key calling it); off: only for keys with the "
+    "responses:store scope.",
+)
+@click.option("--reason", default=None, help="Why (kept in the audit trail).")
+def settings(route: str, store_responses: str, reason: str | None) -> None:
+    """ROUTE's settings that no release carries (they stay across promotions)."""
+    result = _client().post(
+        f"/api/routes/{quote(route)}/settings",
+        {"store_responses": store_responses == "on", "reason": reason},
+    )
+    click.echo(f"{route}: store_responses {'on' if result['store_responses'] else 'off'}")
 
 
 @releases.command()

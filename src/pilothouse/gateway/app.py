@@ -20,17 +20,21 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 
 import orjson
 
 from pilothouse import errors
 from pilothouse.clock import Clock
+from pilothouse.conversations.stored import StoredResponses
 from pilothouse.fleet.deployments import Deployment, ModelAlias
 from pilothouse.fleet.failover import Failover, bounded
 from pilothouse.gateway import validation
 from pilothouse.gateway.accounting import account, account_partial, record_signals, usage_bound
 from pilothouse.gateway.doors.door import DOORS, Door, DoorStream, EventWriter
+from pilothouse.gateway.doors.ids_and_chunks import answer_id
+from pilothouse.gateway.doors.responses import ResponsesStream
+from pilothouse.gateway.doors.stored import Keeper, Turn
 from pilothouse.gateway.headers import RequestHeaders
 from pilothouse.gateway.http_io import (
     SSE_HEADERS,
@@ -124,11 +128,17 @@ class _Frames:
     request: dict[str, Any]  # the client's own body
     created_at: int
     request_id: str
+    turn: Turn | None = None  # a Responses answer to keep before its closing events
 
     def wrap(self, stream: ChatStream) -> ChatStream:
         if self.door is None:
             return stream
-        return DoorStream(stream, self._writer())
+        return DoorStream(stream, self._writer(), self._keep if self.turn else None)
+
+    async def _keep(self, writer: EventWriter) -> None:
+        assert self.turn is not None and isinstance(writer, ResponsesStream)
+        if not await self.turn.keep(writer.result()):
+            writer.request = {**writer.request, "store": False}  # the closing events say so
 
     def error(self, stream: ChatStream | None, exc: errors.PilothouseError) -> bytes:
         if self.door is None:
@@ -157,9 +167,11 @@ class GatewayApp:
         body_read_timeout_seconds: float = 30.0,
         clock: Clock | None = None,
         quotas: QuotaGate | None = None,
+        stored: StoredResponses | None = None,
     ):
         self.now = (clock or Clock()).now  # a row's started_at: the monitors' time
         self.quotas = quotas
+        self.keeper = Keeper(stored)
         self.holder = holder
         self.writer = writer
         self.metrics = metrics
@@ -173,6 +185,8 @@ class GatewayApp:
         endpoint = _ENDPOINTS.get(path)
         if endpoint is None and path.startswith(MODEL_PATH):
             endpoint = _ENDPOINTS["/v1/models"]
+        if endpoint is None and path.startswith(RESPONSE_PATH):
+            endpoint = _stored_endpoint(path[len(RESPONSE_PATH) :], scope["method"])
         if endpoint is None:
             await self._unserved(scope, send, 404, unserved_answer(path, sorted(_ENDPOINTS)))
             return
@@ -234,8 +248,17 @@ class GatewayApp:
             if endpoint == "models":
                 await self._models(scope, snapshot, key, send, headers)
                 return
+            if endpoint in _STORED_ENDPOINTS:
+                await self._stored(endpoint, scope, key, send, headers)
+                return
             payload = await self._read(receive, request)
+            if endpoint == "responses" and self.keeper.names_stored_state(payload):
+                payload = await self.keeper.prepare(key, payload)
             resolution = self._resolve(snapshot, key, payload, request, endpoint, record, door)
+            turn = None
+            if endpoint == "responses":
+                response_id = answer_id("resp", record.id)
+                turn = self.keeper.turn(snapshot, key, resolution, payload, response_id)
             if snapshot.quotas.policies and self.quotas is not None:
                 admission = await self._quota(snapshot, key, resolution, record)
                 if admission is not None:
@@ -258,6 +281,7 @@ class GatewayApp:
                 door,
                 payload,
                 admission,
+                turn,
             )
         except UpstreamError as exc:
             self._fail(record, exc)
@@ -423,13 +447,14 @@ class GatewayApp:
         door: Door | None,
         request: dict[str, Any],
         admission: Admission | None = None,
+        turn: Turn | None = None,
     ) -> None:
         body = resolution.body
         failover = Failover(resolution.alias, body, t0)
         try:
             if body.get("stream") and endpoint != "embeddings":
                 record.stream = True
-                frames = _Frames(door, request, int(self.now()), record.id)
+                frames = _Frames(door, request, int(self.now()), record.id, turn)
                 await self._stream(failover, body, record, t0, receive, send, headers, frames)
                 return
             watch = _ClientWatch(receive, WATCH_AFTER_SECONDS)
@@ -451,9 +476,12 @@ class GatewayApp:
         if endpoint != "embeddings":
             record.finish_reason = result.finish_reason
             if door is not None:
-                answer = door.answer_body(
+                obj = door.answer_object(
                     answer, request, request["model"], int(self.now()), record.id
                 )
+                if turn is not None:
+                    await turn.keep(obj)  # before the client can ask for it
+                answer = orjson.dumps(obj)
         if admission is not None:  # before the answer: the caller's next request sees it
             await self._settle(admission, record)
         cost = (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())
@@ -596,6 +624,8 @@ class GatewayApp:
     def _stream_facts(self, record: RequestRecord, state: _Streamed, t0: float) -> None:
         stream, result = state.stream, state.result
         record.chunks_out = result.chunks_out
+        if isinstance(stream, DoorStream):  # its events may carry several frames each
+            record.chunks_out += stream.writer.merged_frames
         if stream is not None:
             record.chunks_in = stream.chunks_in
             record.finish_reason = stream.finish_reason
@@ -654,6 +684,21 @@ class GatewayApp:
             )
         await send_json(send, 200, orjson.dumps(_model_object(alias, target)), headers)
 
+    async def _stored(
+        self, endpoint: str, scope: Scope, key: ApiKey, send: Send, headers: Headers
+    ) -> None:
+        """GET or DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items: the
+        calling key's stored responses only (404 for anything else)."""
+        response_id, _, tail = unquote(scope["path"][len(RESPONSE_PATH) :]).partition("/")
+        if endpoint == "responses.delete":
+            answer = await self.keeper.delete(key, response_id)
+        elif tail:
+            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
+            answer = await self.keeper.input_items(key, response_id, query)
+        else:
+            answer = await self.keeper.get(key, response_id)
+        await send_json(send, 200, orjson.dumps(answer), headers)
+
     # ------------------------------------------------------------------ outcomes
 
     def _refuse(self, record: RequestRecord, exc: errors.PilothouseError) -> None:
@@ -701,6 +746,19 @@ def _route_headers(record: RequestRecord) -> Headers:
 
 
 MODEL_PATH = "/v1/models/"
+RESPONSE_PATH = "/v1/responses/"
+_STORED_ENDPOINTS = frozenset({"responses.get", "responses.delete"})
+
+
+def _stored_endpoint(rest: str, method: str) -> tuple[str, str] | None:
+    """`{id}` (GET, DELETE) and `{id}/input_items` (GET) under /v1/responses/; None for
+    anything else there (`{id}/cancel`: background responses are not served)."""
+    response_id, slash, tail = rest.partition("/")
+    if not response_id or (slash and tail != "input_items"):
+        return None
+    if method == "DELETE" and not slash:
+        return ("responses.delete", "DELETE")
+    return ("responses.get", "GET")
 
 
 def _model_object(alias: str, target: ModelAlias) -> dict[str, Any]:

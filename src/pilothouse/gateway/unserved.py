@@ -56,8 +56,9 @@ def unserved_answer(
         )
     elif kind == "stored_responses":
         message = (
-            f"unknown endpoint {shown}: this gateway does not store responses yet, so there "
-            "is no response to get, delete, cancel or list items of"
+            f"unknown endpoint {shown}: under /v1/responses/ this gateway serves GET and "
+            "DELETE /v1/responses/{id} and GET /v1/responses/{id}/input_items (background "
+            "responses are not supported, so there is nothing to cancel)"
         )
     elif kind == "count_tokens":
         error = errors.NotFound(

@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from pilothouse.clock import Clock
 from pilothouse.config import MonitoringSpec
+from pilothouse.conversations.stored import StoredResponses
 from pilothouse.monitor import alerts, drift, slo
 from pilothouse.monitor.alerts import Condition
 from pilothouse.monitor.scheduler import EvalScheduler
@@ -56,8 +57,10 @@ class Monitor:
         owners: Callable[[], Mapping[str, str | None]] = dict,
         shared: bool = False,
         scheduler: EvalScheduler | None = None,
+        stored_responses: StoredResponses | None = None,
     ):
         self.store = store
+        self.stored_responses = stored_responses  # pruned with the rest (its own retention)
         self.spec = spec
         self.clock = clock
         self.publish = publish
@@ -113,10 +116,11 @@ class Monitor:
 
     def prune(self, now: datetime) -> dict[str, int]:
         """Retention: raw request-log rows past `raw_retention_days`, rollups past
-        `rollup_retention_days` (each set on its own: charts and SLOs read rollups only)."""
+        `rollup_retention_days` (each set on its own: charts and SLOs read rollups only),
+        stored responses past `responses.retention_days`."""
         spec = self.spec
         raw_before = now - timedelta(days=spec.raw_retention_days)
-        deleted = {"request_log": 0, "request_rollups": 0, "key_spend": 0}
+        deleted = {"request_log": 0, "request_rollups": 0, "key_spend": 0, "stored_responses": 0}
         while True:
             with self.store.begin() as conn:
                 gone = log_rows.prune(conn, raw_before, PRUNE_BATCH)
@@ -131,6 +135,8 @@ class Monitor:
             deleted["key_spend"] = spend_rows.prune(
                 conn, now - timedelta(days=max(spec.spend_watch.baseline_days + 1, 2))
             )
+        if self.stored_responses is not None:
+            deleted["stored_responses"] = self.stored_responses.prune(now)
         if any(deleted.values()):
             log.info("retention: pruned %s", deleted, extra={"pruned": deleted})
         return deleted

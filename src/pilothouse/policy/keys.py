@@ -36,6 +36,8 @@ SCOPES = {
     "routes:read": "list routes with their releases, read their history, the changelog "
     "and who depends on a prompt",
     "history:read": "read the audit history of prompts",
+    "responses:store": "have the gateway store its Responses API answers (`store`, "
+    "`previous_response_id`, GET and DELETE /v1/responses/{id}); off without it",
 }
 _IMPLIED = {"evals": ("release:pin", "routes:read")}
 PROMPT_PATTERN = re.compile(r"^[A-Za-z0-9._*?-]{1,100}$")

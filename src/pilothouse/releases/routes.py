@@ -63,6 +63,7 @@ def list_routes(
                 "active": active.public() if active else None,
                 "canary": canary.public() if canary else None,
                 "canary_weight": r["canary_weight"],
+                "store_responses": bool(r.get("store_responses")),
             }
         )
     return out
@@ -92,6 +93,7 @@ def show_route(store: Store, route: str) -> dict[str, Any]:
         "owner": state["owner"],
         "etag": route_etag(state),
         "canary_weight": state["canary_weight"],
+        "store_responses": bool(state.get("store_responses")),
         **sides,
     }
 

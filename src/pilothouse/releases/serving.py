@@ -50,6 +50,7 @@ class RouteTarget:
     canary_salt: str = ""
     # Why an arm cannot be served ("active", "canary"), when it cannot.
     problems: Mapping[str, str] = field(default_factory=dict)
+    store_responses: bool = False  # the gateway keeps this route's Responses answers
 
     @property
     def has_canary(self) -> bool:
@@ -156,5 +157,6 @@ def load_routes(conn: Connection, names: Collection[str] | None = None) -> Loade
             canary_weight=weight if isinstance(weight, int) and 0 <= weight <= 100 else 0,
             canary_salt=salt if isinstance(salt, str) else "",
             problems=MappingProxyType(arm_problems),
+            store_responses=row.get("store_responses") is True,
         )
     return loaded

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 
 
@@ -214,6 +215,8 @@ routes = Table(
     Column("canary_weight", Integer, nullable=False, default=0),
     # Drawn for each new canary, so each one takes a fresh slice of users.
     Column("canary_salt", String(32), nullable=False, default=""),
+    # Responses to calls of this route are stored for any key (docs/gateway.md).
+    Column("store_responses", Boolean, nullable=False, default=False, server_default=false()),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
 )
@@ -607,4 +610,18 @@ changelog_subscriptions = Table(
     Column("created_by", String(200), nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Index("ix_changelog_subscriptions_subject", "subject_kind", "subject_name"),
+)
+
+# Responses the gateway stored (`store`, `previous_response_id`): each belongs to the key
+# that made it; `input_items` is the whole conversation it answered (earlier turns
+# included), so continuing it reads one row. Deleted past `responses.retention_days`.
+stored_responses = Table(
+    "stored_responses",
+    metadata,
+    Column("id", String(40), primary_key=True),  # resp_ and the request id's hex
+    Column("key_id", String(40), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("input_items", JSON, nullable=False),
+    Column("response", JSON, nullable=False),  # the Responses object as answered
+    Index("ix_stored_responses_created_at", "created_at"),
 )

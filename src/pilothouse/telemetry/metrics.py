@@ -43,6 +43,8 @@ class _AttemptChildren:
 _TTFT_BUCKETS = tuple(edge / 1000 for edge in TTFT_EDGES_MS)
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 _GATEWAY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)
+# Endpoints that never carry a model's answer (no TTFT, no output signals to count).
+_NO_ANSWER = frozenset({"models", "responses.get", "responses.delete"})
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
 SIGNALS = (
     "empty",
@@ -275,7 +277,7 @@ class Metrics:
                 children.cached.inc(record.cached_tokens)
         if record.cost_usd:
             children.cost.inc(record.cost_usd)
-        if record.endpoint != "models":
+        if record.endpoint not in _NO_ANSWER:
             self._observe_route(record, route, model)
         for attempt in attempts:
             self._observe_attempt(record, attempt)

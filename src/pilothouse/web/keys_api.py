@@ -17,7 +17,7 @@ from pilothouse.web.endpoint import FIRST_PAGE, Api, Body, Call, Page, paged, pa
 from pilothouse.web.fields import Name, Text
 from pilothouse.web.rendering import Result
 
-Scope = Literal["evals", "release:pin", "routes:read", "history:read"]
+Scope = Literal["evals", "release:pin", "routes:read", "history:read", "responses:store"]
 assert set(get_args(Scope)) == set(key_policy.SCOPES), "Scope must list policy.keys.SCOPES"
 PromptPattern = Annotated[str, Field(pattern=key_policy.PROMPT_PATTERN.pattern)]
 

@@ -202,9 +202,11 @@ def _gateway_paths(models: list[str]) -> dict[str, Any]:
             }
         }
 
-    def get(summary: str, op_id: str, params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def get(
+        summary: str, op_id: str, params: list[dict[str, Any]] | None = None, method: str = "get"
+    ) -> dict[str, Any]:
         return {
-            "get": {
+            method: {
                 "operationId": op_id,
                 "summary": summary,
                 "security": [{"bearer": []}],
@@ -216,7 +218,22 @@ def _gateway_paths(models: list[str]) -> dict[str, Any]:
             }
         }
 
+    response_id = [
+        {
+            "name": "response_id",
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "maxLength": 200},
+        }
+    ]
     return {
+        "/v1/responses/{response_id}": {
+            **get("A response stored for this key", "get_response", response_id),
+            **get("Delete it", "delete_response", response_id, method="delete"),
+        },
+        "/v1/responses/{response_id}/input_items": get(
+            "The conversation a stored response answered", "list_input_items", response_id
+        ),
         "/v1/chat/completions": post(
             "A chat completion (OpenAI-compatible)", chat, "chat_completions"
         ),

@@ -16,6 +16,7 @@ from pilothouse import errors
 from pilothouse.monitor import scheduler
 from pilothouse.registry import catalog, names
 from pilothouse.releases import deprecation, promotion
+from pilothouse.releases import route_settings as route_settings_of
 from pilothouse.web.auth import Access
 from pilothouse.web.endpoint import FIRST_PAGE, Api, Body, Call, Page, Query, paged
 from pilothouse.web.fields import Json, Name, Text
@@ -45,6 +46,11 @@ class Canary(ReleaseFields):
 class Rollback(Body):
     reason: Text | None = None
     force: bool = False
+
+
+class RouteSettings(Body):
+    store_responses: bool
+    reason: Text | None = None
 
 
 class DoctorQuery(Query):
@@ -148,6 +154,22 @@ async def rollback(call: Call, body: Rollback | None) -> dict[str, Any]:
     await call.announce()
     call.services.webhooks.wake()
     return release.public()
+
+
+@api.post("/api/routes/{route}/settings", Access.ADMIN)
+async def route_settings(call: Call, body: RouteSettings) -> dict[str, Any]:
+    """The route's settings no release carries: `store_responses` (the gateway keeps the
+    Responses API answers of its calls for the key that made each one)."""
+    result: dict[str, Any] = await call.run(
+        route_settings_of.set_store_responses,
+        call.services.store,
+        call.path["route"],
+        body.store_responses,
+        reason=body.reason,
+        actor=call.actor,
+    )
+    await call.announce()
+    return result
 
 
 @api.get("/api/routes/{route}/history", Access.ROUTES)

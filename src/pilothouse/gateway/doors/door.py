@@ -10,7 +10,7 @@ door's own events, with the same CONTENT marks the TTFT and the failover rules r
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,11 +24,18 @@ from pilothouse.providers.types import ChatStream, OutputSample, StreamEvent, Us
 
 
 class EventWriter(Protocol):
-    """Turns one attempt's chat chunk events into the door's stream events."""
+    """Turns one attempt's chat chunk events into the door's stream events. An event may
+    carry several SSE frames; `merged_frames` counts the frames beyond one per event."""
+
+    merged_frames: int
 
     def start(self) -> list[StreamEvent]: ...
 
     def feed(self, event: StreamEvent) -> list[StreamEvent]: ...
+
+    def feed_batch(self, batch: list[StreamEvent]) -> list[StreamEvent]:
+        """`feed` for each event of one upstream read, in order."""
+        ...
 
     def finish(self) -> list[StreamEvent]: ...
 
@@ -46,26 +53,33 @@ class Door:
     writer: Callable[[dict[str, Any], str, int, str], EventWriter]
     error_body: Callable[[errors.PilothouseError], bytes]
 
-    def answer_body(
+    def answer_object(
         self,
         completion: bytes,
         request: dict[str, Any],
         model: str,
         created_at: int,
         request_id: str,
-    ) -> bytes:
-        answer = self.answer(orjson.loads(completion), request, model, created_at, request_id)
-        return orjson.dumps(answer)
+    ) -> dict[str, Any]:
+        return self.answer(orjson.loads(completion), request, model, created_at, request_id)
+
+
+BeforeClosing = Callable[["EventWriter"], Awaitable[None]]
 
 
 class DoorStream:
     """A `ChatStream` whose events are the door's: the writer's opening events before the
-    first batch, each batch translated, the closing events after the upstream's end. A
-    failure mid-stream ends it without closing events (the gateway writes the door's error)."""
+    first batch, each batch translated, the closing events after the upstream's end (after
+    `before_closing`, when given, has run: a stored response is kept before the client
+    reads its end). A failure mid-stream ends it without closing events (the gateway
+    writes the door's error)."""
 
-    def __init__(self, stream: ChatStream, writer: EventWriter):
+    def __init__(
+        self, stream: ChatStream, writer: EventWriter, before_closing: BeforeClosing | None = None
+    ):
         self.stream = stream
         self.writer = writer
+        self.before_closing = before_closing
 
     @property
     def chunks_in(self) -> int:
@@ -96,12 +110,14 @@ class DoorStream:
         writer = self.writer
         opening = writer.start()
         async for batch in self.stream.batches():
-            out = opening
-            opening = []
-            for event in batch:
-                out += writer.feed(event)
+            if opening:
+                out, opening = opening + writer.feed_batch(batch), []
+            else:
+                out = writer.feed_batch(batch)
             if out:
                 yield out
+        if self.before_closing is not None:
+            await self.before_closing(writer)
         yield [*opening, *writer.finish()]
 
     async def aclose(self) -> None:

@@ -1,8 +1,10 @@
-"""Ids inside a door's answer, and reading a chat chunk frame. The answer's own id is made from the request id (so a
-Responses `resp_...` or Messages `msg_...` id names its request-log row); the ids of the
-items in it (output messages, function calls, tool uses without one) are labels, never
-keys, so they come from a generator seeded once per process rather than from a system
-call per id (which costs ~25 µs on some kernels: more than the door's whole translation)."""
+"""Ids inside a door's answer, and reading a chat chunk frame. The answer's own id is made
+from the request id (so a Responses `resp_...` or Messages `msg_...` id names its
+request-log row). A Responses output item's id is made from the answer's (its kind, the
+answer's hex digits, its place), so an `item_reference` names the stored response that
+holds it. Other item ids (tool uses without one) are labels, never keys, so they come
+from a generator seeded once per process rather than from a system call per id (which
+costs ~25 µs on some kernels: more than the door's whole translation)."""
 
 from __future__ import annotations
 
@@ -29,6 +31,28 @@ def item_id(prefix: str) -> str:
 def answer_id(prefix: str, request_id: str) -> str:
     """`prefix_` and the request id's 32 hex digits."""
     return f"{prefix}_{request_id.replace('-', '')}"
+
+
+def output_item_id(kind: str, answer: str, index: int) -> str:
+    """The id of the output item at `index` of the answer `answer` (`resp_<hex>`)."""
+    return f"{kind}_{answer.partition('_')[2]}{index:04x}"
+
+
+def input_item_id(kind: str, answer: str, index: int) -> str:
+    """The id given to the input item at `index` of a stored answer that came without one."""
+    return f"{kind}_{answer.partition('_')[2]}i{index}"
+
+
+_HEX = frozenset("0123456789abcdef")
+
+
+def answer_of_item(item: str, prefix: str = "resp") -> str | None:
+    """The id of the answer an item id was made from (`output_item_id`,
+    `input_item_id`), or None when it was not made that way."""
+    digits = item.partition("_")[2][:32]
+    if len(digits) != 32 or not _HEX.issuperset(digits):
+        return None
+    return f"{prefix}_{digits}"
 
 
 def chat_chunk(frame: bytes) -> dict[str, Any] | None:

@@ -395,6 +395,14 @@ class MessagesStream:
             )
         return out
 
+    merged_frames = 0  # every frame is its own event
+
+    def feed_batch(self, batch: list[StreamEvent]) -> list[StreamEvent]:
+        out: list[StreamEvent] = []
+        for event in batch:
+            out += self.feed(event)
+        return out
+
     def error(self, exc: errors.PilothouseError) -> bytes:
         """Anthropic's `error` event; the `anthropic` SDK raises it as an APIError."""
         return b"event: error\ndata: " + error_body(exc) + b"\n\n"

@@ -8,12 +8,14 @@ json_object, json_schema) → `response_format`, `max_output_tokens` →
 `max_completion_tokens`, `temperature`, `top_p`, `parallel_tool_calls` (with tools),
 `reasoning.effort` → `reasoning_effort`, `user`, `stream`. Refused (400, naming the
 field): built-in tools (web search, file search, computer use, ...), item types this door
-does not know, and what needs responses kept by the gateway, which keeps none:
-`previous_response_id`, `conversation`, `store: true`, `background: true`, stored
-`prompt`s. Echoed, not sent: `metadata`.
+does not know, and what this gateway does not keep: `conversation`, `background: true`,
+OpenAI-stored `prompt`s. Echoed, not sent: `metadata`. `previous_response_id`,
+`item_reference` items and `store` are the gateway's (`stored.py`): by the time a request
+is translated here, they have been replaced by what they name.
 
 Answer (`to_response`) and stream (`ResponsesStream`): the chat message becomes a
-`message` output item with one `output_text` part, each tool call a `function_call` item;
+`message` output item with one `output_text` part, each tool call a `function_call` item
+(item ids made from the response id: `ids_and_chunks.output_item_id`);
 `finish_reason: length` makes the response `incomplete` (max_output_tokens); usage maps
 to input/output tokens. Streams carry the Responses event sequence with sequence numbers.
 """
@@ -25,7 +27,7 @@ from typing import Any
 import orjson
 
 from pilothouse.errors import InvalidRequest, PilothouseError
-from pilothouse.gateway.doors.ids_and_chunks import chat_chunk, item_id
+from pilothouse.gateway.doors.ids_and_chunks import chat_chunk, item_id, output_item_id
 from pilothouse.providers.types import EventKind, StreamEvent
 
 _ROLES = {"user", "system", "developer", "assistant"}
@@ -34,28 +36,14 @@ _ROLES = {"user", "system", "developer", "assistant"}
 new_id = item_id
 
 
-_NOT_STORED = "this gateway does not store responses yet, so a request cannot build on one"
-
-
-def _refuse_stored_state(body: dict[str, Any]) -> None:
-    """What only a gateway that keeps responses could serve is a clear 400, never ignored."""
-    if body.get("previous_response_id") is not None:
-        raise InvalidRequest(
-            f"`previous_response_id` is not supported yet: {_NOT_STORED}",
-            hint="send the whole conversation in `input` (earlier output items included)",
-            param="previous_response_id",
-        )
+def _refuse_unserved_state(body: dict[str, Any]) -> None:
+    """What this gateway does not keep is a clear 400, never ignored."""
     if body.get("conversation") is not None:
         raise InvalidRequest(
-            f"`conversation` is not supported yet: {_NOT_STORED}",
-            hint="send the whole conversation in `input`",
+            "`conversation` (an OpenAI-stored conversation) is not supported: continue a "
+            "stored response with `previous_response_id`, or send the whole conversation "
+            "in `input`",
             param="conversation",
-        )
-    if body.get("store") is True:
-        raise InvalidRequest(
-            "`store: true` is not supported yet: this gateway does not store responses",
-            hint="leave `store` out or send `store: false`",
-            param="store",
         )
     if body.get("background") is True:
         raise InvalidRequest(
@@ -72,8 +60,10 @@ def _refuse_stored_state(body: dict[str, Any]) -> None:
 
 
 def to_chat(body: dict[str, Any]) -> dict[str, Any]:
-    """The chat completions body for a Responses request; InvalidRequest names the field."""
-    _refuse_stored_state(body)
+    """The chat completions body for a Responses request; InvalidRequest names the field.
+    `previous_response_id` and `item_reference` items must have been replaced by what
+    they name already (`gateway/doors/stored.py`); `store` is the gateway's to decide."""
+    _refuse_unserved_state(body)
     messages: list[dict[str, Any]] = []
     instructions = body.get("instructions")
     if instructions is not None:
@@ -159,10 +149,17 @@ def _input_messages(value: Any) -> list[dict[str, Any]]:
             )
         elif kind == "reasoning":
             continue  # a model's reasoning summary: nothing for the next model to read
+        elif kind == "item_reference":
+            raise InvalidRequest(
+                f"`{where}` is an item_reference, but this gateway keeps no stored items "
+                "for it to name",
+                hint="send the item itself, or store responses (docs/gateway.md)",
+                param=where,
+            )
         else:
             raise InvalidRequest(
                 f"`{where}.type` {kind!r} is not supported by this gateway's Responses door "
-                "(message, function_call, function_call_output)",
+                "(message, function_call, function_call_output, item_reference)",
                 param=f"{where}.type",
             )
     if not messages:
@@ -277,16 +274,16 @@ def to_response(
     output: list[dict[str, Any]] = []
     text = message.get("content")
     if isinstance(text, str) and text:
-        output.append(_message_item(new_id("msg"), text))
+        output.append(_message_item(output_item_id("msg", response_id, 0), text))
     elif isinstance(message.get("refusal"), str) and message["refusal"]:
-        item = _message_item(new_id("msg"), "")
+        item = _message_item(output_item_id("msg", response_id, 0), "")
         item["content"] = [{"type": "refusal", "refusal": message["refusal"]}]
         output.append(item)
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         output.append(
             _function_item(
-                new_id("fc"),
+                output_item_id("fc", response_id, len(output)),
                 call.get("id") or new_id("call"),
                 function.get("name"),
                 function.get("arguments") or "",
@@ -340,7 +337,7 @@ def envelope(
         "incomplete_details": {"reason": "max_output_tokens"} if status == "incomplete" else None,
         "error": error,
         "usage": usage,
-        "store": False,
+        "store": request.get("store") is True,  # True only once the gateway decided to keep it
     }
 
 
@@ -388,6 +385,22 @@ _TEXT_DELTA_START = (
     b'"sequence_number":'
 )
 _TEXT_DELTA_END = b',"logprobs":[]}\n\n'
+# The closing frames of a message item, around its id, place and text (what `_frame`
+# would write, key for key): the text is encoded once for all of them.
+_TEXT_DONE = (
+    b'event: response.output_text.done\ndata: {"type":"response.output_text.done",'
+    b'"sequence_number":%d,"item_id":"%s","output_index":%d,"content_index":0,"text":%s,'
+    b'"logprobs":[]}\n\n'
+)
+_PART_DONE = (
+    b'event: response.content_part.done\ndata: {"type":"response.content_part.done",'
+    b'"sequence_number":%d,"item_id":"%s","output_index":%d,"content_index":0,"part":%s}\n\n'
+)
+_MESSAGE_DONE = (
+    b'event: response.output_item.done\ndata: {"type":"response.output_item.done",'
+    b'"sequence_number":%d,"output_index":%d,"item":{"type":"message","id":"%s",'
+    b'"status":"completed","role":"assistant","content":[%s]}}\n\n'
+)
 
 
 class ResponsesStream:
@@ -409,15 +422,26 @@ class ResponsesStream:
         self.items: list[dict[str, Any]] = []
         self.usage: dict[str, Any] | None = None
         self.finish_reason: str | None = None
+        self.closed_status: str | None = None  # set once the items are completed
+        # Frames sent inside another one's StreamEvent (several frames in one): the relay
+        # counts events, so the gateway adds these to the frames the client received.
+        self.merged_frames = 0
+
+    def _frame(self, kind: str, data: dict[str, Any]) -> bytes:
+        data = {"type": kind, "sequence_number": self.sequence, **data}
+        self.sequence += 1
+        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
     def _event(
         self, kind: str, data: dict[str, Any], event_kind: EventKind = EventKind.OTHER
     ) -> StreamEvent:
-        data = {"type": kind, "sequence_number": self.sequence, **data}
-        self.sequence += 1
-        return StreamEvent(
-            b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n", event_kind
-        )
+        return StreamEvent(self._frame(kind, data), event_kind)
+
+    def _merged(self, frames: list[bytes], kind: EventKind) -> StreamEvent:
+        """Several frames as one event: one object and one relay step instead of many
+        (most of what a text delta cost)."""
+        self.merged_frames += len(frames) - 1
+        return StreamEvent(b"".join(frames), kind)
 
     def _snapshot(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
         return envelope(
@@ -446,10 +470,58 @@ class ResponsesStream:
         return failed
 
     def start(self) -> list[StreamEvent]:
-        return [
-            self._event("response.created", {"response": self._snapshot("in_progress")}),
-            self._event("response.in_progress", {"response": self._snapshot("in_progress")}),
-        ]
+        # Both opening events carry the same response: serialized once (what `_frame`
+        # would write for each, key for key).
+        response = orjson.dumps(self._snapshot("in_progress"))
+        frames = []
+        for kind in (b"response.created", b"response.in_progress"):
+            head = b'event: %s\ndata: {"type":"%s","sequence_number":%d,"response":'
+            frames.append(head % (kind, kind, self.sequence) + response + b"}\n\n")
+            self.sequence += 1
+        return [self._merged(frames, EventKind.OTHER)]
+
+    def feed_batch(self, batch: list[StreamEvent]) -> list[StreamEvent]:
+        """`feed` for each event of one upstream read. Most of a stream is chunks whose
+        one choice's delta is only text: a run of them becomes one event of text delta
+        frames, made on a short path."""
+        out: list[StreamEvent] = []
+        run: list[bytes] = []
+        for event in batch:
+            chunk = event.chunk
+            if event.kind is EventKind.CONTENT and self.text_item is not None and chunk:
+                choices = chunk.get("choices")
+                if type(choices) is list and len(choices) == 1:
+                    choice = choices[0]
+                    delta = choice.get("delta") if type(choice) is dict else None
+                    if (  # exactly what `feed` would make of it, without its other cases
+                        type(delta) is dict
+                        and type(content := delta.get("content")) is str
+                        and content
+                        and not delta.get("tool_calls")
+                        and not choice.get("finish_reason")
+                        and not chunk.get("usage")
+                    ):
+                        self.text_parts.append(content)
+                        run += (
+                            _TEXT_DELTA_START,
+                            b"%d" % self.sequence,
+                            self._delta_middle,
+                            orjson.dumps(content),
+                            _TEXT_DELTA_END,
+                        )
+                        self.sequence += 1
+                        continue
+            if run:
+                out.append(self._text_run(run))
+                run = []
+            out += self.feed(event)
+        if run:
+            out.append(self._text_run(run))
+        return out
+
+    def _text_run(self, parts: list[bytes]) -> StreamEvent:
+        self.merged_frames += len(parts) // 5 - 1
+        return StreamEvent(b"".join(parts), EventKind.CONTENT)
 
     def feed(self, event: StreamEvent) -> list[StreamEvent]:
         if event.kind is EventKind.DONE:
@@ -474,47 +546,42 @@ class ResponsesStream:
         return out
 
     def _text_delta(self, content: str) -> list[StreamEvent]:
-        out = []
+        frames = []
         if self.text_item is None:
-            self.text_item = _message_item(new_id("msg"), "", status="in_progress")
+            self.text_item = _message_item(
+                output_item_id("msg", self.response_id, len(self.items)), "", "in_progress"
+            )
             self.text_item["content"] = []
             self.items.append(self.text_item)
             index = len(self.items) - 1
-            out.append(
-                self._event(
-                    "response.output_item.added", {"output_index": index, "item": self.text_item}
-                )
-            )
-            out.append(
-                self._event(
-                    "response.content_part.added",
-                    {
-                        "item_id": self.text_item["id"],
-                        "output_index": index,
-                        "content_index": 0,
-                        "part": {"type": "output_text", "text": "", "annotations": []},
-                    },
-                )
-            )
-            # Text deltas are most of a stream: their frame is assembled around the two
-            # values that change (what `_event` would write, key for key).
+            added = {"output_index": index, "item": self.text_item}
+            frames.append(self._frame("response.output_item.added", added))
+            part = {
+                "item_id": self.text_item["id"],
+                "output_index": index,
+                "content_index": 0,
+                "part": {"type": "output_text", "text": "", "annotations": []},
+            }
+            frames.append(self._frame("response.content_part.added", part))
             self._delta_middle = (
                 f',"item_id":"{self.text_item["id"]}","output_index":{index},'
                 '"content_index":0,"delta":'
             ).encode()
+        # A text delta's frame is assembled around the two values that change (what
+        # `_frame` would write, key for key); `feed_batch` does the same for a run.
         self.text_parts.append(content)
-        frame = b"".join(
-            (
+        frames.append(
+            b"%s%d%s%s%s"
+            % (
                 _TEXT_DELTA_START,
-                str(self.sequence).encode(),
+                self.sequence,
                 self._delta_middle,
                 orjson.dumps(content),
                 _TEXT_DELTA_END,
             )
         )
         self.sequence += 1
-        out.append(StreamEvent(frame, EventKind.CONTENT))
-        return out
+        return [self._merged(frames, EventKind.CONTENT)]
 
     def _call_delta(self, call: dict[str, Any]) -> list[StreamEvent]:
         index = call.get("index", 0)
@@ -523,7 +590,7 @@ class ResponsesStream:
         item = self.calls.get(index)
         if item is None:
             item = _function_item(
-                new_id("fc"),
+                output_item_id("fc", self.response_id, len(self.items)),
                 call.get("id") or new_id("call"),
                 function.get("name"),
                 "",
@@ -553,52 +620,42 @@ class ResponsesStream:
             )
         return out
 
+    def _close(self) -> str:
+        """The items completed (the message's text joined); the response's final status."""
+        if self.closed_status is None:
+            text = "".join(self.text_parts)
+            for item in self.items:
+                if item["type"] == "message":
+                    item["content"] = [{"type": "output_text", "text": text, "annotations": []}]
+                item["status"] = "completed"
+            self.closed_status = "incomplete" if self.finish_reason == "length" else "completed"
+        return self.closed_status
+
+    def result(self) -> dict[str, Any]:
+        """The whole response as its closing event will carry it (after the last `feed`)."""
+        return self._snapshot(self._close())
+
     def finish(self) -> list[StreamEvent]:
-        out = []
-        text = "".join(self.text_parts)
+        status = self._close()
+        frames = []
         for index, item in enumerate(self.items):
             if item["type"] == "message":
-                part = {"type": "output_text", "text": text, "annotations": []}
-                out.append(
-                    self._event(
-                        "response.output_text.done",
-                        {
-                            "item_id": item["id"],
-                            "output_index": index,
-                            "content_index": 0,
-                            "text": text,
-                            "logprobs": [],
-                        },
-                    )
-                )
-                out.append(
-                    self._event(
-                        "response.content_part.done",
-                        {
-                            "item_id": item["id"],
-                            "output_index": index,
-                            "content_index": 0,
-                            "part": part,
-                        },
-                    )
-                )
-                item["content"] = [part]
-            else:
-                out.append(
-                    self._event(
-                        "response.function_call_arguments.done",
-                        {
-                            "item_id": item["id"],
-                            "output_index": index,
-                            "arguments": item["arguments"],
-                        },
-                    )
-                )
-            item["status"] = "completed"
-            out.append(
-                self._event("response.output_item.done", {"output_index": index, "item": item})
-            )
-        status = "incomplete" if self.finish_reason == "length" else "completed"
+                item_id, text = item["id"].encode(), orjson.dumps(item["content"][0]["text"])
+                part = b'{"type":"output_text","text":%s,"annotations":[]}' % text
+                sequence = self.sequence
+                frames.append(_TEXT_DONE % (sequence, item_id, index, text))
+                frames.append(_PART_DONE % (sequence + 1, item_id, index, part))
+                frames.append(_MESSAGE_DONE % (sequence + 2, index, item_id, part))
+                self.sequence += 3
+                continue
+            arguments = {
+                "item_id": item["id"],
+                "output_index": index,
+                "arguments": item["arguments"],
+            }
+            frames.append(self._frame("response.function_call_arguments.done", arguments))
+            done = {"output_index": index, "item": item}
+            frames.append(self._frame("response.output_item.done", done))
         kind = "response.incomplete" if status == "incomplete" else "response.completed"
-        out.append(self._event(kind, {"response": self._snapshot(status)}))
-        return out
+        frames.append(self._frame(kind, {"response": self._snapshot(status)}))
+        return [self._merged(frames, EventKind.OTHER)]
