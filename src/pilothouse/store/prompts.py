@@ -233,7 +233,11 @@ def label_events(conn: Connection, name: str, label: str) -> list[dict[str, Any]
     return [dict(r._mapping) for r in rows]
 
 
-def events_after(conn: Connection, last_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+EVENTS_PAGE = 1000
+
+
+def events_after(conn: Connection, last_id: int, limit: int = EVENTS_PAGE) -> list[dict[str, Any]]:
+    """The events after `last_id`, oldest first, at most `limit` of them."""
     rows = conn.execute(
         select(prompt_events)
         .where(prompt_events.c.id > last_id)
