@@ -23,11 +23,11 @@ database grown from the previous one (cp_catalogue.py). At each size, on copies 
 Also: the snapshot's memory per part and a key lookup at 5,000 and 100,000 keys.
 
     bash bench/setup.sh      # nginx, wrk, the bench venv (aiohttp, matplotlib)
-    .venv/bin/python bench/control_plane.py    # about 25 minutes on 2 cores
+    .venv/bin/python bench/control_plane.py    # about 35 minutes on 2 cores
 
 Knobs: CP_SIZES ("10:1,100:10,1000:200,10000:2000"), CP_KEYS (5000), CP_BACKENDS
 ("sqlite,postgresql"), CP_PARTS ("promote,storm,feed"), CP_PROMOTES (40), CP_FULL_UP_TO
-(1000), CP_STORM_ROUNDS (3), CP_STORM_S (10), CP_FEED_CLIENTS (1000), CP_FEED_SDK (20),
+(1000), CP_STORM_ROUNDS (5), CP_STORM_S (8), CP_FEED_CLIENTS (1000), CP_FEED_SDK (20),
 CP_FEED_PROCS (2), CP_FEED_MOVES (10), CP_POSTGRES_URL (postgresql://postgres@127.0.0.1:5432),
 PILOTHOUSE_REDIS_URL (redis://127.0.0.1:6379), TARGET_CPU (1), LOADGEN_CPU (0).
 Prints Markdown tables; raw JSON goes to bench/results/, the plot (cp_plot.py, run under
@@ -73,8 +73,8 @@ BACKENDS = ENV("CP_BACKENDS", "sqlite,postgresql").split(",")
 PARTS = set(ENV("CP_PARTS", "promote,storm,feed").split(","))
 PROMOTES = int(ENV("CP_PROMOTES", "40"))
 FULL_UP_TO = int(ENV("CP_FULL_UP_TO", "1000"))
-STORM_ROUNDS = int(ENV("CP_STORM_ROUNDS", "3"))
-STORM_S = int(ENV("CP_STORM_S", "10"))
+STORM_ROUNDS = int(ENV("CP_STORM_ROUNDS", "5"))
+STORM_S = int(ENV("CP_STORM_S", "8"))
 FEED_CLIENTS = int(ENV("CP_FEED_CLIENTS", "1000"))
 FEED_SDK = int(ENV("CP_FEED_SDK", "20"))
 FEED_PROCS = int(ENV("CP_FEED_PROCS", "2"))

@@ -42,9 +42,10 @@ def _promote_rows(rows: list[dict[str, Any]]) -> list[str]:
 def _load_rows(rows: list[dict[str, Any]]) -> list[str]:
     lines = [
         "| database | prompts | routes | c32 req/s calm | during the storm | storm ÷ calm "
-        "(per round) | promote under load p50 / max | feed: heard p50 / p99 | feed: fetched "
-        "p50 / p99 / max | SDK clients p99 | missed | load avg |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "(per round) | CPU/request calm ÷ storm | promote under load p50 / max | feed: heard "
+        "p50 / p99 | feed: has the new version p50 / p99 / max | SDK clients p99 | missed | "
+        "server CPU per move | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         storm, feed = row.get("storm"), row.get("feed")
@@ -56,10 +57,11 @@ def _load_rows(rows: list[dict[str, Any]]) -> list[str]:
                 f"{storm['calm_rps']:.0f}",
                 f"{storm['storm_rps']:.0f}",
                 f"**{storm['ratio']:.2f}** ({per_round})",
+                f"{storm['cpu_ratio']:.2f}" if storm.get("cpu_ratio") else "",
                 f"{pct(promote, 0.5):.0f} / {max(promote, default=0) * 1000:.0f} ms",
             ]
         else:
-            cells += ["", "", "", ""]
+            cells += ["", "", "", "", ""]
         if feed:
             cells += [
                 f"{pct(feed['heard'], 0.5):.0f} / {pct(feed['heard'], 0.99):.0f} ms",
@@ -67,9 +69,10 @@ def _load_rows(rows: list[dict[str, Any]]) -> list[str]:
                 f"{pct(feed['fetched'], 1.0):.0f} ms",
                 f"{pct(feed['sdk'], 0.99):.0f} ms",
                 str(feed["missed"]),
+                f"{feed['server_cpu_s_per_move'] * 1000:.0f} ms",
             ]
         else:
-            cells += ["", "", "", ""]
+            cells += ["", "", "", "", ""]
         loads = row.get("storm_load", []) + row.get("feed_load", [])
         cells.append(f"{min(loads):.1f}-{max(loads):.1f}" if loads else "")
         lines.append("| " + " | ".join(cells) + " |")

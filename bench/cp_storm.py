@@ -89,12 +89,23 @@ def storm_rounds(
             log(f"  round {rnd + 1} c32 {kind}: {harness.brief(result[kind])}")
         per_round.append(result)
     ratios = [r["storm"]["rps"] / r["calm"]["rps"] for r in per_round]
+    # CPU per request calm ÷ storm: the same ratio at equal CPU, which the other work on a
+    # shared machine does not move (what one promotion a second costs the instance).
+    cpu_ratios = [
+        r["calm"]["cpu_ms_per_req"] / r["storm"]["cpu_ms_per_req"]
+        for r in per_round
+        if r["calm"].get("cpu_ms_per_req") and r["storm"].get("cpu_ms_per_req")
+    ]
     return {
         "rounds": per_round,
         "calm_rps": statistics.median(r["calm"]["rps"] for r in per_round),
         "storm_rps": statistics.median(r["storm"]["rps"] for r in per_round),
         "ratio": statistics.median(ratios),
         "ratios": ratios,
+        "cpu_ratio": statistics.median(cpu_ratios) if cpu_ratios else None,
+        "other_on_target_pct": [
+            round(r[k]["other_on_target_pct"]) for r in per_round for k in ("calm", "storm")
+        ],
         "errors": sum(r[k].get("errors", 0) for r in per_round for k in ("calm", "storm")),
         "promote_under_load_s": promote_seconds,
     }

@@ -6,10 +6,12 @@ the rest of the change applies."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from control_setup import OTHER, answer_everything, call_route, promote, push, statements
@@ -279,3 +281,32 @@ async def test_a_missed_change_is_read_from_the_change_log_without_a_full_load(
     assert [k.name for k in holder.current.keys_by_hash.values() if k.id == late.id] == ["renamed"]
     await holder.close()
     store.close()
+
+
+async def test_concurrent_reads_of_a_prompt_cost_the_store_one_read(tmp_path: Path) -> None:
+    """After a label move every SDK client holding the label may ask at once: the reads
+    made at one configuration version wait for one store read; a change reads afresh."""
+    async with InProcess.start(tmp_path) as gw:
+        await catalogue(gw)
+
+        async def reads(count: int) -> tuple[list[httpx.Response], int]:
+            with statements(gw.server.store.engine) as seen:
+                answers = await asyncio.gather(
+                    *(gw.client.get("/api/prompts/other", headers=gw.admin) for _ in range(count))
+                )
+            return list(answers), len([s for s, _ in seen if "prompt_versions" in s])
+
+        moved = await gw.client.post(
+            "/api/prompts/other/labels/production", json={"version": 2}, headers=gw.admin
+        )
+        assert moved.status_code == 200, moved.text
+        answers, many = await reads(20)
+        assert {(a.status_code, a.json()["version"]) for a in answers} == {(200, 2)}
+        assert len({a.headers["etag"] for a in answers}) == 1
+        assert (await reads(5))[1] == 0  # same version: no store read at all
+        moved = await gw.client.post(
+            "/api/prompts/other/labels/production", json={"version": 1}, headers=gw.admin
+        )
+        answers, one = await reads(1)
+        assert answers[0].json()["version"] == 1  # a change is read afresh
+        assert many == one > 0
