@@ -26,7 +26,7 @@ Also: the snapshot's memory per part and a key lookup at 5,000 and 100,000 keys.
     .venv/bin/python bench/control_plane.py    # about 35 minutes on 2 cores
 
 Knobs: CP_SIZES ("10:1,100:10,1000:200,10000:2000"), CP_KEYS (5000), CP_BACKENDS
-("sqlite,postgresql"), CP_PARTS ("promote,storm,feed"), CP_PROMOTES (40), CP_FULL_UP_TO
+("sqlite,postgresql"), CP_PARTS ("promote,storm,feed"), CP_PROMOTES (60), CP_FULL_UP_TO
 (1000), CP_STORM_ROUNDS (5), CP_STORM_S (8), CP_FEED_CLIENTS (1000), CP_FEED_SDK (20),
 CP_FEED_PROCS (2), CP_FEED_MOVES (10), CP_POSTGRES_URL (postgresql://postgres@127.0.0.1:5432),
 PILOTHOUSE_REDIS_URL (redis://127.0.0.1:6379), TARGET_CPU (1), LOADGEN_CPU (0).
@@ -71,7 +71,7 @@ SIZES = [
 KEYS = int(ENV("CP_KEYS", "5000"))
 BACKENDS = ENV("CP_BACKENDS", "sqlite,postgresql").split(",")
 PARTS = set(ENV("CP_PARTS", "promote,storm,feed").split(","))
-PROMOTES = int(ENV("CP_PROMOTES", "40"))
+PROMOTES = int(ENV("CP_PROMOTES", "60"))
 FULL_UP_TO = int(ENV("CP_FULL_UP_TO", "1000"))
 STORM_ROUNDS = int(ENV("CP_STORM_ROUNDS", "5"))
 STORM_S = int(ENV("CP_STORM_S", "8"))
