@@ -208,7 +208,9 @@ def _nginx_str(s: str) -> str:
     return "'" + s.replace("\\", "\\\\").replace("\n", "\\n") + "'"
 
 
-def nginx_conf(run_dir: str) -> str:
+def nginx_conf(
+    run_dir: str, json_port: int = PORT_UP_JSON, stream_port: int = PORT_UP_STREAM
+) -> str:
     """One worker; JSON on one port, SSE (the whole stream in one burst) on the other."""
     # a quoted nginx token is at most ~4 KiB: assemble the SSE body from variables
     parts, cur = [], ""
@@ -231,14 +233,14 @@ http {{
   client_body_temp_path {tmp}/b; proxy_temp_path {tmp}/p; fastcgi_temp_path {tmp}/f;
   uwsgi_temp_path {tmp}/u; scgi_temp_path {tmp}/s; client_body_buffer_size 64k;
   server {{
-    listen {HOST}:{PORT_UP_JSON} backlog=4096;
+    listen {HOST}:{json_port} backlog=4096;
     location = /v1/chat/completions {{
       default_type application/json; return 200 {_nginx_str(payloads.completion())};
     }}
     location / {{ return 404; }}
   }}
   server {{
-    listen {HOST}:{PORT_UP_STREAM} backlog=4096;
+    listen {HOST}:{stream_port} backlog=4096;
     location = /v1/chat/completions {{
       default_type text/event-stream; add_header Cache-Control no-cache;
       {sets}

@@ -42,13 +42,14 @@ else
   log "nginx and wrk present"
 fi
 
-# 2. bench venv: the stream client and the floor proxy (aiohttp + uvloop)
+# 2. bench venv: the stream client, the floor proxy and the prompt-feed clients (aiohttp +
+#    uvloop); matplotlib for the control-plane plot
 VENV="$BENCH_PREFIX/venv"
-if ! "$VENV/bin/python" -c 'import aiohttp, uvloop' 2>/dev/null; then
+if ! "$VENV/bin/python" -c 'import aiohttp, uvloop, matplotlib' 2>/dev/null; then
   log "creating $VENV"
   python3 -m venv "$VENV"
   pipq "$VENV/bin/pip" install -q --upgrade pip
-  pipq "$VENV/bin/pip" install -q aiohttp uvloop
+  pipq "$VENV/bin/pip" install -q aiohttp uvloop matplotlib
 fi
 if [ "${WITH_PYSPY:-0}" = 1 ] && [ ! -x "$VENV/bin/py-spy" ]; then
   pipq "$VENV/bin/pip" install -q py-spy

@@ -176,6 +176,9 @@ def test_change_stream_pushes_label_moves_and_resumes_from_last_event_id(
     assert event["kind"] == "label_moved" and event["name"] == "summary"
     assert event["label"] == "staging" and event["version"] == 2
     assert at - moved_at < 1.0
+    # It carries what a reader of the label now gets, so SDK clients need not fetch it.
+    read = gateway.admin.get("/api/prompts/summary", params={"label": "staging"})
+    assert event["prompt"] == read.json() and event["etag"] == read.headers["etag"]
 
     # Resume from before that event: the missed one and a later one arrive.
     rolled = cli(gateway, "rollback", "summary", "staging")

@@ -127,10 +127,8 @@ class Server:
             self.store,
             self.fleet.aliases,
             publish=self.bus.publish,
-            bus_carries_changes=bool(self.bus.transports),
             count_load=lambda mode, reason: metrics.config_loads.labels(mode, reason).inc(),
             count_drift=lambda kind, n: metrics.config_drift.labels(kind).inc(n),
-            gap_grace_seconds=gateway_settings.config_poll_interval_seconds,
         )
         holder = self.holder
         self.metrics.config_version.set_function(lambda: holder.current.version)

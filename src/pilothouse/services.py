@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -19,6 +19,7 @@ from pilothouse.monitor.engine import Monitor
 from pilothouse.notify.webhooks import WebhookSender
 from pilothouse.policy.quota_gate import QuotaGate
 from pilothouse.registry.feed import PromptFeed
+from pilothouse.registry.read_cache import ResolvedPrompts
 from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.store import Store, database
 from pilothouse.store.tolerant import DamagedRow
@@ -45,6 +46,8 @@ class Services:
     webhooks: WebhookSender
     clock: Clock  # the time monitors, schedules and alerts read
     quotas: QuotaGate
+    # Prompt reads (GET /api/prompts/{name}) made at the served configuration version.
+    prompt_reads: ResolvedPrompts = field(default_factory=ResolvedPrompts)
 
     @property
     def snapshot(self) -> Snapshot:

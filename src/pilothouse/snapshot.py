@@ -13,15 +13,17 @@ How a snapshot changes:
   the next snapshot by structural sharing (each part is an `immutables.Map`: a replaced
   entry copies a few tree nodes, not the part). Changes apply in version order; the
   snapshot's `version` means every change up to it is applied.
-- **Full**: at start-up; when a change's items are unknown; when a version was missed
-  (a gap the bus does not fill within one poll, or no bus at all); and periodically as a
+- **Full**: at start-up; when a change's items are unknown; when the store is ahead by
+  changes its change log cannot name (pruned, or made by hand); and periodically as a
   consistency check that compares the served snapshot with a fresh full load, counts and
   logs any item that differed, and serves the fresh one (`check`).
 
 Changes arrive from this process's own commits (`Store.on_commit`; `apply_local` applies
 them before an admin write answers: read-your-writes on the instance that took the
 write), from the change bus (other processes), and from a poll of the store's version
-(the backstop). Requests that already hold the old snapshot finish on it.
+(the backstop), which reads what it missed from the store's change log
+(`changes.since`): with no bus, or a lost message, the poll is incremental too. Requests
+that already hold the old snapshot finish on it.
 
 Loading never fails because of one item: what cannot be loaded is quarantined (the
 loaders keep it, answering its callers with an error naming the problem), logged once and
@@ -206,9 +208,7 @@ class SnapshotHolder:
     """Holds the current snapshot and moves it forward, change by change.
 
     `publish` announces this process's committed changes to the others (the change bus);
-    `bus_carries_changes` says whether other processes' changes arrive as messages (then
-    a version the poll sees ahead is given one poll interval to arrive before a full
-    reload); `count_load(mode, reason)` and `count_drift(kind, n)` feed the metrics.
+    `count_load(mode, reason)` and `count_drift(kind, n)` feed the metrics.
     """
 
     def __init__(
@@ -218,25 +218,20 @@ class SnapshotHolder:
         *,
         parts: tuple[Part, ...] = PARTS,
         publish: Callable[[Change], Awaitable[None]] | None = None,
-        bus_carries_changes: bool = False,
         count_load: Callable[[str, str], None] = _ignore,
         count_drift: Callable[[str, int], None] = _ignore,
-        gap_grace_seconds: float = 0.5,
     ):
         self._store = store
         self._models = MappingProxyType(dict(models))
         self._parts = parts
         self._publish = publish
-        self._bus = bus_carries_changes
         self._count_load = count_load
         self._count_drift = count_drift
-        self._gap_grace = gap_grace_seconds
         self._reported: set[Quarantined] = set()
         self._local: list[Change] = []  # committed here, not yet applied (any thread)
         self._local_high = 0
         self._local_lock = threading.Lock()
         self._pending: dict[int, Change] = {}  # arrived ahead of a missing version
-        self._lagging: int | None = None  # a store version the last poll saw ahead
         self._lock = asyncio.Lock()  # one load at a time, each from the current snapshot
         self._changed = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -262,9 +257,9 @@ class SnapshotHolder:
         with self._store.connect() as conn:
             return updated(base, conn, self._parts, version, items)
 
-    def _version(self) -> int:
+    def _logged_since(self, version: int) -> tuple[int, list[Change] | None]:
         with self._store.connect() as conn:
-            return changes.current(conn)
+            return changes.since(conn, version)
 
     # -- arriving changes --------------------------------------------------------------
 
@@ -282,7 +277,8 @@ class SnapshotHolder:
     async def apply_local(self) -> int:
         """Publish and apply the changes this process committed; return the version now
         served, which includes them all (read-your-writes). A change another process
-        made in between is waited for briefly, then loaded in full."""
+        made in between is read from the change log (or, if it cannot say, loaded in
+        full)."""
         with self._local_lock:
             made, self._local = self._local, []
             target = self._local_high
@@ -291,10 +287,8 @@ class SnapshotHolder:
                 await self._publish(change)
         if made:
             await self._accept(made)
-        if self.current.version < target and not await self.wait_for_version(
-            target, self._gap_grace
-        ):
-            await self._full("gap")
+        if self.current.version < target:
+            await self._catch_up("gap")
         return self.current.version
 
     async def receive(self, change: Change | None) -> None:
@@ -305,22 +299,33 @@ class SnapshotHolder:
             await self._accept([change])
 
     async def refresh(self, *, force: bool = False) -> bool:
-        """Catch up with the store now: apply this process's changes, then load in full
-        if the store is still ahead (or `force`). True when a full load was swapped in."""
+        """Catch up with the store now: apply this process's changes, then what the
+        change log says the store has beyond them, in full when it cannot say (or
+        `force`). True when a full load was swapped in."""
         await self.apply_local()
-        version = await asyncio.to_thread(self._version)
-        if force or version > self.current.version:
-            return await self._full("refresh", force=force)
+        if force:
+            return await self._full("refresh", force=True)
+        return await self._catch_up("refresh")
+
+    async def _catch_up(self, reason: str) -> bool:
+        """Apply the changes the store has beyond the served version, as its change log
+        names them; load in full when the log cannot say. True when loaded in full."""
+        latest, logged = await asyncio.to_thread(self._logged_since, self.current.version)
+        if latest <= self.current.version:
+            return False
+        if logged is None:
+            return await self._full(reason)
+        await self._accept(logged, reason)
         return False
 
-    async def _accept(self, arrived: list[Change]) -> None:
+    async def _accept(self, arrived: list[Change], reason: str = "change") -> None:
         async with self._lock:
             for change in arrived:
                 if change.version > self.current.version:
                     self._pending[change.version] = change
-            await self._drain_pending()
+            await self._drain_pending(reason)
 
-    async def _drain_pending(self) -> None:
+    async def _drain_pending(self, reason: str = "change") -> None:
         """Apply the pending changes that follow the current version (lock held)."""
         while True:
             version = self.current.version
@@ -342,7 +347,7 @@ class SnapshotHolder:
                 base = self.current
                 snapshot = await asyncio.to_thread(self._update, base, version, frozenset(items))
                 self._swap(snapshot)
-                self._count_load("incremental", "change")
+                self._count_load("incremental", reason)
 
     async def _full(self, reason: str, *, force: bool = False) -> bool:
         async with self._lock:
@@ -437,18 +442,10 @@ class SnapshotHolder:
             )
 
     async def _tick(self) -> None:
-        """The poll: apply local changes; a store version still ahead after one more tick
-        (or at once, with no bus to bring the change) is a missed change: load in full."""
+        """The poll: apply local changes, then whatever the store has beyond them (a
+        change whose bus message was lost or is late, or with no bus, every change)."""
         await self.apply_local()
-        version = await asyncio.to_thread(self._version)
-        if version <= self.current.version:
-            self._lagging = None
-            return
-        if not self._bus or (self._lagging is not None and self.current.version < self._lagging):
-            self._lagging = None
-            await self._full("missed change" if self._bus else "poll")
-        else:
-            self._lagging = version
+        await self._catch_up("poll")
 
     async def _every(
         self, interval: float, work: Callable[[], Awaitable[object]], what: str

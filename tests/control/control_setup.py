@@ -4,9 +4,12 @@ the provider was sent."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
+import sqlalchemy as sa
 
 from inprocess import InProcess, Scripted
 
@@ -82,3 +85,18 @@ async def call_route(
 def last_sent(gw: InProcess) -> list[dict[str, Any]]:
     """The messages the provider received last."""
     return list(gw.transports["sim"].requests[-1][1]["messages"])
+
+
+@contextmanager
+def statements(engine: sa.Engine) -> Iterator[list[tuple[str, Any]]]:
+    """Every SQL statement `engine` runs meanwhile, with its parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        seen.append((statement, parameters))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from control_setup import statements
 
 from pilothouse import errors
 from pilothouse.config import ModelSpec
@@ -102,6 +103,41 @@ def test_a_label_move_that_adds_an_undeclared_variable_is_refused(store: Store) 
     assert [(p.name, p.version) for p, _ in results] == [("house-style", 2), ("triage", 2)]
     rendered = registry.get(store, "triage").render({"ticket": "x"})
     assert rendered.messages[0]["content"] == "Sort. Be kind."
+
+
+def test_a_label_move_reads_the_prompts_that_include_it_and_no_other(store: Store) -> None:
+    setup(store)  # triage includes house-style; route support froze it
+    push(store, "signature", {"text": "Thanks. {{> house-style}}"}, labels=["production"])
+    reply = {
+        "variables": {"ticket": {}},
+        "messages": [{"role": "user", "content": "{{ticket}} {{> signature}}"}],
+    }
+    push(store, "reply", reply, labels=["production"])
+    for n in range(3):
+        body = {
+            "variables": {"q": {}},
+            "messages": [{"role": "user", "content": f"{n}: {{{{q}}}}"}],
+        }
+        push(store, f"loner-{n}", body, labels=["production"])
+        push(store, f"loner-{n}", {**body, "messages": [{"role": "user", "content": "{{q}}!"}]})
+    with statements(store.engine) as seen:
+        registry.move_label(store, "loner-0", "production", 2)
+    read = {
+        str(value)
+        for statement, parameters in seen
+        if "FROM prompt_versions" in statement
+        for value in (parameters.values() if isinstance(parameters, dict) else parameters)
+    }
+    others = {"house-style", "triage", "signature", "reply", "loner-1", "loner-2"}
+    assert read & others == set(), read
+
+    # A fragment's move still finds every includer, two includes away, and the route.
+    push(store, "house-style", {"text": "Be {{tone}}."})
+    with pytest.raises(errors.Conflict) as caught:
+        registry.move_label(store, "house-style", "production", 2, reason="tone")
+    details = caught.value.details or {}
+    assert {"triage", "reply"} <= {d["name"] for d in details["dependents"]}
+    assert [d["name"] for d in details["routes_unaffected"]] == ["support"]
 
 
 def test_a_refused_batch_leaves_nothing_behind(store: Store) -> None:

@@ -6,14 +6,15 @@ the rest of the change applies."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
-from control_setup import OTHER, answer_everything, call_route, promote, push
+from control_setup import OTHER, answer_everything, call_route, promote, push, statements
 
 from inprocess import InProcess
 from pilothouse.policy import keys as key_policy
@@ -26,21 +27,6 @@ pytestmark = pytest.mark.anyio
 
 ROUTES = [f"route-{n}" for n in range(6)]
 HEADER = "x-pilothouse-config-version"
-
-
-@contextmanager
-def statements(engine: sa.Engine) -> Iterator[list[tuple[str, Any]]]:
-    """Every SQL statement `engine` runs meanwhile, with its parameters."""
-    seen: list[tuple[str, Any]] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        seen.append((statement, parameters))
-
-    sa.event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 def reads_of(seen: list[tuple[str, Any]], names: set[str]) -> list[str]:
@@ -263,19 +249,64 @@ async def test_lists_are_paginated(tmp_path: Path) -> None:
             assert words in refused.json()["error"]["message"], refused.text
 
 
-@pytest.mark.parametrize("bus", [True, False])
-async def test_a_missed_message_is_repaired_by_the_poll(tmp_path: Path, bus: bool) -> None:
-    """A change announced to nobody: with a bus, the poll gives its message one tick to
-    arrive, then loads in full; with no bus, the poll loads at once."""
+async def test_a_missed_change_is_read_from_the_change_log_without_a_full_load(
+    tmp_path: Path,
+) -> None:
+    """A change announced to nobody (no bus, or a lost message): the next poll reads it
+    from the store's change log and re-reads only what it names; a change the log cannot
+    name (a version moved by hand) is a full load."""
     store = open_store(f"sqlite:///{tmp_path / 'pilothouse.db'}")
     store.upgrade()
-    holder = SnapshotHolder(store, {}, bus_carries_changes=bus)
+    loads: list[tuple[str, str]] = []
+    holder = SnapshotHolder(store, {}, count_load=lambda mode, why: loads.append((mode, why)))
     outside = open_store(f"sqlite:///{tmp_path / 'pilothouse.db'}")
-    key, _ = key_policy.create_key(outside, name="late")
+    early, _ = key_policy.create_key(outside, name="early")
+    late, _ = key_policy.create_key(outside, name="late")
+    with statements(store.engine) as seen:
+        await holder._tick()
+    served = {k.id for k in holder.current.keys_by_hash.values()}
+    assert {early.id, late.id} <= served
+    assert loads == [("incremental", "poll")]
+    key_reads = [s for s, _ in seen if "FROM api_keys" in s]
+    assert key_reads and all("WHERE" in s for s in key_reads)  # those two keys, not all
+
+    with outside.begin() as conn:  # a fix by hand: the version moves, the log says nothing
+        conn.execute(
+            sa.text("UPDATE api_keys SET name = 'renamed' WHERE id = :id"), {"id": late.id}
+        )
+        conn.execute(sa.text("UPDATE config_version SET version = version + 1"))
     outside.close()
     await holder._tick()
-    assert (key.id in {k.id for k in holder.current.keys_by_hash.values()}) is not bus
-    await holder._tick()
-    assert key.id in {k.id for k in holder.current.keys_by_hash.values()}
+    assert loads[-1] == ("full", "poll")
+    assert [k.name for k in holder.current.keys_by_hash.values() if k.id == late.id] == ["renamed"]
     await holder.close()
     store.close()
+
+
+async def test_concurrent_reads_of_a_prompt_cost_the_store_one_read(tmp_path: Path) -> None:
+    """After a label move every SDK client holding the label may ask at once: the reads
+    made at one configuration version wait for one store read; a change reads afresh."""
+    async with InProcess.start(tmp_path) as gw:
+        await catalogue(gw)
+
+        async def reads(count: int) -> tuple[list[httpx.Response], int]:
+            with statements(gw.server.store.engine) as seen:
+                answers = await asyncio.gather(
+                    *(gw.client.get("/api/prompts/other", headers=gw.admin) for _ in range(count))
+                )
+            return list(answers), len([s for s, _ in seen if "prompt_versions" in s])
+
+        moved = await gw.client.post(
+            "/api/prompts/other/labels/production", json={"version": 2}, headers=gw.admin
+        )
+        assert moved.status_code == 200, moved.text
+        answers, many = await reads(20)
+        assert {(a.status_code, a.json()["version"]) for a in answers} == {(200, 2)}
+        assert len({a.headers["etag"] for a in answers}) == 1
+        assert (await reads(5))[1] == 0  # same version: no store read at all
+        moved = await gw.client.post(
+            "/api/prompts/other/labels/production", json={"version": 1}, headers=gw.admin
+        )
+        answers, one = await reads(1)
+        assert answers[0].json()["version"] == 1  # a change is read afresh
+        assert many == one > 0

@@ -148,6 +148,7 @@ def test_label_move_is_pushed_within_a_second(
     )
     assert client.get_prompt(name).version == v1
     wait_for(lambda: revalidated_on_connect(client), what="the event stream")
+    fetched = client.stats["refreshes"]
 
     registry.move(name, "production", v2)
     start = time.monotonic()
@@ -161,6 +162,10 @@ def test_label_move_is_pushed_within_a_second(
     assert changes == [(name, "production", v1, v2)]
     assert client.stats["events"] >= 1
     assert client.stats["polls"] == 0, "the push did it, not the poll"
+    # The event carried the prompt: installed without a request, as a fetch would have.
+    assert client.stats["event_installs"] == 1 and client.stats["refreshes"] == fetched
+    served = registry.admin.get(f"/api/prompts/{name}", params={"label": "production"}).json()
+    assert (prompt.version, prompt.hash) == (served["version"], served["hash"])
 
 
 def test_poll_is_the_backstop_while_the_stream_is_unavailable(

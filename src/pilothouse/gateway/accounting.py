@@ -61,17 +61,25 @@ TOKENS_PER_MESSAGE = 8
 TOKENS_PER_REQUEST = 16
 
 
-def usage_bound(alias: ModelAlias, body: dict[str, Any]) -> UsageBound:
+def usage_bound(
+    alias: ModelAlias, body: dict[str, Any], sent_bytes: int | None = None
+) -> UsageBound:
     """The most a request may use, for quota reservations: the prompt's token bound
     (bytes of its text and tools: never fewer tokens than that), `max_tokens` (or
-    `max_completion_tokens`) times `n` when set, priced at the alias's dearest deployment."""
-    prompt = TOKENS_PER_REQUEST
-    messages = body.get("messages")
-    for message in messages if isinstance(messages, list) else ():
-        prompt += TOKENS_PER_MESSAGE + len(orjson.dumps(message))
-    for name in ("tools", "input", "response_format"):
-        if name in body:
-            prompt += len(orjson.dumps(body[name]))
+    `max_completion_tokens`) times `n` when set, priced at the alias's dearest deployment.
+    `sent_bytes`, the size of the body as the client sent it, when the prompt is all in
+    it (not rendered from a route's template), bounds the prompt without encoding it
+    again: JSON never writes a text in fewer bytes than the text has."""
+    if sent_bytes is not None:
+        prompt = TOKENS_PER_REQUEST + sent_bytes
+    else:
+        prompt = TOKENS_PER_REQUEST
+        messages = body.get("messages")
+        for message in messages if isinstance(messages, list) else ():
+            prompt += TOKENS_PER_MESSAGE + len(orjson.dumps(message))
+        for name in ("tools", "input", "response_format"):
+            if name in body:
+                prompt += len(orjson.dumps(body[name]))
     cap = body.get("max_completion_tokens", body.get("max_tokens"))
     output: int | None = None
     if isinstance(cap, int) and not isinstance(cap, bool) and cap > 0:

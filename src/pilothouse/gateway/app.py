@@ -251,21 +251,26 @@ class GatewayApp:
             if endpoint in _STORED_ENDPOINTS:
                 await self._stored(endpoint, scope, key, send, headers)
                 return
-            payload = await self._read(receive, request)
+            payload, body_bytes = await self._read(receive, request)
+            sent_bytes: int | None = body_bytes
             if endpoint == "responses" and self.keeper.names_stored_state(payload):
                 payload = await self.keeper.prepare(key, payload)
+                sent_bytes = None  # earlier turns joined it: the body no longer bounds the prompt
             resolution = self._resolve(snapshot, key, payload, request, endpoint, record, door)
             turn = None
             if endpoint == "responses":
                 response_id = answer_id("resp", record.id)
                 turn = self.keeper.turn(snapshot, key, resolution, payload, response_id)
             if snapshot.quotas.policies and self.quotas is not None:
-                admission = await self._quota(snapshot, key, resolution, record)
+                # A route renders its prompt from the release: only then is it not all in
+                # the body the client sent, whose size bounds it.
+                sent = sent_bytes if resolution.route is None else None
+                admission = await self._quota(snapshot, key, resolution, record, sent)
                 if admission is not None:
                     degraded = self._degrade(snapshot, resolution, admission, record, headers)
                     if degraded is not resolution:
                         resolution = degraded
-                        bound = usage_bound(resolution.alias, resolution.body)
+                        bound = usage_bound(resolution.alias, resolution.body, sent)
                         await self.quotas.rebound(admission, bound)
                     headers += admission.headers
             headers += _route_headers(record)
@@ -332,7 +337,8 @@ class GatewayApp:
         record.key_id, record.user, record.team = key.id, key.user, key.team
         return key
 
-    async def _read(self, receive: Receive, request: RequestHeaders) -> dict[str, Any]:
+    async def _read(self, receive: Receive, request: RequestHeaders) -> tuple[dict[str, Any], int]:
+        """The body as a JSON object, and how many bytes it was."""
         # A bare timer, not asyncio.timeout: the body is nearly always in already.
         task = asyncio.current_task()
         assert task is not None
@@ -351,7 +357,7 @@ class GatewayApp:
             ) from None
         finally:
             timer.cancel()
-        return parse_json_object(body)
+        return parse_json_object(body), len(body)
 
     def _resolve(
         self,
@@ -398,7 +404,12 @@ class GatewayApp:
         return resolution
 
     async def _quota(
-        self, snapshot: Snapshot, key: ApiKey, resolution: Resolution, record: RequestRecord
+        self,
+        snapshot: Snapshot,
+        key: ApiKey,
+        resolution: Resolution,
+        record: RequestRecord,
+        sent_bytes: int | None,
     ) -> Admission | None:
         """Reserve what the request may use against every quota that applies to its key,
         user and team; QuotaExceeded (429) past a hard limit."""
@@ -406,7 +417,9 @@ class GatewayApp:
         applicable = snapshot.quotas.applicable(key.id, record.user, key.team)
         if not applicable:
             return None
-        return await self.quotas.admit(applicable, usage_bound(resolution.alias, resolution.body))
+        return await self.quotas.admit(
+            applicable, usage_bound(resolution.alias, resolution.body, sent_bytes)
+        )
 
     def _degrade(
         self,

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import orjson
+
 from pilothouse.policy.quotas import QuotaPolicy
 
 
@@ -119,59 +121,44 @@ class InProcessBackend:
         pass
 
 
-# Several requests' reservations in one call, in order, each all-or-nothing: every charge
-# of a request fits under its hard limit and all are added, or none is.
-# ARGV: request count, then per request: charge count, then per charge: slice count,
-# amount, hard limit (-1: none), ttl. Returns per request: ok, refused charge, used...
-_RESERVE_MANY = """
+# One call carries the queued corrections, then several requests' reservations, in order,
+# each all-or-nothing: every charge of a request fits under its hard limit and all are
+# added, or none is. KEYS: every slice the call touches, once. ARGV[1]: JSON
+# {"c": [[key, delta, ttl], ...], "r": [[[[key, ...], amount, hard limit (-1: none),
+# ttl], ...charges], ...requests]}, keys as 1-based indexes into KEYS (one argument to
+# encode, not hundreds). Returns per request: ok, refused charge, used per charge.
+_EXCHANGE = """
+local call = cjson.decode(ARGV[1])
+local function add(key, amount, ttl)
+  if amount ~= 0 then
+    redis.call('INCRBY', key, amount)
+    if redis.call('TTL', key) < 0 then redis.call('EXPIRE', key, ttl) end
+  end
+end
+for _, c in ipairs(call.c) do add(KEYS[c[1]], c[2], c[3]) end
 local out = {}
-local requests = tonumber(ARGV[1])
-local k, a = 1, 2
-for r = 1, requests do
-  local n = tonumber(ARGV[a])
-  a = a + 1
+for _, charges in ipairs(call.r) do
   local used, refused = {}, 0
-  local k0, a0 = k, a
-  for i = 1, n do
-    local slices, amount, limit = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  for i, charge in ipairs(charges) do
     local total = 0
-    for j = 0, slices - 1 do
-      local v = redis.call('GET', KEYS[k + j])
+    for _, k in ipairs(charge[1]) do
+      local v = redis.call('GET', KEYS[k])
       if v then total = total + tonumber(v) end
     end
     used[i] = total
+    local amount, limit = charge[2], charge[3]
     if refused == 0 and limit >= 0 and (total >= limit or total + amount > limit) then
       refused = i
     end
-    k, a = k + slices, a + 4
   end
   if refused == 0 then
-    local k1, a1 = k0, a0
-    for i = 1, n do
-      local slices, amount, ttl = tonumber(ARGV[a1]), tonumber(ARGV[a1 + 1]), tonumber(ARGV[a1 + 3])
-      if amount ~= 0 then
-        redis.call('INCRBY', KEYS[k1], amount)
-        if redis.call('TTL', KEYS[k1]) < 0 then redis.call('EXPIRE', KEYS[k1], ttl) end
-      end
-      k1, a1 = k1 + slices, a1 + 4
-    end
+    for _, charge in ipairs(charges) do add(KEYS[charge[1][1]], charge[2], charge[4]) end
   end
   table.insert(out, refused == 0 and 1 or 0)
   table.insert(out, refused)
-  for i = 1, n do table.insert(out, used[i]) end
+  for i = 1, #charges do table.insert(out, used[i]) end
 end
 return out
-"""
-# KEYS: slices; ARGV: delta, ttl per slice.
-_ADJUST = """
-for i = 1, #KEYS do
-  local delta = tonumber(ARGV[2 * i - 1])
-  if delta ~= 0 then
-    redis.call('INCRBY', KEYS[i], delta)
-    if redis.call('TTL', KEYS[i]) < 0 then redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2 * i])) end
-  end
-end
-return 1
 """
 KEY_PREFIX = "pilothouse:quota:"
 FLUSH_SECONDS = 0.005  # reconciliations are sent together at most this late
@@ -179,9 +166,14 @@ log = logging.getLogger("pilothouse.quotas")
 
 
 class RedisBackend:
-    """Counters in Redis, shared by every instance; each operation is one Lua script
-    (one round trip, atomic). A Redis that does not answer within `timeout_seconds` is
-    BackendDown."""
+    """Counters in Redis, shared by every instance; every call is one Lua script (one
+    round trip, atomic). A Redis that does not answer within `timeout_seconds` is
+    BackendDown.
+
+    One call at a time is on the wire: the reservations made while it is out, and the
+    corrections queued by then, go together in the next (a group commit). Under load a
+    call carries many requests, so Redis costs the gateway little per request; an idle
+    gateway's request waits for one round trip, as before."""
 
     name = "redis"
 
@@ -194,56 +186,71 @@ class RedisBackend:
             socket_connect_timeout=timeout_seconds,
             retry_on_timeout=False,
         )
-        self._reserve_many = self._client.register_script(_RESERVE_MANY)
+        self._exchange = self._client.register_script(_EXCHANGE)
         self._queue: list[tuple[Sequence[Charge], asyncio.Future[int | None]]] = []
-        self._sending: set[asyncio.Task[None]] = set()
-        self._adjust = self._client.register_script(_ADJUST)
-        self._pending: dict[str, tuple[int, int]] = {}
+        self._wire: asyncio.Task[None] | None = None  # the call on the wire
+        self._send_soon = False  # a send is scheduled for the end of this loop turn
+        self._pending: dict[str, tuple[int, int]] = {}  # slice -> (delta, ttl)
         self._flusher: asyncio.Task[None] | None = None
         self.failed_flushes = 0
 
     async def reserve(self, charges: Sequence[Charge]) -> int | None:
-        """Joins the reservations made in the same turn of the event loop into one script
-        call (each request still all-or-nothing): one round trip for many requests."""
+        """Sent with the other reservations of this loop turn, or of the time the call
+        before is out (each request still all-or-nothing). A caller that leaves before
+        the answer gets nothing, and what it was given is handed back."""
         future: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
         self._queue.append((charges, future))
-        if len(self._queue) == 1:
-            asyncio.get_running_loop().call_soon(self._send_reservations)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:  # the caller left: give back what it may get
-            future.add_done_callback(lambda done: self._undo(charges, done))
-            raise
+        self._schedule()
+        return await future
 
-    def _undo(self, charges: Sequence[Charge], done: asyncio.Future[int | None]) -> None:
-        if not done.cancelled() and done.exception() is None and done.result() is None:
-            self._queue_adjust([(c.slices[0], -c.amount, c.policy.ttl_seconds) for c in charges])
+    def _schedule(self) -> None:
+        if not self._send_soon and self._wire is None:
+            self._send_soon = True
+            asyncio.get_running_loop().call_soon(self._send)
 
-    def _send_reservations(self) -> None:
+    def _send(self) -> None:
+        """Put the queued reservations and corrections on the wire, if it is free."""
+        self._send_soon = False
+        if self._wire is not None or not (self._queue or self._pending):
+            return
         batch, self._queue = self._queue, []
-        task = asyncio.get_running_loop().create_task(self._reserve_batch(batch))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        corrections, self._pending = self._pending, {}
+        self._wire = asyncio.get_running_loop().create_task(self._call_out(batch, corrections))
+        self._wire.add_done_callback(self._landed)
 
-    async def _reserve_batch(
-        self, batch: list[tuple[Sequence[Charge], asyncio.Future[int | None]]]
+    def _landed(self, _wire: asyncio.Task[None]) -> None:
+        self._wire = None
+        if self._queue:  # arrived while the call was out: they go now, together
+            self._send()
+        elif self._pending:  # corrections alone wait a little for reservations to join
+            self._flush_later()
+
+    async def _call_out(
+        self,
+        batch: list[tuple[Sequence[Charge], asyncio.Future[int | None]]],
+        corrections: dict[str, tuple[int, int]],
     ) -> None:
-        keys: list[str] = []
-        args: list[int] = [len(batch)]
-        for charges, _ in batch:
-            args.append(len(charges))
-            for charge in charges:
-                keys += charge.slices
-                hard = charge.policy.hard_units
-                args += [
-                    len(charge.slices),
+        keys: dict[str, int] = {}  # slice -> its 1-based index in KEYS
+        ref = keys.setdefault
+        fixes = [[ref(s, len(keys) + 1), delta, ttl] for s, (delta, ttl) in corrections.items()]
+        requests = [
+            [
+                [
+                    [ref(s, len(keys) + 1) for s in charge.slices],
                     charge.amount,
-                    -1 if hard is None else hard,
+                    -1 if charge.policy.hard_units is None else charge.policy.hard_units,
                     charge.policy.ttl_seconds,
                 ]
+                for charge in charges
+            ]
+            for charges, _ in batch
+        ]
         try:
-            result = await self._call(self._reserve_many, keys, args)
+            result = await self._call(
+                self._exchange, list(keys), [orjson.dumps({"c": fixes, "r": requests})]
+            )
         except BaseException as exc:
+            self._put_back(corrections, exc)
             for _, future in batch:
                 if not future.done():
                     future.set_exception(
@@ -258,13 +265,29 @@ class RedisBackend:
             for charge, used in zip(charges, result[position + 2 :], strict=False):
                 charge.used = int(used)
             position += 2 + len(charges)
-            if not future.done():
+            if future.cancelled():  # its caller left: give back what it was given
+                if ok == 1:
+                    self._queue_adjust(
+                        [(c.slices[0], -c.amount, c.policy.ttl_seconds) for c in charges]
+                    )
+            else:
                 future.set_result(None if ok == 1 else refused_at - 1)
 
+    def _put_back(self, corrections: dict[str, tuple[int, int]], exc: BaseException) -> None:
+        """Corrections a failed call did not apply wait for the next one."""
+        if not corrections:
+            return
+        for slice_, (delta, ttl) in corrections.items():
+            pending = self._pending.get(slice_)
+            self._pending[slice_] = (delta + (pending[0] if pending else 0), ttl)
+        self.failed_flushes += 1
+        log.error("quota reconciliations wait for Redis (%d slices): %s", len(self._pending), exc)
+
     async def adjust(self, deltas: Sequence[tuple[str, int, int]]) -> None:
-        """Queued, merged per slice, and sent as one script every few milliseconds: a
-        request does not wait for its reconciliation (until it lands, the counter holds
-        the larger reservation, so a limit is never passed because of the delay)."""
+        """Queued, merged per slice, and sent with the next reservations, or on their own
+        within a few milliseconds: a request does not wait for its reconciliation (until
+        it lands, the counter holds the larger reservation, so a limit is never passed
+        because of the delay)."""
         self._queue_adjust(deltas)
 
     def _queue_adjust(self, deltas: Sequence[tuple[str, int, int]]) -> None:
@@ -272,29 +295,31 @@ class RedisBackend:
             if delta:
                 pending = self._pending.get(slice_)
                 self._pending[slice_] = (delta + (pending[0] if pending else 0), ttl)
-        if self._pending and (self._flusher is None or self._flusher.done()):
+        if self._pending:
+            self._flush_later()
+
+    def _flush_later(self) -> None:
+        if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(FLUSH_SECONDS)
-        await self.flush()
+        if self._pending:  # not carried by a reservation meanwhile (else: when it lands)
+            self._schedule()
 
     async def flush(self) -> None:
-        """Send every queued correction now; on failure they stay queued for the next."""
-        while self._pending:
-            batch, self._pending = self._pending, {}
-            try:
-                args = [v for delta, ttl in batch.values() for v in (delta, ttl)]
-                await self._call(self._adjust, list(batch), args)
-            except BackendDown as exc:
-                for slice_, (delta, ttl) in batch.items():  # put back, merged with newer
-                    pending = self._pending.get(slice_)
-                    self._pending[slice_] = (delta + (pending[0] if pending else 0), ttl)
-                self.failed_flushes += 1
-                log.error(
-                    "quota reconciliations wait for Redis (%d slices): %s", len(self._pending), exc
-                )
-                return
+        """Send every queued correction now; on failure they stay queued for the next
+        call."""
+        while self._wire is not None or self._pending:
+            if self._wire is None:
+                failed = self.failed_flushes
+                self._send()
+                assert self._wire is not None
+                await asyncio.wait({self._wire})
+                if self.failed_flushes != failed:
+                    return
+            else:
+                await asyncio.wait({self._wire})
 
     async def peek(self, charges: Sequence[Charge]) -> None:
         keys = [s for c in charges for s in c.slices]
@@ -308,7 +333,7 @@ class RedisBackend:
             charge.used = sum(int(v) for v in part if v is not None)
             position += len(charge.slices)
 
-    async def _call(self, script: Any, keys: list[str], args: list[int]) -> Any:
+    async def _call(self, script: Any, keys: list[str], args: list[bytes]) -> Any:
         try:
             return await script(keys=keys, args=args)
         except Exception as exc:  # connection refused, timeout, a Redis that is loading

@@ -100,27 +100,26 @@ class QuotaGate:
         self._notify = notify or (lambda event, payload: None)
         self._count = count or (lambda decision: None)
         self._told: set[tuple[str, ...]] = set()
-        self._prefixes: dict[tuple[str, str, bool, str], str] = {}
+        # (policy, window, subject) -> its counter slices, when they were computed, and
+        # when they change (the window's reset, or a rolling window's next slice).
+        self._slices: dict[tuple[str, str, bool, str], tuple[tuple[str, ...], float, float]] = {}
 
     def charges(
         self, applicable: Sequence[tuple[QuotaPolicy, str]], bound: UsageBound, now: float
     ) -> list[Charge]:
         out = []
-        prefixes = self._prefixes
+        known = self._slices
         for policy, subject in applicable:
-            ids, resets_at = policy.bucket_ids(now)
             cached = (policy.name, policy.window, policy.rolling, subject)
-            prefix = prefixes.get(cached)
-            if prefix is None:
-                if len(prefixes) > 100_000:
-                    prefixes.clear()
+            found = known.get(cached)
+            if found is None or not found[1] <= now < found[2]:
+                ids, resets_at = policy.bucket_ids(now)
                 prefix = f"pilothouse:quota:{policy.name}:{policy.window_label}:{subject}:"
-                prefixes[cached] = prefix
-            slices = (
-                (prefix + str(ids[0]),) if len(ids) == 1 else tuple(prefix + str(i) for i in ids)
-            )
+                if len(known) > 100_000:
+                    known.clear()
+                found = known[cached] = (tuple(prefix + str(i) for i in ids), now, resets_at)
             out.append(
-                Charge(policy, subject, slices, amount_for(policy.dimension, bound), resets_at)
+                Charge(policy, subject, found[0], amount_for(policy.dimension, bound), found[2])
             )
         return out
 
@@ -327,6 +326,8 @@ class QuotaGate:
         if not hard:
             return
         before, after = charge.used, charge.used + charge.amount
+        if after < hard * WARN_AT[0] / 100:
+            return  # below the first line: the usual case
         for percent in WARN_AT:
             line = hard * percent / 100
             if before < line <= after:

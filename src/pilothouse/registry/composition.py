@@ -125,7 +125,9 @@ def version_number(conn: Connection, name: str, label: str | None, version: int 
     return number
 
 
-def _texts(content: Mapping[str, Any]) -> list[str]:
+def template_texts(content: Mapping[str, Any]) -> list[str]:
+    """The texts of a prompt's content that may hold template tags (its messages', its
+    fragment text)."""
     texts = [m.get("content") for m in content.get("messages") or []]
     texts.append(content.get("text") or "")
     return [t for t in texts if isinstance(t, str)]
@@ -159,7 +161,7 @@ def _collect(
     into: dict[str, templates.Fragment],
     stack: tuple[str, ...],
 ) -> None:
-    for text in _texts(content):
+    for text in template_texts(content):
         for fragment_name, ref in templates.includes(text):
             key = templates.include_ref(fragment_name, ref)
             if fragment_name in stack:
@@ -269,7 +271,7 @@ def _includes_of(
     content: Mapping[str, Any], fragments: Mapping[str, templates.Fragment]
 ) -> set[str]:
     refs: set[str] = set()
-    for text in [*_texts(content), *(f.text for f in fragments.values())]:
+    for text in [*template_texts(content), *(f.text for f in fragments.values())]:
         refs.update(templates.include_ref(n, r) for n, r in templates.includes(text))
     return refs
 

@@ -13,6 +13,7 @@ since promoting the same prompt again would take the new state.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,15 +53,16 @@ class Watch:
         self._conn = conn
         self._watched: dict[tuple[str, str, int], Dependent] = {}
         self._own: list[tuple[str, int, str]] = []  # (prompt, version, how it is reached)
-        self._before: list[tuple[Dependent, set[str]]] | None = None  # users before changes
+        # Read at the first label change, before any (and as the registry grows, only
+        # the versions and releases with includes are read):
+        self._graph: dict[str, set[str]] | None = None  # fragment -> prompts that include it
+        self._fragment_refs: list[tuple[str, str, str, str]] | None = None  # live releases'
 
     def label_changing(self, name: str, label: str) -> list[Dependent]:
         """Call before moving or deleting `label` of `name`; who includes it now."""
         key = templates.include_ref(name, label)
-        if self._before is None:
-            self._before = users(self._conn)
         found = []
-        for dependent, fragments in self._before:
+        for dependent, fragments in self._users(name, key):
             if key in fragments:
                 self._watched[(dependent.kind, dependent.ref, dependent.version)] = dependent
                 found.append(dependent)
@@ -102,6 +104,56 @@ class Watch:
         except composition.Unresolvable as exc:
             return str(exc)
         return ""
+
+    def _users(self, name: str, key: str) -> list[tuple[Dependent, set[str]]]:
+        """The labelled versions and live releases that may use `key` (an include of
+        `name`), each with the include refs it uses now. Only the prompts that can reach
+        `name` through the include graph are composed, and only the releases whose
+        frozen fragments mention `key` are read: a label nothing includes costs lookups
+        in memory, however large the registry."""
+        conn = self._conn
+        users: list[tuple[Dependent, set[str]]] = []
+        reaching = sorted(self._includers_of(name))
+        for start in range(0, len(reaching), 500):
+            for row in prompt_rows.labelled_with_includes(conn, reaching[start : start + 500]):
+                user, label, version = row["prompt_name"], row["label"], row["version"]
+                refs = self._refs_live(user, version)
+                if refs:
+                    ref = f"{user}@{label} (version {version})"
+                    users.append((Dependent("prompt", user, ref, user, version, label=label), refs))
+        if self._fragment_refs is None:
+            self._fragment_refs = release_rows.live_fragment_refs(conn)
+        arms = [(route, arm, rid) for route, arm, rid, text in self._fragment_refs if key in text]
+        releases = release_rows.releases_by_id(conn, [release_id for _, _, release_id in arms])
+        for route, arm, release_id in arms:
+            release = releases.get(release_id)
+            if release is None or not isinstance(release.get("fragments"), dict):
+                continue
+            refs = set(release["fragments"])
+            if refs:
+                ref = f"{arm} release {release['id']}, {release['prompt_name']}@{release['prompt_version']}"
+                dependent = Dependent(
+                    "release", route, ref, release["prompt_name"], release["prompt_version"]
+                )
+                users.append((dependent, refs))
+        return users
+
+    def _includers_of(self, name: str) -> set[str]:
+        """The prompts with a version that includes `name`, directly or through other
+        includes (any version, any label: a superset of those that use it now)."""
+        if self._graph is None:
+            self._graph = include_graph(self._conn)
+        found: set[str] = set()
+        todo = [name]
+        while todo:
+            for user in self._graph.get(todo.pop(), ()):
+                if user not in found:
+                    found.add(user)
+                    todo.append(user)
+        return found
+
+    def _refs_live(self, name: str, version: int) -> set[str]:
+        return _refs_live(self._conn, name, version)
 
 
 def users(conn: Connection) -> list[tuple[Dependent, set[str]]]:
@@ -185,3 +237,20 @@ def require_reason(force: bool, reason: str | None) -> None:
         raise errors.InvalidRequest(
             "forcing a change needs a reason (kept in the audit trail)", param="reason"
         )
+
+
+def include_graph(conn: Connection) -> dict[str, set[str]]:
+    """For each prompt some version includes, the prompts with such a version (read from
+    the versions with an include tag only; a damaged one is left out)."""
+    graph: dict[str, set[str]] = {}
+    for user, raw in prompt_rows.versions_with_includes(conn):
+        try:
+            content = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(content, dict):
+            continue
+        for text in composition.template_texts(content):
+            for fragment, _ref in templates.includes(text):
+                graph.setdefault(fragment, set()).add(user)
+    return graph

@@ -32,6 +32,7 @@ from pilothouse.registry.labels import (
 from pilothouse.registry.prompt_content import PromptContent, content_hash
 from pilothouse.store import Store, audit, changes
 from pilothouse.store import prompts as rows
+from pilothouse.store.tolerant import DamagedRow
 
 __all__ = [
     "PushItem",
@@ -281,6 +282,28 @@ def history(store: Store, name: str) -> list[dict[str, Any]]:
 def events_after(store: Store, last_id: int) -> list[dict[str, Any]]:
     with store.connect() as conn:
         return rows.events_after(conn, last_id)
+
+
+PROMPTS_PER_READ = 100  # beyond this many label moves at once, readers fetch them
+
+
+def events_with_prompts(store: Store, last_id: int) -> list[dict[str, Any]]:
+    """`events_after`, each label move carrying what a reader of that label got from it:
+    `prompt` (the version it moved to, composed as `get` composes it now, as its public
+    payload) and `etag` (as `get`'s). A move whose prompt does not compose carries none
+    (its readers fetch it and get the error), nor do the moves of a read with more than
+    `PROMPTS_PER_READ` of them (a push of a whole catalogue: each instance would compose
+    it all)."""
+    with store.connect() as conn:
+        events = rows.events_after(conn, last_id)
+        moves = [e for e in events if e["kind"] == "label_moved" and e["version"] is not None]
+        for event in moves if len(moves) <= PROMPTS_PER_READ else ():
+            try:
+                prompt = resolve_in(conn, event["prompt_name"], version=event["version"])
+            except (errors.PilothouseError, DamagedRow):
+                continue
+            event["prompt"], event["etag"] = prompt.public(), prompt.etag
+        return events
 
 
 def last_event_id(store: Store) -> int:

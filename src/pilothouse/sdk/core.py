@@ -35,6 +35,7 @@ STAT_NAMES = (
     "disk_serves",  # first loads answered from the disk cache
     "fallback_serves",  # first loads answered with the code fallback
     "refreshes",  # conditional GETs made by the background thread
+    "event_installs",  # entries updated from a label-move event's payload (no GET)
     "not_modified",  # ... answered 304
     "updates",  # entries that changed (a new version, or new fragments)
     "events",  # SSE events received
@@ -360,9 +361,30 @@ class _Core:
                 for ref, fragment in entry.prompt.fragments.items()
             ):
                 includers.append(key)
-        # An includer's own version did not move, but its ETag covers its fragments.
+        # A label move carries what the label now serves: entries on that label take it
+        # from the event (no fetch); anything else is fetched again. An includer's own
+        # version did not move, but its ETag covers its fragments.
         for key in direct + includers:
-            self.refresh(key)
+            if not (key[1] is not None and key[1] == label and self._install_from(key, data)):
+                self.refresh(key)
+
+    def _install_from(self, key: Key, data: Mapping[str, Any]) -> bool:
+        """Install the prompt a label-move event carries for `key`; False when it carries
+        none fit for it (then the entry is fetched)."""
+        payload, etag = data.get("prompt"), data.get("etag")
+        if not isinstance(payload, dict) or not isinstance(etag, str):
+            return False
+        if payload.get("name") != key[0] or payload.get("version") != data.get("version"):
+            return False
+        with self._refresh_lock:  # in order with the fetches of the poll thread
+            try:
+                self._install(key, payload, etag)
+            except (KeyError, TypeError, ValueError):
+                return False
+        self.stats["event_installs"] += 1
+        self.server_ok()
+        self._label_present(key)
+        return True
 
     def close(self) -> None:
         if self.closed:

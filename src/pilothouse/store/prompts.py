@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, tuple_, update
+from sqlalchemy import Connection, Text, cast, delete, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -123,6 +123,36 @@ def versions_by_key(
         return found
 
 
+INCLUDE_MARK = "{{>"  # every include tag starts so (templates._INCLUDE)
+
+
+def versions_with_includes(conn: Connection) -> list[tuple[str, str]]:
+    """(prompt name, stored content as JSON text) of every version whose content has an
+    include tag: the registry's include graph, without decoding the other versions."""
+    text = cast(prompt_versions.c.content, Text)
+    query = select(prompt_versions.c.prompt_name, text).where(text.contains(INCLUDE_MARK))
+    return [(name, str(raw)) for name, raw in conn.execute(query)]
+
+
+def labelled_with_includes(conn: Connection, names: list[str]) -> list[dict[str, Any]]:
+    """The labels (prompt_name, label, version) of the prompts in `names` whose version
+    has an include tag."""
+    if not names:
+        return []
+    text = cast(prompt_versions.c.content, Text)
+    query = (
+        select(prompt_labels.c.prompt_name, prompt_labels.c.label, prompt_labels.c.version)
+        .join(
+            prompt_versions,
+            (prompt_versions.c.prompt_name == prompt_labels.c.prompt_name)
+            & (prompt_versions.c.version == prompt_labels.c.version),
+        )
+        .where(prompt_labels.c.prompt_name.in_(names), text.contains(INCLUDE_MARK))
+        .order_by(prompt_labels.c.prompt_name, prompt_labels.c.label)
+    )
+    return [dict(r._mapping) for r in conn.execute(query)]
+
+
 def versions(conn: Connection, name: str) -> list[dict[str, Any]]:
     """Every version of `name` (content included); a damaged one is {"version", "problem"}."""
     numbers = [
@@ -203,7 +233,11 @@ def label_events(conn: Connection, name: str, label: str) -> list[dict[str, Any]
     return [dict(r._mapping) for r in rows]
 
 
-def events_after(conn: Connection, last_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+EVENTS_PAGE = 1000
+
+
+def events_after(conn: Connection, last_id: int, limit: int = EVENTS_PAGE) -> list[dict[str, Any]]:
+    """The events after `last_id`, oldest first, at most `limit` of them."""
     rows = conn.execute(
         select(prompt_events)
         .where(prompt_events.c.id > last_id)

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Text, cast, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -72,6 +72,27 @@ def releases_by_id(conn: Connection, ids: list[str]) -> dict[str, dict[str, Any]
     """The readable releases among `ids` (a damaged one is left out)."""
     found = tolerant.rows_or_problems(conn, releases, releases.c.id, sorted(set(ids)))
     return {key: row for key, row, _ in found if row is not None}
+
+
+def live_fragment_refs(conn: Connection) -> list[tuple[str, str, str, str]]:
+    """(route, "active" or "canary", release id, its frozen fragments as stored JSON
+    text) for each route's active and canary release that froze any include (the JSON is
+    not decoded: the caller reads the releases it needs)."""
+    found = []
+    for arm, column in (
+        ("active", routes.c.active_release_id),
+        ("canary", routes.c.canary_release_id),
+    ):
+        text = cast(releases.c.fragments, Text)
+        query = (
+            select(routes.c.name, releases.c.id, text)
+            .join(releases, releases.c.id == column)
+            .where(text.contains("@"))  # every include ref is name@version or name@label
+        )
+        found += [
+            (name, arm, release_id, str(raw)) for name, release_id, raw in conn.execute(query)
+        ]
+    return sorted(found)
 
 
 def add_event(conn: Connection, **fields: Any) -> None:

@@ -56,6 +56,16 @@ config_version = Table(
     Column("changed_at", UTCDateTime(), nullable=False),
 )
 
+# The newest changes (`changes.LOG_KEPT`), each version with the items it touched: a
+# process that missed a bus message, or has no bus, re-reads only those items.
+config_changes = Table(
+    "config_changes",
+    metadata,
+    Column("version", BigInteger, primary_key=True, autoincrement=False),
+    Column("touched", JSON),  # [[kind, id], ...]; NULL: unknown, reload everything
+    Column("changed_at", UTCDateTime(), nullable=False),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,

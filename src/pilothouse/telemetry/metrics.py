@@ -233,8 +233,9 @@ class Metrics:
         )
         self.config_loads = Counter(
             "pilothouse_config_loads",
-            "Snapshot loads: incremental (the items a change touched) or full (start-up, a "
-            "missed change, the consistency check), by why.",
+            "Snapshot loads: incremental (the items a change touched: change, poll, gap, "
+            "refresh) or full (start-up, changes the change log cannot name, the "
+            "consistency check), by why.",
             ["mode", "reason"],
             registry=r,
         )

@@ -157,6 +157,8 @@ async def stream(call: Call, query: Resume) -> Response:
                 "rollback": bool(event["rollback"]),
                 "at": event["at"],
             }
+            if "prompt" in event:  # what GET /api/prompts/{name}?label=... now answers
+                data["prompt"], data["etag"] = event["prompt"], f'"{event["etag"]}"'
             yield b"id: %d\nevent: prompt\ndata: %s\n\n" % (event["id"], orjson.dumps(data))
 
     return StreamingResponse(
@@ -172,9 +174,13 @@ async def get_prompt(call: Call, query: Which) -> Response | Result:
     version, label = query.version, query.label
     if version is not None and label is not None:
         raise errors.InvalidRequest("give `label` or `version`, not both")
-    _principal(call).require_prompt(call.path["name"], call.services.snapshot)
-    prompt = await call.run(
-        registry.get, call.services.store, call.path["name"], label=label, version=version
+    name, snapshot = call.path["name"], call.services.snapshot
+    _principal(call).require_prompt(name, snapshot)
+    # A label move sends every SDK client here at once: one store read per version.
+    prompt = await call.services.prompt_reads.read(
+        snapshot.version,
+        (name, label, version),
+        lambda: call.run(registry.get, call.services.store, name, label=label, version=version),
     )
     etag = f'"{prompt.etag}"'
     if call.request.headers.get("if-none-match") == etag:
