@@ -294,19 +294,33 @@ async def test_concurrent_reads_of_a_prompt_cost_the_store_one_read(tmp_path: Pa
                 answers = await asyncio.gather(
                     *(gw.client.get("/api/prompts/other", headers=gw.admin) for _ in range(count))
                 )
-            return list(answers), len([s for s, _ in seen if "prompt_versions" in s])
+            # The readers' reads of `other` (not the monitor's or the consistency check's)
+            mine = [s for s, p in seen if "prompt_versions" in s and "other" in str(p)]
+            return list(answers), len(mine)
 
-        moved = await gw.client.post(
-            "/api/prompts/other/labels/production", json={"version": 2}, headers=gw.admin
-        )
-        assert moved.status_code == 200, moved.text
+        async def move(version: int) -> None:
+            """Move the label and wait until this instance serves the change (its snapshot's
+            own reads are not the readers')."""
+            moved = await gw.client.post(
+                "/api/prompts/other/labels/production", json={"version": version}, headers=gw.admin
+            )
+            assert moved.status_code == 200, moved.text
+            applied = await gw.client.get(
+                "/api/config/version",
+                params={"min": moved.headers["x-pilothouse-config-version"], "wait": 10},
+                headers=gw.admin,
+            )
+            assert applied.json()["reached"], applied.text
+
+        await move(2)
         answers, many = await reads(20)
         assert {(a.status_code, a.json()["version"]) for a in answers} == {(200, 2)}
         assert len({a.headers["etag"] for a in answers}) == 1
         assert (await reads(5))[1] == 0  # same version: no store read at all
-        moved = await gw.client.post(
-            "/api/prompts/other/labels/production", json={"version": 1}, headers=gw.admin
-        )
+        await move(1)
         answers, one = await reads(1)
         assert answers[0].json()["version"] == 1  # a change is read afresh
-        assert many == one > 0
+        # Twenty readers cost the store one read, not twenty: a read is a statement or
+        # three (SQLite, busy with the request log's loader, retries one), so the bound
+        # is that of one read at its worst, never one per reader.
+        assert one > 0 and 0 < many <= 3, (many, one)
