@@ -23,13 +23,14 @@ database grown from the previous one (cp_catalogue.py). At each size, on copies 
 Also: the snapshot's memory per part and a key lookup at 5,000 and 100,000 keys.
 
     bash bench/setup.sh      # nginx, wrk, the bench venv (aiohttp, matplotlib)
-    .venv/bin/python bench/control_plane.py    # about 35 minutes on 2 cores
+    .venv/bin/python bench/control_plane.py    # about 25 minutes on 2 cores
 
 Knobs: CP_SIZES ("10:1,100:10,1000:200,10000:2000"), CP_KEYS (5000), CP_BACKENDS
 ("sqlite,postgresql"), CP_PARTS ("promote,storm,feed"), CP_PROMOTES (60), CP_FULL_UP_TO
 (1000), CP_STORM_ROUNDS (5), CP_STORM_S (8), CP_FEED_CLIENTS (1000), CP_FEED_SDK (20),
 CP_FEED_PROCS (2), CP_FEED_MOVES (10), CP_POSTGRES_URL (postgresql://postgres@127.0.0.1:5432),
-PILOTHOUSE_REDIS_URL (redis://127.0.0.1:6379), TARGET_CPU (1), LOADGEN_CPU (0).
+PILOTHOUSE_REDIS_URL (redis://127.0.0.1:6379), TARGET_CPU (1), LOADGEN_CPU (0), CP_PLOT
+(docs/images/control-plane.svg).
 Prints Markdown tables; raw JSON goes to bench/results/, the plot (cp_plot.py, run under
 the bench venv) to docs/images/control-plane.svg.
 """
@@ -83,7 +84,7 @@ POSTGRES_URL = ENV("CP_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432")
 REDIS_URL = ENV("PILOTHOUSE_REDIS_URL", "redis://127.0.0.1:6379")
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
-PLOT = HERE.parent / "docs" / "images" / "control-plane.svg"
+PLOT = Path(ENV("CP_PLOT", str(HERE.parent / "docs" / "images" / "control-plane.svg")))
 
 
 def load_average() -> float:

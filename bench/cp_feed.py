@@ -49,19 +49,14 @@ def feed_moves(
     moves: int,
 ) -> dict[str, Any]:
     """`moves` label moves heard by `clients` clients (of which `sdk_clients` real SDK
-    clients); seconds from each move to each client's event and fetch."""
+    clients); seconds from each move to each client's event and to its having the new
+    version; the serving instance's CPU per move."""
     raw = clients - sdk_clients
     share = [raw // processes + (1 if i < raw % processes else 0) for i in range(processes)]
     procs = []
     for count in (c for c in share if c):
         argv = ["taskset", "-c", LOADGEN_CPU, harness.BENCH_PY]
-        argv += [
-            os.environ.get("CP_FEED_SCRIPT", os.path.join(HERE, "cp_feed_clients.py")),
-            "--url",
-            served.url,
-            "--key",
-            secret,
-        ]
+        argv += [os.path.join(HERE, "cp_feed_clients.py"), "--url", served.url, "--key", secret]
         argv += ["--prompt", PROMPT, "--clients", str(count)]
         procs.append(
             subprocess.Popen(

@@ -18,8 +18,8 @@ from pilothouse.fleet.state import Fleet
 from pilothouse.monitor.engine import Monitor
 from pilothouse.notify.webhooks import WebhookSender
 from pilothouse.policy.quota_gate import QuotaGate
+from pilothouse.registry.coalesced_reads import CoalescedReads
 from pilothouse.registry.feed import PromptFeed
-from pilothouse.registry.read_cache import ResolvedPrompts
 from pilothouse.snapshot import Snapshot, SnapshotHolder
 from pilothouse.store import Store, database
 from pilothouse.store.tolerant import DamagedRow
@@ -46,8 +46,8 @@ class Services:
     webhooks: WebhookSender
     clock: Clock  # the time monitors, schedules and alerts read
     quotas: QuotaGate
-    # Prompt reads (GET /api/prompts/{name}) made at the served configuration version.
-    prompt_reads: ResolvedPrompts = field(default_factory=ResolvedPrompts)
+    # Identical prompt reads (GET /api/prompts/{name}) that arrive together share one.
+    prompt_reads: CoalescedReads = field(default_factory=CoalescedReads)
 
     @property
     def snapshot(self) -> Snapshot:

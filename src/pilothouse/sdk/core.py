@@ -18,6 +18,7 @@ import httpx
 
 from pilothouse.sdk.connection import RegistryConnection, error_text, payload_of
 from pilothouse.sdk.disk import DEFAULT_CACHE_DIR, DiskCache
+from pilothouse.sdk.events import Key, affected_keys, carried_prompt
 from pilothouse.sdk.listener import Listener
 from pilothouse.sdk.prompt import Prompt, PromptUnavailable
 
@@ -26,7 +27,6 @@ log = logging.getLogger("pilothouse.sdk")
 DEFAULT_URL = "http://127.0.0.1:8080"
 SKIP_AFTER_FAILURE = 5.0  # first loads skip the registry this long after it failed
 
-Key = tuple[str, str | None, int | None]  # (name, label, version): one of label/version set
 Fallback = str | Sequence[Mapping[str, Any]]
 OnChange = Callable[[str, str | None, int, int], None]
 
@@ -343,44 +343,24 @@ class _Core:
     # ---- events ------------------------------------------------------------------------
 
     def handle_event(self, data: Mapping[str, Any]) -> None:
-        """One `prompt` event: refresh the entries it affects."""
+        """One `prompt` event: refresh the entries it affects. An entry on a moved label
+        takes the prompt the event carries (no fetch); anything else is fetched again (an
+        includer's own version did not move, but its ETag covers its fragments)."""
         self.stats["events"] += 1
-        name = data.get("name")
-        label = data.get("label")
+        name, label = data.get("name"), data.get("label")
         if not isinstance(name, str):
             return
-        direct: list[Key] = []
-        includers: list[Key] = []
-        for key, entry in list(self.entries.items()):
-            if key[0] == name:
-                moved = key[1] is not None and (label is None or key[1] == label)
-                if moved or (key[2] is not None and not entry.confirmed):
-                    direct.append(key)
-            elif key[1] is not None and any(
-                fragment.name == name and (label is None or ref.partition("@")[2] == label)
-                for ref, fragment in entry.prompt.fragments.items()
-            ):
-                includers.append(key)
-        # A label move carries what the label now serves: entries on that label take it
-        # from the event (no fetch); anything else is fetched again. An includer's own
-        # version did not move, but its ETag covers its fragments.
-        for key in direct + includers:
-            if not (key[1] is not None and key[1] == label and self._install_from(key, data)):
+        for key in affected_keys(self.entries, name, label if isinstance(label, str) else None):
+            carried = carried_prompt(data, key)
+            if carried is None or not self._install_carried(key, *carried):
                 self.refresh(key)
 
-    def _install_from(self, key: Key, data: Mapping[str, Any]) -> bool:
-        """Install the prompt a label-move event carries for `key`; False when it carries
-        none fit for it (then the entry is fetched)."""
-        payload, etag = data.get("prompt"), data.get("etag")
-        if not isinstance(payload, dict) or not isinstance(etag, str):
-            return False
-        if payload.get("name") != key[0] or payload.get("version") != data.get("version"):
-            return False
+    def _install_carried(self, key: Key, payload: dict[str, Any], etag: str) -> bool:
         with self._refresh_lock:  # in order with the fetches of the poll thread
             try:
                 self._install(key, payload, etag)
             except (KeyError, TypeError, ValueError):
-                return False
+                return False  # not a prompt after all: fetched instead
         self.stats["event_installs"] += 1
         self.server_ok()
         self._label_present(key)

@@ -176,9 +176,8 @@ async def get_prompt(call: Call, query: Which) -> Response | Result:
         raise errors.InvalidRequest("give `label` or `version`, not both")
     name, snapshot = call.path["name"], call.services.snapshot
     _principal(call).require_prompt(name, snapshot)
-    # A label move sends every SDK client here at once: one store read per version.
+    # A fragment's move sends every SDK client holding an includer here at once.
     prompt = await call.services.prompt_reads.read(
-        snapshot.version,
         (name, label, version),
         lambda: call.run(registry.get, call.services.store, name, label=label, version=version),
     )
