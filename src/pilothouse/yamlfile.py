@@ -100,8 +100,12 @@ def dotted(loc: Location) -> str:
     return out
 
 
+SHOWN_VALUE_CHARS = 80  # an error quotes at most this much of the value it refuses
+
+
 def describe(error: Any) -> str:
-    """One pydantic error in words (what is wrong, and the value when it is short)."""
+    """One pydantic error in words: what is wrong, and the value (cut to
+    SHOWN_VALUE_CHARS, so a huge value is not echoed back whole)."""
     kind = error["type"]
     if kind == "missing":
         return "required field is missing"
@@ -110,4 +114,7 @@ def describe(error: Any) -> str:
     message = str(error["msg"]).removeprefix("Value error, ")
     if isinstance(error.get("input"), dict | list):
         return message
-    return f"{message}, got {error.get('input')!r}"
+    shown = repr(error.get("input"))
+    if len(shown) > SHOWN_VALUE_CHARS:
+        shown = shown[: SHOWN_VALUE_CHARS - 3] + "..."
+    return f"{message}, got {shown}"

@@ -69,6 +69,18 @@ async def test_contracts_refuse_unknown_subjects_and_bad_expectations(gw: InProc
     assert key_only.status_code in (401, 403)
 
 
+async def test_a_huge_bad_value_is_named_not_echoed_back(gw: InProcess) -> None:
+    await push(gw, SAFE)
+    huge = "a" * 1_000_000
+    answer = await gw.client.post(
+        "/api/contracts", json={**contract(), "name": huge}, headers=gw.admin
+    )
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == "name" and "should match pattern" in error["message"]
+    assert "got 'aaaa" in error["message"] and len(answer.content) < 1000, len(answer.content)
+
+
 async def test_a_verification_must_be_evidence_for_what_it_claims(gw: InProcess) -> None:
     await push(gw, SAFE)
     await push(gw, SAFE + " Thanks.")
