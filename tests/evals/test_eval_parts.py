@@ -264,3 +264,16 @@ def test_the_exact_binomial_and_the_t_test_match_scipy_stats() -> None:
     assert hi - lo == pytest.approx(
         2 * z / (1 + z * z / 20) * np.sqrt(0.3 * 0.7 / 20 + z * z / 1600)
     )
+
+
+def test_eval_run_diff_and_contracts_verify_share_one_response_cache_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pilothouse.cli.eval_api import cache_dir
+
+    monkeypatch.delenv("PILOTHOUSE_EVAL_CACHE_DIR", raising=False)
+    monkeypatch.setenv("PILOTHOUSE_DATA_DIR", str(tmp_path / "data"))
+    assert cache_dir() == tmp_path / "data" / "eval-cache"
+    monkeypatch.setenv("PILOTHOUSE_EVAL_CACHE_DIR", str(tmp_path / "shared"))
+    assert cache_dir() == tmp_path / "shared"
+    assert cache_dir(tmp_path / "chosen") == tmp_path / "chosen"

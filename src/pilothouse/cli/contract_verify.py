@@ -9,7 +9,6 @@ model the gateway does not serve) is found first and nothing is called (exit 2).
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,9 @@ from pilothouse.cli.eval_api import (
     EXIT_PASS,
     EvalApi,
     SuiteProblem,
-    data_dir,
     no_traceback,
 )
+from pilothouse.cli.eval_api import cache_dir as response_cache_dir
 from pilothouse.cli.eval_run import Options, new_run_id
 from pilothouse.cli.output import print_json
 from pilothouse.cli.releases import _params
@@ -92,9 +91,7 @@ def _main(
         raise SystemExit(EXIT_PASS)
     models = {m["id"]: m for m in api.get("/v1/models").get("data", [])}
     plans = [_plan(api, contract, candidate, models) for contract in found]
-    responses = ResponseCache(
-        cache_dir or Path(os.environ.get("PILOTHOUSE_EVAL_CACHE_DIR") or data_dir() / "eval-cache")
-    )
+    responses = ResponseCache(response_cache_dir(cache_dir))
     results = [_verify(api, plan, responses if cache else None) for plan in plans]
     if as_json:
         print_json(results)

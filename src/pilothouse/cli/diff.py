@@ -32,7 +32,7 @@ from pilothouse.cli.eval_api import (
     EvalApi,
     InfraProblem,
     SuiteProblem,
-    data_dir,
+    cache_dir,
     no_traceback,
     say,
 )
@@ -210,10 +210,7 @@ def perform(spec: Any, header: dict[str, Any], request: Request, api: EvalApi) -
 
     cache = None
     if request.cache:
-        cache = ResponseCache(
-            request.cache_dir
-            or Path(os.environ.get("PILOTHOUSE_EVAL_CACHE_DIR") or data_dir() / "eval-cache")
-        )
+        cache = ResponseCache(cache_dir(request.cache_dir))
     calls = GatewayCalls(
         api.url, api.token, concurrency=request.concurrency, run_id=header["id"], cache=cache
     )

@@ -46,6 +46,12 @@ def data_dir() -> Path:
     return Path(os.environ.get("PILOTHOUSE_DATA_DIR", ".pilothouse"))
 
 
+def cache_dir(chosen: Path | None = None) -> Path:
+    """The response cache folder `eval run`, `diff` and `contracts verify` share: `chosen`
+    (--cache-dir), else $PILOTHOUSE_EVAL_CACHE_DIR, else eval-cache in the data dir."""
+    return chosen or Path(os.environ.get("PILOTHOUSE_EVAL_CACHE_DIR") or data_dir() / "eval-cache")
+
+
 def journal_path(run_id: str) -> Path:
     return data_dir() / "evals" / f"{run_id}.journal.jsonl"
 

@@ -10,7 +10,6 @@ returns what went wrong with the infrastructure (exit 3), never raising for it.
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +28,7 @@ from pilothouse.cli.eval_api import (
     EvalApi,
     Interrupted,
     SuiteProblem,
-    data_dir,
+    cache_dir,
     journal_path,
     load_artifact,
 )
@@ -224,10 +223,7 @@ def perform(plan: Plan, progress: Progress | None = None) -> dict[str, Any]:
     options = plan.options
     cache = None
     if options.cache and not options.replay:
-        cache = ResponseCache(
-            options.cache_dir
-            or Path(os.environ.get("PILOTHOUSE_EVAL_CACHE_DIR") or data_dir() / "eval-cache")
-        )
+        cache = ResponseCache(cache_dir(options.cache_dir))
     journal = None
     if not options.replay:
         try:
