@@ -3,12 +3,14 @@ its field, over the API), before anything is stored or called."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from pilothouse import errors
-from pilothouse.contracts import spec
+from pilothouse.contracts import checks, spec
+from pilothouse.evals.types import Output
 from pilothouse.yamlfile import FileError
 
 GOOD = """\
@@ -134,3 +136,15 @@ def test_the_api_refuses_the_same_faults_naming_the_field() -> None:
         )
     with pytest.raises(errors.InvalidRequest, match="JSON object"):
         spec.parse(["not", "an", "object"])
+
+
+@pytest.mark.parametrize("text", [None, "", "  \n"])
+def test_an_empty_output_never_meets_a_contract_that_only_forbids(text: str | None) -> None:
+    """A contract of forbidden phrases and a maximum length is not met by no answer at all:
+    a verification of empty outputs is not evidence."""
+    only_forbids = checks.build({"forbidden_phrases": ["As an AI"], "length": {"max_chars": 50}})
+    empty = asyncio.run(checks.failures(only_forbids, Output(text=text)))
+    assert empty == ["no answer: the output has no text, tool call or refusal"]
+    assert asyncio.run(checks.failures(only_forbids, Output(text="billing"))) == []
+    called = Output(text=None, tool_calls=[{"name": "route", "arguments": "{}"}])
+    assert asyncio.run(checks.failures(only_forbids, called)) == []

@@ -123,6 +123,10 @@ async def failures(checks: Sequence[Check], output: Output) -> list[str]:
     """Why `output` does not meet the contract: one reason per expectation it misses."""
     if output.error is not None:
         return [str(failed_call(output).reason)]
+    if not (output.text or "").strip() and not output.tool_calls and output.refusal is None:
+        # Checks that only forbid (phrases, a maximum length) pass an empty output: no
+        # answer is no evidence that the consumer's expectations hold.
+        return ["no answer: the output has no text, tool call or refusal"]
     reasons = []
     for check in checks:
         score = await check.score(_CASE, output, NO_CONTEXT)
