@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 
 from inprocess import CONFIG, InProcess
 from pilothouse.clock import ManualClock
+from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -283,3 +285,55 @@ async def test_a_response_the_database_cannot_keep_is_answered_saying_store_fals
         assert streamed.output_text and streamed.store is False
         [row, *_] = await gw.rows(2)
         assert row["outcome"] == "ok"
+
+
+async def test_ids_no_response_could_have_are_not_found_without_a_database_error(
+    tmp_path: Path, database_url: str
+) -> None:
+    """A NUL byte (PostgreSQL refuses it in a text) or any other id not shaped like ours
+    is the usual 404 / 400, never a fault of the gateway."""
+    async with serving(tmp_path, database_url) as gw:
+        sdk = sdk_for(gw, await storing_key(gw))
+        kept = await sdk.responses.create(model="fast", input="Hi")
+        for odd in ("resp_\x00", kept.id[:-1] + "\x00", kept.id.upper().replace("RESP_", "resp_")):
+            with pytest.raises(openai.NotFoundError):
+                await sdk.responses.retrieve(odd)
+            with pytest.raises(openai.NotFoundError):
+                await sdk.responses.delete(odd)
+            with pytest.raises(openai.BadRequestError) as refused:
+                await sdk.responses.create(model="fast", input="Hi", previous_response_id=odd)
+            assert refused.value.code == "previous_response_not_found"
+        assert (await sdk.responses.retrieve(kept.id)).id == kept.id
+
+
+async def test_stored_responses_answer_503_while_the_database_is_away(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """PostgreSQL cut under a running gateway: reading, deleting and continuing a stored
+    response are a 503 to retry (not a 500), and work again once it is back."""
+    parts = urlsplit(postgres_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
+    proxy.start()
+    proxied = postgres_url.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+    try:
+        async with serving(tmp_path, proxied) as gw:
+            sdk = sdk_for(gw, await storing_key(gw))
+            kept = await sdk.responses.create(model="fast", input="Hi")
+            proxy.cut()
+            calls = [
+                lambda: sdk.responses.retrieve(kept.id),
+                lambda: sdk.responses.delete(kept.id),
+                lambda: sdk.responses.input_items.list(kept.id),
+                lambda: sdk.responses.create(
+                    model="fast", input="Again", previous_response_id=kept.id
+                ),
+            ]
+            for call in calls:
+                with pytest.raises(openai.APIStatusError) as away:
+                    await call()
+                assert away.value.status_code == 503, away.value.message
+                assert "database is unavailable" in away.value.message
+            proxy.restore()
+            assert (await sdk.responses.retrieve(kept.id)).id == kept.id
+    finally:
+        proxy.cut()

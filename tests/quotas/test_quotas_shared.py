@@ -141,3 +141,37 @@ async def test_with_redis_unreachable_the_policy_fails_open_counted_and_alerted_
             assert response.json()["error"]["code"] == "quota_backend_unavailable"
             assert response.headers["retry-after"] == "1"
             assert 'pilothouse_quota_decisions_total{decision="fail_closed"} 1.0' in metrics
+
+
+@pytest.mark.anyio
+async def test_a_huge_max_tokens_on_redis_is_refused_alone_not_taken_for_redis_down(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """A client's max_tokens of 2**62 makes a cost bound past any 64-bit integer: it is
+    refused at the hard limit, like any request too big for it, and the requests sent
+    with it are counted as usual (Redis is not reported down, nothing fails open)."""
+    name = f"usd-{secrets.token_hex(4)}"
+    async with InProcess.start(tmp_path, CONFIG, redis_url=redis_url) as gw:
+        gw.transports["sim"].default = Scripted.json(completion())
+        answer = await gw.client.put(
+            f"/api/quotas/{name}",
+            json={
+                "subject_kind": "key",
+                "subject": "inprocess",
+                "dimension": "cost",
+                "window": "day",
+                "hard_limit": 100,
+                "on_backend_down": "open",
+            },
+            headers=gw.admin,
+        )
+        assert answer.status_code == 201, answer.text
+        huge, *usual = await asyncio.gather(
+            gw.chat(max_tokens=2**62), *(gw.chat(max_tokens=5) for _ in range(3))
+        )
+        assert huge.status_code == 429, huge.text
+        assert huge.json()["error"]["code"] == "quota_exceeded"
+        assert [r.status_code for r in usual] == [200, 200, 200]
+        assert all("x-pilothouse-quota-usd-remaining" in r.headers for r in usual)
+        metrics = (await gw.client.get("/metrics")).text
+        assert 'pilothouse_quota_decisions_total{decision="fail_open"} 0.0' in metrics

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from urllib.parse import urlsplit
 
 import pytest
 
 from pilothouse.policy.quota_backends import Charge, RedisBackend
 from pilothouse.policy.quotas import QuotaPolicy
+from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
 
@@ -90,4 +92,47 @@ async def test_a_caller_that_leaves_mid_reservation_gets_it_given_back(redis_url
         await backend.peek(peek)
         assert [c.used for c in peek] == [1, 300]  # only the one that stayed
     finally:
+        await backend.close()
+
+
+async def test_corrections_wait_for_a_redis_that_is_away_without_hammering_it(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis cut with corrections queued: they are retried less and less often (not every
+    few milliseconds), the outage is logged once, and they all land once it is back."""
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    proxy.start()
+    run = secrets.token_hex(4)
+    requests, tokens = policy(f"r-{run}", 1e9), policy(f"t-{run}", 1000, "tokens")
+    backend = RedisBackend(
+        redis_url.replace(f"{parts.hostname}:{parts.port}", f"127.0.0.1:{proxy.port}")
+    )
+    calls = 0
+    call = backend._call
+
+    async def counted(*args: object) -> object:
+        nonlocal calls
+        calls += 1
+        return await call(*args)  # type: ignore[arg-type]
+
+    backend._call = counted  # type: ignore[method-assign]
+    try:
+        assert await backend.reserve(charges(requests, tokens, run, 300)) is None
+        proxy.cut()
+        await backend.adjust([(f"pilothouse:quota:test:{run}:tokens", -200, 86400)])
+        for _ in range(6):  # six calls that fail: the retry is then 320 ms away
+            await backend.flush()
+        calls = 0
+        await asyncio.sleep(0.3)
+        assert calls <= 2  # a few milliseconds apart, there would be dozens
+        failures = [r for r in caplog.records if "wait for Redis" in r.getMessage()]
+        assert len(failures) == 1
+        proxy.restore()
+        await backend.flush()
+        peek = charges(requests, tokens, run, 0)
+        await backend.peek(peek)
+        assert [c.used for c in peek] == [1, 100]
+    finally:
+        proxy.cut()
         await backend.close()

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pilothouse import errors
 from pilothouse.clock import Clock
-from pilothouse.store import Store
+from pilothouse.store import Store, database
 from pilothouse.store import stored_responses as rows
 
 log = logging.getLogger("pilothouse.conversations")
 ID_PREFIX = "resp_"
-MAX_ID_CHARS = 40  # the column's width: a longer id cannot be one of ours
+ID_HEX_DIGITS = 32  # a request id's: every id this gateway gives is resp_ and these
+_HEX = frozenset("0123456789abcdef")
 PRUNE_BATCH = 5000
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,9 +61,31 @@ class StoredResponse:
 
 
 def could_be_id(value: Any) -> bool:
-    """Whether `value` is shaped like an id this gateway gives (anything else is not
-    found without asking the database)."""
-    return isinstance(value, str) and value.startswith(ID_PREFIX) and len(value) <= MAX_ID_CHARS
+    """Whether `value` is shaped like an id this gateway gives, `resp_` and 32 hex digits
+    (anything else, such as a NUL byte the database would refuse, is not found without
+    asking the database)."""
+    return (
+        isinstance(value, str)
+        and len(value) == len(ID_PREFIX) + ID_HEX_DIGITS
+        and value.startswith(ID_PREFIX)
+        and _HEX.issuperset(value[len(ID_PREFIX) :])
+    )
+
+
+async def _off_loop(call: Callable[..., T], *args: Any) -> T:
+    """`call(*args)` in a worker thread; ServiceUnavailable (503, retry) when the database
+    cannot be reached, rather than a fault of the gateway's."""
+    try:
+        return await asyncio.to_thread(call, *args)
+    except Exception as exc:
+        if not database.is_unavailable(exc):
+            raise
+        log.error("stored responses: the database is unavailable: %s", exc)
+        raise errors.ServiceUnavailable(
+            "the database is unavailable, so stored responses cannot be read or deleted now",
+            hint="retry shortly, or send the whole conversation in `input` instead",
+            code="database_unavailable",
+        ) from exc
 
 
 class StoredResponses:
@@ -78,7 +103,7 @@ class StoredResponses:
         """The response `key_id` stored under this id, unless it is past retention."""
         if not could_be_id(response_id):
             return None
-        row = await asyncio.to_thread(self._get, response_id, key_id, self._since())
+        row = await _off_loop(self._get, response_id, key_id, self._since())
         return StoredResponse.from_row(row) if row is not None else None
 
     def _get(self, response_id: str, key_id: str, since: datetime) -> dict[str, Any] | None:
@@ -90,7 +115,7 @@ class StoredResponses:
         wanted = sorted({i for i in response_ids if could_be_id(i)})
         if not wanted:
             return {}
-        found = await asyncio.to_thread(self._get_many, wanted, key_id, self._since())
+        found = await _off_loop(self._get_many, wanted, key_id, self._since())
         return {i: StoredResponse.from_row(row) for i, row in found.items()}
 
     def _get_many(
@@ -125,7 +150,7 @@ class StoredResponses:
         """Delete the response `get` would find; whether there was one."""
         if not could_be_id(response_id):
             return False
-        return await asyncio.to_thread(self._delete, response_id, key_id, self._since())
+        return await _off_loop(self._delete, response_id, key_id, self._since())
 
     def _delete(self, response_id: str, key_id: str, since: datetime) -> bool:
         with self.store.begin() as conn:

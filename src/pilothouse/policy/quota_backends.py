@@ -162,6 +162,7 @@ return out
 """
 KEY_PREFIX = "pilothouse:quota:"
 FLUSH_SECONDS = 0.005  # reconciliations are sent together at most this late
+RETRY_MAX_SECONDS = 5.0  # while Redis is away, reconciliations alone are retried this often
 log = logging.getLogger("pilothouse.quotas")
 
 
@@ -192,6 +193,9 @@ class RedisBackend:
         self._send_soon = False  # a send is scheduled for the end of this loop turn
         self._pending: dict[str, tuple[int, int]] = {}  # slice -> (delta, ttl)
         self._flusher: asyncio.Task[None] | None = None
+        # How late corrections alone are sent: doubled by each call that fails, back to
+        # FLUSH_SECONDS when one lands (a Redis that is away is not asked 200 times a second).
+        self._retry_seconds = FLUSH_SECONDS
         self.failed_flushes = 0
 
     async def reserve(self, charges: Sequence[Charge]) -> int | None:
@@ -259,6 +263,12 @@ class RedisBackend:
             if not isinstance(exc, Exception):
                 raise
             return
+        if self._retry_seconds != FLUSH_SECONDS:
+            log.warning(
+                "quota reconciliations reach Redis again (%d failed calls since start)",
+                self.failed_flushes,
+            )
+            self._retry_seconds = FLUSH_SECONDS
         position = 0
         for charges, future in batch:
             ok, refused_at = int(result[position]), int(result[position + 1])
@@ -281,7 +291,15 @@ class RedisBackend:
             pending = self._pending.get(slice_)
             self._pending[slice_] = (delta + (pending[0] if pending else 0), ttl)
         self.failed_flushes += 1
-        log.error("quota reconciliations wait for Redis (%d slices): %s", len(self._pending), exc)
+        if self._retry_seconds == FLUSH_SECONDS:  # the first failure since Redis answered
+            log.error(
+                "quota reconciliations wait for Redis (%d slices; retried every %.0f s at "
+                "most): %s",
+                len(self._pending),
+                RETRY_MAX_SECONDS,
+                exc,
+            )
+        self._retry_seconds = min(self._retry_seconds * 2, RETRY_MAX_SECONDS)
 
     async def adjust(self, deltas: Sequence[tuple[str, int, int]]) -> None:
         """Queued, merged per slice, and sent with the next reservations, or on their own
@@ -300,10 +318,12 @@ class RedisBackend:
 
     def _flush_later(self) -> None:
         if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush_soon(self._retry_seconds)
+            )
 
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_SECONDS)
+    async def _flush_soon(self, delay_seconds: float) -> None:
+        await asyncio.sleep(delay_seconds)
         if self._pending:  # not carried by a reservation meanwhile (else: when it lands)
             self._schedule()
 

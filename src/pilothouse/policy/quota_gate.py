@@ -36,6 +36,10 @@ from pilothouse.policy.quotas import UNITS_PER, WINDOW_SECONDS, QuotaPolicy
 
 log = logging.getLogger("pilothouse.quotas")
 WARN_AT = (75, 90)
+# The most one request reserves or settles in one counter: a client's max_tokens can make
+# a bound past any 64-bit integer, which no backend could count; every hard limit is far
+# below this (2**53 nano-dollars is $9M), so a clamped request is refused all the same.
+MAX_UNITS = 2**53
 Notify = Callable[[str, dict[str, Any]], None]
 
 
@@ -70,9 +74,10 @@ class Admission:
 
 
 def amount_for(dimension: str, bound: UsageBound) -> int:
+    """What a request reserves in a counter of `dimension` (at most MAX_UNITS)."""
     if dimension == "requests":
         return 1
-    return bound.tokens if dimension == "tokens" else bound.cost_units
+    return min(bound.tokens if dimension == "tokens" else bound.cost_units, MAX_UNITS)
 
 
 def display(dimension: str, units: float) -> str:
@@ -210,6 +215,7 @@ class QuotaGate:
                 actual = tokens
             else:
                 actual = math.ceil(round(cost_usd * UNITS_PER["cost"], 3))
+            actual = min(actual, MAX_UNITS)
             if actual != charge.amount:
                 deltas.append((charge.slices[0], actual - charge.amount, charge.policy.ttl_seconds))
         try:
