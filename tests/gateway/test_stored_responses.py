@@ -20,6 +20,8 @@ import sqlalchemy as sa
 
 from inprocess import CONFIG, InProcess
 from pilothouse.clock import ManualClock
+from pilothouse.store import open_store
+from pilothouse.store import stored_responses as rows
 from tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.anyio
@@ -337,3 +339,24 @@ async def test_stored_responses_answer_503_while_the_database_is_away(
             assert (await sdk.responses.retrieve(kept.id)).id == kept.id
     finally:
         proxy.cut()
+
+
+async def test_a_stored_response_is_never_taken_over_by_another_key(database_url: str) -> None:
+    """Replacing a response with the same id (a retried attempt) keeps it its key's: a row
+    written for another key under that id changes nothing."""
+    store = open_store(database_url)
+    store.upgrade()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    response_id = "resp_" + "ab" * 16
+    base = {"id": response_id, "created_at": at, "input_items": []}
+    try:
+        with store.write() as conn:
+            rows.put(conn, {**base, "key_id": "key_owner", "response": {"text": "first"}})
+            rows.put(conn, {**base, "key_id": "key_owner", "response": {"text": "retried"}})
+            rows.put(conn, {**base, "key_id": "key_other", "response": {"text": "taken"}})
+        with store.connect() as conn:
+            kept = rows.get(conn, response_id, "key_owner", at)
+            assert kept is not None and kept["response"] == {"text": "retried"}
+            assert rows.get(conn, response_id, "key_other", at) is None
+    finally:
+        store.close()

@@ -14,14 +14,16 @@ from pilothouse.store.tables import stored_responses
 
 
 def put(conn: Connection, row: dict[str, Any]) -> None:
-    """Store a response, replacing one with the same id (an attempt the gateway retried
-    wrote it first; the answer the client got is the one that stays)."""
+    """Store a response, replacing one with the same id made by the same key (an attempt
+    the gateway retried wrote it first; the answer the client got is the one that stays).
+    A row of another key is never taken over."""
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = dialect_insert(stored_responses).values(**row)
     conn.execute(
         statement.on_conflict_do_update(
             index_elements=["id"],
-            set_={name: statement.excluded[name] for name in row if name != "id"},
+            set_={name: statement.excluded[name] for name in row if name not in ("id", "key_id")},
+            where=stored_responses.c.key_id == statement.excluded.key_id,
         )
     )
 
