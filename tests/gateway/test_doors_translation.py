@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from pilothouse.errors import InvalidRequest
-from pilothouse.gateway.doors import messages, responses
+from pilothouse.gateway.doors import messages, responses, responses_stream
 from pilothouse.providers.types import EventKind, StreamEvent
 
 
@@ -142,7 +142,9 @@ def test_responses_answer_and_stream_agree() -> None:
     assert [item["type"] for item in whole["output"]] == ["message", "function_call"]
     assert whole["usage"]["total_tokens"] == 9 and whole["store"] is False
 
-    writer = responses.ResponsesStream(request, response_id="resp_1", model="fast", created_at=7)
+    writer = responses_stream.ResponsesStream(
+        request, response_id="resp_1", model="fast", created_at=7
+    )
     out = writer.start()
     out += writer.feed(frame({"choices": [{"delta": {"content": "Hi"}}]}))
     text_delta = events(out)[-1]

@@ -33,7 +33,7 @@ from pilothouse.gateway import validation
 from pilothouse.gateway.accounting import account, account_partial, record_signals, usage_bound
 from pilothouse.gateway.doors.door import DOORS, Door, DoorStream, EventWriter
 from pilothouse.gateway.doors.ids_and_chunks import answer_id
-from pilothouse.gateway.doors.responses import ResponsesStream
+from pilothouse.gateway.doors.responses_stream import ResponsesStream
 from pilothouse.gateway.doors.stored import Keeper, Turn
 from pilothouse.gateway.headers import RequestHeaders
 from pilothouse.gateway.http_io import (

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import orjson
 
 from pilothouse import errors
-from pilothouse.gateway.doors import messages, responses
+from pilothouse.gateway.doors import messages, responses, responses_stream
 from pilothouse.gateway.doors.ids_and_chunks import answer_id
 from pilothouse.gateway.http_io import error_body as openai_error_body
 from pilothouse.providers.types import ChatStream, OutputSample, StreamEvent, Usage
@@ -127,7 +127,7 @@ class DoorStream:
 def _responses_writer(
     request: dict[str, Any], model: str, created_at: int, request_id: str
 ) -> EventWriter:
-    return responses.ResponsesStream(
+    return responses_stream.ResponsesStream(
         request,
         response_id=answer_id("resp", request_id),
         model=model,

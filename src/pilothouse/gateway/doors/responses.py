@@ -13,7 +13,7 @@ OpenAI-stored `prompt`s. Echoed, not sent: `metadata`. `previous_response_id`,
 `item_reference` items and `store` are the gateway's (`stored.py`): by the time a request
 is translated here, they have been replaced by what they name.
 
-Answer (`to_response`) and stream (`ResponsesStream`): the chat message becomes a
+Answer (`to_response`; the stream: `responses_stream.ResponsesStream`): the chat message becomes a
 `message` output item with one `output_text` part, each tool call a `function_call` item
 (item ids made from the response id: `ids_and_chunks.output_item_id`);
 `finish_reason: length` makes the response `incomplete` (max_output_tokens); usage maps
@@ -26,9 +26,8 @@ from typing import Any
 
 import orjson
 
-from pilothouse.errors import InvalidRequest, PilothouseError
-from pilothouse.gateway.doors.ids_and_chunks import chat_chunk, item_id, output_item_id
-from pilothouse.providers.types import EventKind, StreamEvent
+from pilothouse.errors import InvalidRequest
+from pilothouse.gateway.doors.ids_and_chunks import item_id, output_item_id
 
 _ROLES = {"user", "system", "developer", "assistant"}
 
@@ -274,15 +273,15 @@ def to_response(
     output: list[dict[str, Any]] = []
     text = message.get("content")
     if isinstance(text, str) and text:
-        output.append(_message_item(output_item_id("msg", response_id, 0), text))
+        output.append(message_item(output_item_id("msg", response_id, 0), text))
     elif isinstance(message.get("refusal"), str) and message["refusal"]:
-        item = _message_item(output_item_id("msg", response_id, 0), "")
+        item = message_item(output_item_id("msg", response_id, 0), "")
         item["content"] = [{"type": "refusal", "refusal": message["refusal"]}]
         output.append(item)
     for call in message.get("tool_calls") or []:
         function = call.get("function") or {}
         output.append(
-            _function_item(
+            function_item(
                 output_item_id("fc", response_id, len(output)),
                 call.get("id") or new_id("call"),
                 function.get("name"),
@@ -341,7 +340,7 @@ def envelope(
     }
 
 
-def _message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+def message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
     return {
         "type": "message",
         "id": item_id,
@@ -351,7 +350,7 @@ def _message_item(item_id: str, text: str, status: str = "completed") -> dict[st
     }
 
 
-def _function_item(
+def function_item(
     item_id: str, call_id: str, name: Any, arguments: str, status: str = "completed"
 ) -> dict[str, Any]:
     return {
@@ -378,284 +377,3 @@ def usage(chat_usage: Any) -> dict[str, Any] | None:
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": prompt + completion,
     }
-
-
-_TEXT_DELTA_START = (
-    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
-    b'"sequence_number":'
-)
-_TEXT_DELTA_END = b',"logprobs":[]}\n\n'
-# The closing frames of a message item, around its id, place and text (what `_frame`
-# would write, key for key): the text is encoded once for all of them.
-_TEXT_DONE = (
-    b'event: response.output_text.done\ndata: {"type":"response.output_text.done",'
-    b'"sequence_number":%d,"item_id":"%s","output_index":%d,"content_index":0,"text":%s,'
-    b'"logprobs":[]}\n\n'
-)
-_PART_DONE = (
-    b'event: response.content_part.done\ndata: {"type":"response.content_part.done",'
-    b'"sequence_number":%d,"item_id":"%s","output_index":%d,"content_index":0,"part":%s}\n\n'
-)
-_MESSAGE_DONE = (
-    b'event: response.output_item.done\ndata: {"type":"response.output_item.done",'
-    b'"sequence_number":%d,"output_index":%d,"item":{"type":"message","id":"%s",'
-    b'"status":"completed","role":"assistant","content":[%s]}}\n\n'
-)
-
-
-class ResponsesStream:
-    """Turns OpenAI chat chunk frames into the Responses event stream.
-
-    `start()` gives the opening events; `feed(event)` each chunk's events; `finish()` the
-    closing ones (output items done, response.completed with usage)."""
-
-    def __init__(self, request: dict[str, Any], *, response_id: str, model: str, created_at: int):
-        self.request = request
-        self.response_id = response_id
-        self.model = model
-        self.created_at = created_at
-        self.sequence = 0
-        self.text_item: dict[str, Any] | None = None
-        self.text_parts: list[str] = []
-        self._delta_middle = b""
-        self.calls: dict[int, dict[str, Any]] = {}  # chat tool index → function_call item
-        self.items: list[dict[str, Any]] = []
-        self.usage: dict[str, Any] | None = None
-        self.finish_reason: str | None = None
-        self.closed_status: str | None = None  # set once the items are completed
-        # Frames sent inside another one's StreamEvent (several frames in one): the relay
-        # counts events, so the gateway adds these to the frames the client received.
-        self.merged_frames = 0
-
-    def _frame(self, kind: str, data: dict[str, Any]) -> bytes:
-        data = {"type": kind, "sequence_number": self.sequence, **data}
-        self.sequence += 1
-        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
-
-    def _event(
-        self, kind: str, data: dict[str, Any], event_kind: EventKind = EventKind.OTHER
-    ) -> StreamEvent:
-        return StreamEvent(self._frame(kind, data), event_kind)
-
-    def _merged(self, frames: list[bytes], kind: EventKind) -> StreamEvent:
-        """Several frames as one event: one object and one relay step instead of many
-        (most of what a text delta cost)."""
-        self.merged_frames += len(frames) - 1
-        return StreamEvent(b"".join(frames), kind)
-
-    def _snapshot(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
-        return envelope(
-            self.request,
-            response_id=self.response_id,
-            model=self.model,
-            status=status,
-            output=self.items,
-            usage=self.usage,
-            created_at=self.created_at,
-            error=error,
-        )
-
-    def error(self, exc: PilothouseError) -> bytes:
-        """The end of a failed stream: an `error` event, then `response.failed` carrying
-        the same error (the SDK raises on the first; the second closes the response)."""
-        message = f"{exc.message}. {exc.hint}" if exc.hint else exc.message
-        code = exc.code or exc.type
-        failed = (
-            self._event("error", {"code": code, "message": message, "param": exc.param}).data
-            + self._event(
-                "response.failed",
-                {"response": self._snapshot("failed", {"code": code, "message": message})},
-            ).data
-        )
-        return failed
-
-    def start(self) -> list[StreamEvent]:
-        # Both opening events carry the same response: serialized once (what `_frame`
-        # would write for each, key for key).
-        response = orjson.dumps(self._snapshot("in_progress"))
-        frames = []
-        for kind in (b"response.created", b"response.in_progress"):
-            head = b'event: %s\ndata: {"type":"%s","sequence_number":%d,"response":'
-            frames.append(head % (kind, kind, self.sequence) + response + b"}\n\n")
-            self.sequence += 1
-        return [self._merged(frames, EventKind.OTHER)]
-
-    def feed_batch(self, batch: list[StreamEvent]) -> list[StreamEvent]:
-        """`feed` for each event of one upstream read. Most of a stream is chunks whose
-        one choice's delta is only text: a run of them becomes one event of text delta
-        frames, made on a short path."""
-        out: list[StreamEvent] = []
-        run: list[bytes] = []
-        for event in batch:
-            chunk = event.chunk
-            if event.kind is EventKind.CONTENT and self.text_item is not None and chunk:
-                choices = chunk.get("choices")
-                if type(choices) is list and len(choices) == 1:
-                    choice = choices[0]
-                    delta = choice.get("delta") if type(choice) is dict else None
-                    if (  # exactly what `feed` would make of it, without its other cases
-                        type(delta) is dict
-                        and type(content := delta.get("content")) is str
-                        and content
-                        and not delta.get("tool_calls")
-                        and not choice.get("finish_reason")
-                        and not chunk.get("usage")
-                    ):
-                        self.text_parts.append(content)
-                        run += (
-                            _TEXT_DELTA_START,
-                            b"%d" % self.sequence,
-                            self._delta_middle,
-                            orjson.dumps(content),
-                            _TEXT_DELTA_END,
-                        )
-                        self.sequence += 1
-                        continue
-            if run:
-                out.append(self._text_run(run))
-                run = []
-            out += self.feed(event)
-        if run:
-            out.append(self._text_run(run))
-        return out
-
-    def _text_run(self, parts: list[bytes]) -> StreamEvent:
-        self.merged_frames += len(parts) // 5 - 1
-        return StreamEvent(b"".join(parts), EventKind.CONTENT)
-
-    def feed(self, event: StreamEvent) -> list[StreamEvent]:
-        if event.kind is EventKind.DONE:
-            return []
-        chunk = event.chunk if event.chunk is not None else chat_chunk(event.data)
-        if chunk is None:
-            return []
-        if chunk.get("usage"):
-            self.usage = usage(chunk["usage"])
-        out: list[StreamEvent] = []
-        for choice in chunk.get("choices") or []:
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if isinstance(content, str) and content:
-                out += self._text_delta(content)
-            for call in delta.get("tool_calls") or []:
-                out += self._call_delta(call)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-        return out
-
-    def _text_delta(self, content: str) -> list[StreamEvent]:
-        frames = []
-        if self.text_item is None:
-            self.text_item = _message_item(
-                output_item_id("msg", self.response_id, len(self.items)), "", "in_progress"
-            )
-            self.text_item["content"] = []
-            self.items.append(self.text_item)
-            index = len(self.items) - 1
-            added = {"output_index": index, "item": self.text_item}
-            frames.append(self._frame("response.output_item.added", added))
-            part = {
-                "item_id": self.text_item["id"],
-                "output_index": index,
-                "content_index": 0,
-                "part": {"type": "output_text", "text": "", "annotations": []},
-            }
-            frames.append(self._frame("response.content_part.added", part))
-            self._delta_middle = (
-                f',"item_id":"{self.text_item["id"]}","output_index":{index},'
-                '"content_index":0,"delta":'
-            ).encode()
-        # A text delta's frame is assembled around the two values that change (what
-        # `_frame` would write, key for key); `feed_batch` does the same for a run.
-        self.text_parts.append(content)
-        frames.append(
-            b"%s%d%s%s%s"
-            % (
-                _TEXT_DELTA_START,
-                self.sequence,
-                self._delta_middle,
-                orjson.dumps(content),
-                _TEXT_DELTA_END,
-            )
-        )
-        self.sequence += 1
-        return [self._merged(frames, EventKind.CONTENT)]
-
-    def _call_delta(self, call: dict[str, Any]) -> list[StreamEvent]:
-        index = call.get("index", 0)
-        function = call.get("function") or {}
-        out = []
-        item = self.calls.get(index)
-        if item is None:
-            item = _function_item(
-                output_item_id("fc", self.response_id, len(self.items)),
-                call.get("id") or new_id("call"),
-                function.get("name"),
-                "",
-                "in_progress",
-            )
-            self.calls[index] = item
-            self.items.append(item)
-            out.append(
-                self._event(
-                    "response.output_item.added",
-                    {"output_index": len(self.items) - 1, "item": item},
-                )
-            )
-        arguments = function.get("arguments") or ""
-        if arguments:
-            item["arguments"] += arguments
-            out.append(
-                self._event(
-                    "response.function_call_arguments.delta",
-                    {
-                        "item_id": item["id"],
-                        "output_index": self.items.index(item),
-                        "delta": arguments,
-                    },
-                    EventKind.CONTENT,
-                )
-            )
-        return out
-
-    def _close(self) -> str:
-        """The items completed (the message's text joined); the response's final status."""
-        if self.closed_status is None:
-            text = "".join(self.text_parts)
-            for item in self.items:
-                if item["type"] == "message":
-                    item["content"] = [{"type": "output_text", "text": text, "annotations": []}]
-                item["status"] = "completed"
-            self.closed_status = "incomplete" if self.finish_reason == "length" else "completed"
-        return self.closed_status
-
-    def result(self) -> dict[str, Any]:
-        """The whole response as its closing event will carry it (after the last `feed`)."""
-        return self._snapshot(self._close())
-
-    def finish(self) -> list[StreamEvent]:
-        status = self._close()
-        frames = []
-        for index, item in enumerate(self.items):
-            if item["type"] == "message":
-                item_id, text = item["id"].encode(), orjson.dumps(item["content"][0]["text"])
-                part = b'{"type":"output_text","text":%s,"annotations":[]}' % text
-                sequence = self.sequence
-                frames.append(_TEXT_DONE % (sequence, item_id, index, text))
-                frames.append(_PART_DONE % (sequence + 1, item_id, index, part))
-                frames.append(_MESSAGE_DONE % (sequence + 2, index, item_id, part))
-                self.sequence += 3
-                continue
-            arguments = {
-                "item_id": item["id"],
-                "output_index": index,
-                "arguments": item["arguments"],
-            }
-            frames.append(self._frame("response.function_call_arguments.done", arguments))
-            done = {"output_index": index, "item": item}
-            frames.append(self._frame("response.output_item.done", done))
-        kind = "response.incomplete" if status == "incomplete" else "response.completed"
-        frames.append(self._frame(kind, {"response": self._snapshot(status)}))
-        return [self._merged(frames, EventKind.OTHER)]
