@@ -35,7 +35,7 @@ def test_migrations_take_an_empty_database_to_head(database_url: str) -> None:
     store.upgrade()  # a second upgrade is a no-op
     with store.connect() as conn:
         assert changes.current(conn) == 1
-    # The migrations build the request log's indexes tables.py describes.
+    # The migrations build the request log's indexes store/tables/ describes.
     built = {
         i["name"]: i["column_names"] for i in sa.inspect(store.engine).get_indexes("request_log")
     }

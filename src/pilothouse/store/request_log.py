@@ -5,7 +5,7 @@ journal segment's header names), already made storable on every supported databa
 `telemetry/storable.py`), in a form that is the same for SQLite and PostgreSQL: text,
 integers, finite floats, booleans, null; a timestamp as `YYYY-MM-DD HH:MM:SS.ffffff` in
 UTC (SQLAlchemy's SQLite storage format); a JSON value as its JSON text.
-`COLUMN_SPECS` describes each column's bounds, read from `tables.py`.
+`COLUMN_SPECS` describes each column's bounds, read from `store/tables/`.
 """
 
 from __future__ import annotations

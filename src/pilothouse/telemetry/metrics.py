@@ -39,7 +39,7 @@ class _AttemptChildren:
     first_chunk: Any
 
 
-# Fixed edges that include every SLO threshold (store/tables.py TTFT_EDGES_MS, in seconds).
+# Fixed edges that include every SLO threshold (store/tables/traffic.py TTFT_EDGES_MS, in seconds).
 _TTFT_BUCKETS = tuple(edge / 1000 for edge in TTFT_EDGES_MS)
 _DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0)
 _GATEWAY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25)

@@ -2,7 +2,7 @@
 
 The loader adds each batch's increments in the same transaction that inserts its rows,
 and only for the rows the insert really added, so a batch loaded twice (after a restart)
-counts once. Buckets have fixed edges (store/tables.py): the TTFT edges include every
+counts once. Buckets have fixed edges (store/tables/traffic.py): the TTFT edges include every
 threshold an SLO may use, so "good events" are exact sums of buckets.
 """
 

@@ -2,7 +2,7 @@
 
 A value that PostgreSQL or SQLite would refuse must never reach a batch insert: one such
 row used to stop the log for good. Every value is bounded by its column in
-`store/tables.py` (read through `store.request_log.COLUMN_SPECS`, never restated here):
+`store/tables/` (read through `store.request_log.COLUMN_SPECS`, never restated here):
 
 - text: NUL and unpaired surrogates become U+FFFD, longer text is cut to the column's
   length with a trailing `…`; text columns without a length get `TEXT_MAX_CHARS`;
