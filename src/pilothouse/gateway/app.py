@@ -31,9 +31,9 @@ from pilothouse.fleet.deployments import Deployment, ModelAlias
 from pilothouse.fleet.failover import Failover, bounded
 from pilothouse.gateway import validation
 from pilothouse.gateway.accounting import account, account_partial, record_signals, usage_bound
-from pilothouse.gateway.doors.door import DOORS, Door, DoorStream, EventWriter
+from pilothouse.gateway.client_watch import WATCH_AFTER_SECONDS, ClientWatch
+from pilothouse.gateway.doors.door import DOORS, Door, DoorStream
 from pilothouse.gateway.doors.ids_and_chunks import answer_id
-from pilothouse.gateway.doors.responses_stream import ResponsesStream
 from pilothouse.gateway.doors.stored import Keeper, Turn
 from pilothouse.gateway.headers import RequestHeaders
 from pilothouse.gateway.http_io import (
@@ -47,10 +47,10 @@ from pilothouse.gateway.http_io import (
     parse_json_object,
     read_body,
     send_json,
-    wait_for_disconnect,
 )
-from pilothouse.gateway.relay import RelayResult, SseResponse, error_frame, flush_held, relay
+from pilothouse.gateway.relay import RelayResult, SseResponse, flush_held, relay
 from pilothouse.gateway.resolve import Resolution, degrade, resolve
+from pilothouse.gateway.stream_frames import StreamFrames
 from pilothouse.gateway.unserved import unserved_answer
 from pilothouse.logs import request_id_var
 from pilothouse.policy.keys import ApiKey, authenticate, authenticate_quietly
@@ -67,49 +67,6 @@ CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answe
 Headers = list[tuple[bytes, bytes]]
 
 
-class _ClientWatch:
-    """While alive, cancels the task that made it when the client disconnects.
-
-    With `after_seconds`, the watching starts only once that much time has passed: a call
-    that answers sooner costs a timer, not a task (the fast path of a plain request)."""
-
-    __slots__ = ("_receive", "_task", "_timer", "_watcher", "gone")
-
-    def __init__(self, receive: Receive, after_seconds: float = 0.0):
-        self.gone = False
-        task = asyncio.current_task()
-        assert task is not None
-        self._task = task
-        self._receive = receive
-        self._watcher: asyncio.Future[None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-        if after_seconds > 0:
-            self._timer = asyncio.get_running_loop().call_later(after_seconds, self._watch)
-        else:
-            self._watch()
-
-    def _watch(self) -> None:
-        self._timer = None
-        self._watcher = asyncio.ensure_future(wait_for_disconnect(self._receive))
-        self._watcher.add_done_callback(self._left)
-
-    def _left(self, watcher: asyncio.Future[None]) -> None:
-        if not watcher.cancelled():
-            self.gone = True
-            self._task.cancel()
-
-    def detach(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-        if self._watcher is not None:
-            self._watcher.remove_done_callback(self._left)
-            self._watcher.cancel()
-
-
-# A plain request that has not answered within this starts watching for its client leaving.
-WATCH_AFTER_SECONDS = 0.25
-
-
 @dataclass(slots=True)
 class _Streamed:
     """The stream attempt in progress (what a cancellation or the end reads)."""
@@ -117,42 +74,6 @@ class _Streamed:
     stream: ChatStream | None = None
     result: RelayResult = field(default_factory=RelayResult)
     upstream_start: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class _Frames:
-    """What a stream's frames are: chat chunks as they came (no door), or the door's
-    events, written per attempt by a fresh writer; and the frame that ends a failure."""
-
-    door: Door | None
-    request: dict[str, Any]  # the client's own body
-    created_at: int
-    request_id: str
-    turn: Turn | None = None  # a Responses answer to keep before its closing events
-
-    def wrap(self, stream: ChatStream) -> ChatStream:
-        if self.door is None:
-            return stream
-        return DoorStream(stream, self._writer(), self._keep if self.turn else None)
-
-    async def _keep(self, writer: EventWriter) -> None:
-        assert self.turn is not None and isinstance(writer, ResponsesStream)
-        if not await self.turn.keep(writer.result()):
-            writer.request = {**writer.request, "store": False}  # the closing events say so
-
-    def error(self, stream: ChatStream | None, exc: errors.PilothouseError) -> bytes:
-        if self.door is None:
-            assert isinstance(exc, UpstreamError)
-            return error_frame(exc)
-        if isinstance(stream, DoorStream):
-            return stream.writer.error(exc)
-        return self._writer().error(exc)
-
-    def _writer(self) -> EventWriter:
-        assert self.door is not None
-        return self.door.writer(
-            self.request, self.request["model"], self.created_at, self.request_id
-        )
 
 
 class GatewayApp:
@@ -467,10 +388,10 @@ class GatewayApp:
         try:
             if body.get("stream") and endpoint != "embeddings":
                 record.stream = True
-                frames = _Frames(door, request, int(self.now()), record.id, turn)
+                frames = StreamFrames(door, request, int(self.now()), record.id, turn)
                 await self._stream(failover, body, record, t0, receive, send, headers, frames)
                 return
-            watch = _ClientWatch(receive, WATCH_AFTER_SECONDS)
+            watch = ClientWatch(receive, WATCH_AFTER_SECONDS)
             try:
                 deployment, result = await self._answer(failover, endpoint, body, record)
             except asyncio.CancelledError:
@@ -533,11 +454,11 @@ class GatewayApp:
         receive: Receive,
         send: Send,
         headers: Headers,
-        frames: _Frames,
+        frames: StreamFrames,
     ) -> None:
         response = SseResponse(send, SSE_HEADERS + headers)
         state = _Streamed()
-        watch = _ClientWatch(receive)
+        watch = ClientWatch(receive)
         try:
             try:
                 await self._stream_answer(failover, body, record, response, state, frames)
@@ -592,7 +513,7 @@ class GatewayApp:
         record: RequestRecord,
         response: SseResponse,
         state: _Streamed,
-        frames: _Frames,
+        frames: StreamFrames,
     ) -> None:
         """Choice and retry for a stream: an attempt that fails (or ends empty) before any
         content reached the client goes to the next deployment; after content, never."""
