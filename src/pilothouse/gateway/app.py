@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -608,7 +608,7 @@ class GatewayApp:
         if path == "/v1/models":
             await send_json(send, 200, _models_body(snapshot, key), headers)
             return
-        alias = unquote(path[len(MODEL_PATH) :])
+        alias = path[len(MODEL_PATH) :]  # ASGI paths come decoded already
         target = snapshot.models.get(alias)
         if target is None or not key.allows(alias):
             raise errors.NotFound(
@@ -623,7 +623,7 @@ class GatewayApp:
     ) -> None:
         """GET or DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items: the
         calling key's stored responses only (404 for anything else)."""
-        response_id, _, tail = unquote(scope["path"][len(RESPONSE_PATH) :]).partition("/")
+        response_id, _, tail = scope["path"][len(RESPONSE_PATH) :].partition("/")
         if endpoint == "responses.delete":
             answer = await self.keeper.delete(key, response_id)
         elif tail:
