@@ -195,6 +195,7 @@ def test_keys_and_logs_commands(cli_gateway: Gateway) -> None:
     listing = pilothouse("keys", "list", env=env)
     assert "checkout" in listing.stdout and "payments" in listing.stdout
     assert key["secret"] not in listing.stdout
+    assert pilothouse("keys", "ls", env=env).stdout == listing.stdout, "ls, as in every group"
 
     sdk = openai.OpenAI(base_url=cli_gateway.url + "/v1", api_key=key["secret"], max_retries=0)
     sdk.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])
