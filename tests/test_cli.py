@@ -131,9 +131,31 @@ def test_demo_serves_a_completion_on_a_fresh_data_dir(tmp_path: Path) -> None:
         assert "PILOTHOUSE_ADMIN_TOKEN=" not in text, "the admin token is printed once only"
         assert demo_key in text, "a restarted demo shows the same demo key"
         assert "No demo traffic (--no-demo-traffic)" in text
+        simulator_url = "http://127.0.0.1:{}/healthz".format(
+            re.search(
+                r"127\.0\.0\.1:(\d+)", (tmp_path / "data" / "demo-config.yaml").read_text()
+            ).group(1)
+        )
+        assert httpx.get(simulator_url, timeout=2).status_code == 200
     finally:
-        again.send_signal(signal.SIGINT)
-        assert again.wait(timeout=30) == 0
+        again.kill()  # kill -9: no clean-up code runs in the server
+        again.wait(timeout=30)
+    deadline = time.monotonic() + 30  # the orphaned simulator sees its pipe close and stops
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(simulator_url, timeout=1)
+        except httpx.ConnectError:
+            break
+        time.sleep(0.1)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(simulator_url, timeout=2)  # no simulator left behind, holding its port
+
+    third, lines = start_demo(tmp_path / "data", free_port(), "--no-demo-traffic")
+    try:
+        assert demo_key in "".join(lines), "after kill -9 the demo starts again on its data"
+    finally:
+        third.send_signal(signal.SIGINT)
+        assert third.wait(timeout=30) == 0
 
 
 @pytest.fixture(scope="module")
@@ -173,6 +195,7 @@ def test_keys_and_logs_commands(cli_gateway: Gateway) -> None:
     listing = pilothouse("keys", "list", env=env)
     assert "checkout" in listing.stdout and "payments" in listing.stdout
     assert key["secret"] not in listing.stdout
+    assert pilothouse("keys", "ls", env=env).stdout == listing.stdout, "ls, as in every group"
 
     sdk = openai.OpenAI(base_url=cli_gateway.url + "/v1", api_key=key["secret"], max_retries=0)
     sdk.chat.completions.create(model="fast", messages=[{"role": "user", "content": "hi"}])

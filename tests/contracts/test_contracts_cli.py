@@ -200,3 +200,30 @@ def test_route_contracts_verify_a_release_by_arm_or_by_what_it_would_serve(setup
     assert setup.cli("contracts", "verify", "route:support@nightly").returncode == 2
     log = setup.cli("changelog", "route:support")
     assert "canary: none -> triage@2 on fast (temperature=0) at 10%" in log.stdout, log.stdout
+
+
+def test_verify_refuses_a_subject_that_names_nothing_even_with_no_contracts_on_it(
+    setup: Setup,
+) -> None:
+    response = setup.gw.admin.post("/api/prompts/uncontracted/versions", json=triage(SAFE))
+    assert response.status_code in (200, 201), response.text
+    made = setup.cli(
+        "releases", "promote", "quiet", "--prompt", "uncontracted@1", "--model", "fast",
+        "--reason", "a route nobody holds a contract on",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    fine = setup.cli("contracts", "verify", "uncontracted@1")
+    assert fine.returncode == 0 and "nothing to verify" in fine.stderr, fine.stderr
+    assert setup.cli("contracts", "verify", "route:quiet@active").returncode == 0
+
+    wrong = {
+        "an unknown version": ("uncontracted@9",),
+        "no canary running": ("route:quiet@canary",),
+        "an unknown release prompt": ("route:quiet", "--prompt", "uncontracted@9", "--model", "fast"),
+        "an unknown model": ("route:quiet", "--prompt", "uncontracted@1", "--model", "nope"),
+    }  # fmt: skip
+    for why, args in wrong.items():
+        verified = setup.cli("contracts", "verify", *args)
+        assert verified.returncode == 2, f"{why}: {verified.stdout}{verified.stderr}"
+        assert "nothing to verify" not in verified.stderr, why
+    assert "has no canary release" in setup.cli("contracts", "verify", "route:quiet@canary").stderr

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 import pytest
+from click.testing import CliRunner
 
 from harness import ADMIN_TOKEN, Gateway, Simulator, gateway_config, start_gateway
 from pilothouse.cli import COMMANDS, main
@@ -155,6 +156,14 @@ def test_the_help_lists_each_commands_own_summary() -> None:
         command = main.get_command(context, name)
         assert command is not None
         assert command.get_short_help_str(limit=1000) == summary, name
+
+
+def test_the_changelog_help_says_it_reads_a_subject_and_how() -> None:
+    shown = CliRunner().invoke(main, ["changelog", "--help"], prog_name="pilothouse")
+    assert shown.exit_code == 0
+    usage = shown.output.splitlines()[0]
+    assert usage.startswith("Usage: pilothouse changelog [OPTIONS] SUBJECT"), usage
+    assert "--limit N" in shown.output and "--json" in shown.output
 
 
 def test_one_prompt_that_cannot_be_exported_does_not_stop_pull(

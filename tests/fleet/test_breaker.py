@@ -137,3 +137,5 @@ def test_health_raises_degraded_and_recovered_events_naming_the_owner() -> None:
     clock.advance(61)
     health.check()
     assert not health.degraded and events.recent[-1].kind == "recovered"
+    # An empty window is not a healthy one: the reason says there was too little to judge.
+    assert events.recent[-1].reason.startswith("too few calls to judge (0 within")

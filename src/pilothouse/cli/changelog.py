@@ -25,11 +25,12 @@ class _ReadByDefault(click.Group):
         return super().parse_args(ctx, args)
 
 
-@click.group(cls=_ReadByDefault)
+@click.group(cls=_ReadByDefault, subcommand_metavar="SUBJECT [--limit N] [--json] | COMMAND ...")
 def changelog() -> None:
     """What changed in a prompt's or route's behaviour; subscribe a webhook to be told.
 
-    `pilothouse changelog SUBJECT` (a prompt, or route:NAME) reads its newest entries."""
+    `pilothouse changelog SUBJECT` (a prompt, or route:NAME) reads its newest entries:
+    --limit N of them (default 20, at most 1000), --json for scripts."""
 
 
 def _summary(entry: dict[str, Any]) -> str:

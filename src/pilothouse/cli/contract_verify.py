@@ -86,10 +86,11 @@ def _main(
         found = [c for c in found if f"{c['consumer']}/{c['name']}" == only]
         if not found:
             raise SuiteProblem(f"no contract {only} on {kind} {name}")
+    models = {m["id"]: m for m in api.get("/v1/models").get("data", [])}
+    _check_subject(api, candidate, models)
     if not found:
         click.echo(f"no contracts on {kind} {name}: nothing to verify", err=True)
         raise SystemExit(EXIT_PASS)
-    models = {m["id"]: m for m in api.get("/v1/models").get("data", [])}
     plans = [_plan(api, contract, candidate, models) for contract in found]
     responses = ResponseCache(response_cache_dir(cache_dir))
     results = [_verify(api, plan, responses if cache else None) for plan in plans]
@@ -130,6 +131,25 @@ def _subject(
             "--prompt NAME@VERSION --model ALIAS [--param NAME=VALUE]"
         )
     return {"route": name, "prompt": prompt, "model": model, "params": params}
+
+
+def _check_subject(api: EvalApi, subject: dict[str, Any], models: dict[str, Any]) -> None:
+    """Refuse (SuiteProblem, exit 2) a subject that names nothing, with or without
+    contracts to verify on it: an unknown prompt version, a route with no such arm, or a
+    release whose prompt version or model does not exist."""
+    if "release" in subject:
+        route = eval_resolve.fetch_route(api, subject["route"])
+        if route.get(subject["release"]) is None:
+            raise SuiteProblem(f"route {subject['route']!r} has no {subject['release']} release")
+        return
+    if "route" in subject:
+        eval_resolve.fetch_route(api, subject["route"])
+        if subject["model"] not in models:
+            raise SuiteProblem(
+                f"model {subject['model']!r} is not served to this key; models: "
+                + (", ".join(sorted(models)) or "(none)")
+            )
+    eval_resolve.fetch_prompt(api, subject["prompt"])
 
 
 def _plan(

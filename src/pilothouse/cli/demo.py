@@ -103,7 +103,11 @@ def start_simulator(settings: Settings) -> tuple[subprocess.Popen[bytes], Settin
             str(port),
             "--scenario",
             str(DEMO_SCENARIO_PATH),  # realistic latency, rare faults, a drift phase
+            # This process holds the pipe's other end: when it dies, even by kill -9, the
+            # simulator sees end of file and stops, rather than keep its port forever.
+            "--stop-when-stdin-closes",
         ],
+        stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
     )
     try:

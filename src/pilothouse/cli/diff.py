@@ -292,9 +292,20 @@ def exit_status(report: dict[str, Any]) -> int:
     show_default=True,
     help="Sent with every call (the noise floor's second answers: seed + 1).",
 )
-@click.option("--concurrency", type=click.IntRange(1, 512), default=8, show_default=True)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 512),
+    default=8,
+    show_default=True,
+    help="Calls in flight to the gateway (a cached answer takes no slot).",
+)
 @click.option("--no-cache", is_flag=True, help="Call the gateway for every answer.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Response cache folder [PILOTHOUSE_EVAL_CACHE_DIR; default .pilothouse/eval-cache].",
+)
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option(
     "--out",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 
 import click
@@ -90,6 +91,13 @@ def list_(as_json: bool) -> None:
         data,
         ["id", "name", "prefix", "user", "team", "models", "scopes", "expires_at", "disabled"],
     )
+
+
+# Every other group lists with `ls` (prompts, releases, quotas, ...): `keys ls` works too,
+# unlisted, so `keys --help` shows one listing command.
+_ls = copy.copy(list_)
+_ls.hidden = True
+keys.add_command(_ls, "ls")
 
 
 @keys.command("disable")

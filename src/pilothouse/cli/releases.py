@@ -237,7 +237,10 @@ def rollback(route: str, reason: str | None, force: bool) -> None:
 )
 @click.option("--reason", default=None, help="Why (kept in the audit trail).")
 def settings(route: str, store_responses: str, reason: str | None) -> None:
-    """ROUTE's settings that no release carries (they stay across promotions)."""
+    """Change ROUTE's settings that no release carries (they stay across promotions).
+
+    `pilothouse releases show ROUTE` shows them.
+    """
     result = _client().post(
         f"/api/routes/{quote(route)}/settings",
         {"store_responses": store_responses == "on", "reason": reason},

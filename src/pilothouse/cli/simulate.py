@@ -16,8 +16,19 @@ import click
     default=None,
     help="Scenario YAML: scripted replies, latency profiles, fault rates, drift phases.",
 )
-def simulate(host: str, port: int, scenario: Path | None) -> None:
+@click.option(
+    "--stop-when-stdin-closes",
+    is_flag=True,
+    hidden=True,  # for a parent process (the demo): the simulator goes when the parent does
+    help="Shut down when standard input reaches end of file.",
+)
+def simulate(host: str, port: int, scenario: Path | None, stop_when_stdin_closes: bool) -> None:
     """Run an OpenAI- and Anthropic-compatible LLM provider simulator."""
     from pilothouse.simulator.server import run
 
-    run(host=host, port=port, scenario_path=scenario)
+    run(
+        host=host,
+        port=port,
+        scenario_path=scenario,
+        stop_when_stdin_closes=stop_when_stdin_closes,
+    )

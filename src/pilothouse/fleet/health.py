@@ -124,6 +124,12 @@ class DeploymentHealth:
             f"{totals['failed']} of {totals['calls']} calls failed within "
             f"{self.spec.window_seconds:g} s: {totals['failures_by_class']}"
         )
+        if totals["calls"] < self.spec.min_requests:  # not healthy: too little to judge by
+            reason = (
+                f"too few calls to judge ({totals['calls']} within "
+                f"{self.spec.window_seconds:g} s, under min_requests {self.spec.min_requests}); "
+                + reason
+            )
         self._event(events.DEGRADED if now_degraded else events.RECOVERED, reason)
 
     def _transition(self, transition: Transition) -> None:

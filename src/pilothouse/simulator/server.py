@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import socket
 import sys
+import threading
 from pathlib import Path
 
 import uvicorn
@@ -76,13 +77,17 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response(_api_for(request), error)
 
 
-def run(host: str, port: int, scenario_path: Path | None) -> None:
+def run(
+    host: str, port: int, scenario_path: Path | None, *, stop_when_stdin_closes: bool = False
+) -> None:
     """Serve the simulator until interrupted (blocking).
 
     Loads `scenario_path` (None: built-in defaults), binds `host:port` (port 0 picks a
     free port), prints one line saying where it listens, and runs uvicorn with uvloop
     when installed, httptools and no access log. A bad scenario file prints its
-    `ScenarioError` to stderr and exits with status 2.
+    `ScenarioError` to stderr and exits with status 2. With `stop_when_stdin_closes`
+    it also shuts down when its standard input reaches end of file: a parent that holds
+    the other end of a pipe takes the simulator with it when it dies, even by `kill -9`.
     """
     try:
         scenario = load_scenario(scenario_path) if scenario_path is not None else Scenario()
@@ -98,7 +103,16 @@ def run(host: str, port: int, scenario_path: Path | None) -> None:
         f"(OpenAI base_url {url}/v1, Anthropic base_url {url}; scenario: {source})",
         flush=True,
     )
+    if stop_when_stdin_closes:
+        threading.Thread(target=_stop_at_eof, args=(server,), daemon=True).start()
     server.run(sockets=[sock])
+
+
+def _stop_at_eof(server: uvicorn.Server) -> None:
+    """Read standard input to its end (the parent closed it or died), then stop `server`."""
+    while sys.stdin.buffer.read(4096):
+        pass
+    server.should_exit = True
 
 
 def build_server(app: Starlette, host: str, port: int) -> tuple[uvicorn.Server, socket.socket]:
