@@ -336,23 +336,22 @@ class MessagesStream:
                 if not self.text_open:
                     out += self._open({"type": "text", "text": ""})
                     self.text_open = True
-                # The most frequent event, assembled around its two values (as `_event`
-                # would write it, key for key).
-                frame = b"".join(
-                    (
-                        _TEXT_DELTA_START,
-                        str(self.block).encode(),
-                        _TEXT_DELTA_MIDDLE,
-                        orjson.dumps(text),
-                        b"}}\n\n",
-                    )
-                )
-                out.append(StreamEvent(frame, EventKind.CONTENT))
+                out.append(StreamEvent(self._text_frame(text), EventKind.CONTENT))
             for call in delta.get("tool_calls") or []:
                 out += self._tool_delta(call)
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return out
+
+    def _text_frame(self, text: str) -> bytes:
+        """The most frequent event, assembled around its two values (as `_event` would
+        write it, key for key)."""
+        return b"%s%d%s%s}}\n\n" % (
+            _TEXT_DELTA_START,
+            self.block,
+            _TEXT_DELTA_MIDDLE,
+            orjson.dumps(text),
+        )
 
     def _open(self, block: dict[str, Any]) -> list[StreamEvent]:
         out = self._close()
@@ -398,9 +397,18 @@ class MessagesStream:
     merged_frames = 0  # every frame is its own event
 
     def feed_batch(self, batch: list[StreamEvent]) -> list[StreamEvent]:
+        """`feed` for each event of one upstream read; a chunk that is nothing but text
+        (`StreamEvent.text`) in an open text block is written on a short path."""
+        if len(batch) == 1 and (text := batch[0].text) is not None and self.text_open:
+            batch[0].data = self._text_frame(text)
+            return batch  # the event rewritten in place (`StreamEvent`): still CONTENT
         out: list[StreamEvent] = []
         for event in batch:
-            out += self.feed(event)
+            text = event.text
+            if text is not None and self.text_open:
+                out.append(StreamEvent(self._text_frame(text), EventKind.CONTENT))
+            else:
+                out += self.feed(event)
         return out
 
     def error(self, exc: errors.PilothouseError) -> bytes:
