@@ -413,3 +413,27 @@ def test_short_paths_write_what_the_general_path_writes(door: str, per_read: int
 
 def events_of(data: bytes) -> list[dict[str, Any]]:
     return [orjson.loads(block.split(b"\ndata: ", 1)[1]) for block in data.split(b"\n\n") if block]
+
+
+@pytest.mark.parametrize("odd", ["12x", [3], -4, None, {"n": 1}, float("nan")])
+def test_odd_usage_from_a_provider_reads_as_zero_in_every_door(odd: Any) -> None:
+    """A provider's usage that is not a count never fails an answer or a stream (the
+    request log reads it the same way): the door reports 0 for it."""
+    completion = {
+        "choices": [{"message": {"content": "Hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": odd, "completion_tokens": 2, "prompt_tokens_details": {}},
+    }
+    answer = responses.to_response(
+        completion,
+        {"model": "fast", "input": "hi"},
+        response_id="resp_1",
+        model="fast",
+        created_at=1,
+    )
+    assert answer["usage"]["input_tokens"] == 0 and answer["usage"]["total_tokens"] == 2
+    message = messages.to_message(completion, message_id="msg_1", model="fast")
+    assert message["usage"]["input_tokens"] == 0 and message["usage"]["output_tokens"] == 2
+    usage_chunk = frame({"choices": [], "usage": completion["usage"]})
+    writer = messages.MessagesStream(message_id="msg_1", model="fast")
+    closing = events(writer.start() + writer.feed(usage_chunk) + writer.finish())
+    assert closing[-2]["usage"]["input_tokens"] == 0

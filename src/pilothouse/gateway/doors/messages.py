@@ -24,7 +24,7 @@ import orjson
 from pilothouse import errors
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.doors.ids_and_chunks import chat_chunk, item_id
-from pilothouse.providers.types import EventKind, StreamEvent
+from pilothouse.providers.types import EventKind, StreamEvent, token_count
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -267,11 +267,11 @@ def _arguments(arguments: Any) -> dict[str, Any]:
 
 def usage(chat_usage: Any) -> dict[str, Any]:
     chat_usage = chat_usage if isinstance(chat_usage, dict) else {}
-    details = chat_usage.get("prompt_tokens_details") or {}
-    cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-    return {
-        "input_tokens": int(chat_usage.get("prompt_tokens") or 0) - cached,
-        "output_tokens": int(chat_usage.get("completion_tokens") or 0),
+    details = chat_usage.get("prompt_tokens_details")
+    cached = token_count(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    return {  # counts as the request log reads them: an odd value reads as 0
+        "input_tokens": max(0, token_count(chat_usage.get("prompt_tokens")) - cached),
+        "output_tokens": token_count(chat_usage.get("completion_tokens")),
         "cache_read_input_tokens": cached,
         "cache_creation_input_tokens": 0,
     }
