@@ -406,7 +406,8 @@ class MessagesStream:
         for event in batch:
             text = event.text
             if text is not None and self.text_open:
-                out.append(StreamEvent(self._text_frame(text), EventKind.CONTENT))
+                event.data = self._text_frame(text)  # rewritten in place (`StreamEvent`)
+                out.append(event)
             else:
                 out += self.feed(event)
         return out
