@@ -7,19 +7,24 @@ canned SSE stream), wrk and the stream client on LOADGEN_CPU. The same small req
 sent through each door (payloads.door_body); each door translates it into the same chat
 request, so the upstream's answer is identical and the difference is the door's own work.
 
-Per round (the order of the doors rotates each round):
-- wrk c32 for DOORS_DUR_S on each door: gateway CPU ms per request (the gateway's own
-  CPU time over the requests wrk completed) and req/s;
-- the stream client at concurrency 1 (DOORS_STREAM_N streams) on each door: TTFT p50 and
-  gateway CPU ms per stream; the same streams straight to nginx give the TTFT the
-  upstream alone takes, so "added TTFT" is what the gateway adds on each door.
+- CPU per request: wrk c32 on each door, plain and streamed (the whole stream read), in
+  short windows of DOORS_WINDOW_S; every cycle runs each of the six paths once, the
+  order rotating, DOORS_CYCLES cycles. A path's CPU ms per request is the gateway
+  process's CPU time over the requests wrk completed, summed over its windows; fine
+  interleaving spreads what the server does in the background (the monitors' jobs, the
+  request log's growth) and a busy spell of the machine over every path alike. The
+  ratio is to the chat path's (plain or streamed), with the per-cycle spread.
+- Stream TTFT: the stream client at concurrency 1 (DOORS_STREAM_N streams) on each door,
+  DOORS_ROUNDS rounds, the order rotating; the same streams straight to nginx in the
+  same round give the TTFT the upstream alone takes, so "added TTFT" is what the gateway
+  adds on each door, and a door's ratio is taken within each round (median of rounds).
 
-    bash bench/setup.sh && .venv/bin/python bench/doors.py   # about 4 min on a quiet machine
+    bash bench/setup.sh && .venv/bin/python bench/doors.py   # about 7 min on a quiet machine
 
-Knobs: DOORS_ROUNDS (3), DOORS_DUR_S (10), DOORS_STREAM_N (300), TARGET_CPU (1),
-LOADGEN_CPU (0), QUIET_WAIT_S (120). Prints a Markdown table; raw JSON goes to
-bench/results/. The goals (issue 18): each door ≤ 1.10 x the chat path's CPU per request,
-and its added stream TTFT ≤ 1.5 x the chat path's.
+Knobs: DOORS_CYCLES (20), DOORS_WINDOW_S (2), DOORS_ROUNDS (10), DOORS_STREAM_N (100),
+TARGET_CPU (1), LOADGEN_CPU (0), QUIET_WAIT_S (120). Prints a Markdown table; raw JSON
+goes to bench/results/. The goals (issue 18): each door ≤ 1.10 x the chat path's CPU
+per request, and its added stream TTFT ≤ 1.5 x the chat path's.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -39,9 +45,10 @@ import payloads
 import harness
 from harness import BENCH_PY, HERE, HOST, LOADGEN_CPU, TARGET_CPU, Proc, Target, log
 
-ROUNDS = int(os.environ.get("DOORS_ROUNDS", "3"))
-DUR_S = int(os.environ.get("DOORS_DUR_S", "10"))
-STREAM_N = int(os.environ.get("DOORS_STREAM_N", "300"))
+CYCLES = int(os.environ.get("DOORS_CYCLES", "20"))
+WINDOW_S = int(os.environ.get("DOORS_WINDOW_S", "2"))
+ROUNDS = int(os.environ.get("DOORS_ROUNDS", "10"))
+STREAM_N = int(os.environ.get("DOORS_STREAM_N", "100"))
 PORT_GW = 19193
 DOORS = ("chat", "responses", "messages")
 
@@ -50,15 +57,26 @@ def door_url(door: str) -> str:
     return f"http://{HOST}:{PORT_GW}{payloads.DOOR_PATHS[door]}"
 
 
-def body_file(run_dir: str, door: str) -> str:
-    path = os.path.join(run_dir, f"body-{door}.json")
+PATHS = tuple((door, stream) for stream in (False, True) for door in DOORS)
+
+
+def path_name(door: str, stream: bool) -> str:
+    return f"{door}-stream" if stream else door
+
+
+def body_file(run_dir: str, door: str, stream: bool) -> str:
+    path = os.path.join(run_dir, f"body-{path_name(door, stream)}.json")
+    model = payloads.MODEL_STREAM if stream else payloads.MODEL_JSON
     with open(path, "wb") as f:
-        f.write(payloads.door_body(door, payloads.MODEL_JSON))
+        f.write(payloads.door_body(door, model, stream=stream))
     return path
 
 
-def wrk(target: Target, run_dir: str, door: str, conns: int, seconds: int) -> dict[str, Any]:
-    """harness.run_wrk's measurement, on this door's path and body."""
+def wrk(
+    target: Target, run_dir: str, door: str, conns: int, seconds: int, stream: bool = False
+) -> dict[str, Any]:
+    """harness.run_wrk's measurement, on this door's path and body (streamed: wrk reads
+    each whole stream)."""
     assert target.proc is not None
     argv = ["taskset", "-c", LOADGEN_CPU, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s"]
     argv += ["--timeout", "10s", "-s", os.path.join(HERE, "wrk_post.lua")]
@@ -72,14 +90,15 @@ def wrk(target: Target, run_dir: str, door: str, conns: int, seconds: int) -> di
         capture_output=True,
         text=True,
         timeout=seconds + 30,
-        env=dict(os.environ, BENCH_BODY=body_file(run_dir, door)),
+        env=dict(os.environ, BENCH_BODY=body_file(run_dir, door, stream)),
     )
     res = harness.parse_wrk(out.stdout + out.stderr)
     j1 = harness.cpu_jiffies()
     res["busy_loadgen"] = harness.busy(j0, j1, LOADGEN_CPU)
     res["busy_target"] = harness.busy(j0, j1, TARGET_CPU)
+    res["cpu_s"] = target.proc.cpu_seconds() - c0
     if res.get("requests"):
-        res["cpu_ms_per_req"] = (target.proc.cpu_seconds() - c0) * 1000 / res["requests"]
+        res["cpu_ms_per_req"] = res["cpu_s"] * 1000 / res["requests"]
     return res
 
 
@@ -107,7 +126,12 @@ def streams(target: Target | None, run_dir: str, door: str) -> dict[str, Any]:
 
 
 def start_gateway(run_dir: str) -> Target:
-    target = harness.pilothouse_target("pilothouse", PORT_GW, None, run_dir)
+    # One version of the code for the whole run, even if src/ is edited meanwhile.
+    src = os.path.join(run_dir, "src")
+    shutil.copytree(
+        os.path.join(harness.REPO, "src"), src, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    target = harness.pilothouse_target("pilothouse", PORT_GW, src, run_dir)
     target.start(run_dir)
     assert target.proc is not None
     deadline = time.time() + 120
@@ -149,6 +173,7 @@ def main() -> None:
     busy = [p for p in ports if harness.port_open(p)]
     if busy:
         sys.exit(f"ports already in use on {HOST}: {busy} (another bench run?)")
+    cycles: list[dict[str, Any]] = []
     rounds: list[dict[str, Any]] = []
     try:
         conf = harness.nginx_conf(run_dir)
@@ -160,16 +185,25 @@ def main() -> None:
         )
         target = start_gateway(run_dir)
         check_doors(target)
-        log(f"warm-up {DUR_S} s")
-        for door in DOORS:
-            wrk(target, run_dir, door, 32, max(2, DUR_S // 3))
+        log("warm-up")
+        for door, stream in PATHS:
+            wrk(target, run_dir, door, 32, 2, stream)
+        busy_pct = harness.wait_quiet()
+        log(f"background busy {busy_pct:.0f} %; {CYCLES} cycles of {len(PATHS)} x {WINDOW_S} s")
+        for number in range(CYCLES):
+            shift = number % len(PATHS)
+            cycle: dict[str, Any] = {}
+            for door, stream in PATHS[shift:] + PATHS[:shift]:
+                cycle[path_name(door, stream)] = wrk(target, run_dir, door, 32, WINDOW_S, stream)
+            cycles.append(cycle)
+            log(
+                f"cycle {number + 1}: "
+                + ", ".join(f"{k} {v.get('cpu_ms_per_req', 0):.3f}" for k, v in cycle.items())
+                + " CPU ms/req"
+            )
         for rnd in range(ROUNDS):
-            busy_pct = harness.wait_quiet()
             order = DOORS[rnd % 3 :] + DOORS[: rnd % 3]
-            result: dict[str, Any] = {"background_busy_pct": busy_pct, "order": order}
-            for door in order:
-                result[f"c32-{door}"] = wrk(target, run_dir, door, 32, DUR_S)
-                log(f"round {rnd + 1} c32 {door}: {harness.brief(result[f'c32-{door}'])}")
+            result: dict[str, Any] = {"order": order}
             result["stream-direct"] = streams(None, run_dir, "chat")
             for door in order:
                 result[f"stream-{door}"] = streams(target, run_dir, door)
@@ -177,42 +211,69 @@ def main() -> None:
             rounds.append(result)
     finally:
         harness.stop_all()
+    lines = report(stamp, cycles, rounds)
+    print("\n".join(lines))
+    os.makedirs(harness.RESULTS_DIR, exist_ok=True)
+    with open(os.path.join(harness.RESULTS_DIR, f"doors-{stamp}.json"), "w") as f:
+        json.dump({"cycles": cycles, "rounds": rounds, "table": lines}, f, indent=1)
 
-    def med(key: str, field: str) -> float:
-        return statistics.median(r[key][field] for r in rounds)
 
-    direct = med("stream-direct", "ttft_p50_ms")
+def report(stamp: str, cycles: list[dict[str, Any]], rounds: list[dict[str, Any]]) -> list[str]:
+    def per_request(name: str) -> float:
+        cpu = sum(c[name]["cpu_s"] for c in cycles)
+        return cpu * 1000 / sum(c[name]["requests"] for c in cycles)
+
+    def rps(name: str) -> float:
+        return statistics.median(c[name]["rps"] for c in cycles)
+
+    def ttft(key: str) -> float:
+        return statistics.median(r[key]["ttft_p50_ms"] for r in rounds)
+
+    def added_ratio(door: str) -> float:
+        """Added TTFT over the chat path's, within each round; the median of rounds."""
+        return statistics.median(
+            (r[f"stream-{door}"]["ttft_p50_ms"] - r["stream-direct"]["ttft_p50_ms"])
+            / (r["stream-chat"]["ttft_p50_ms"] - r["stream-direct"]["ttft_p50_ms"])
+            for r in rounds
+        )
+
+    direct = ttft("stream-direct")
     lines = [
-        f"Front-door benchmark {stamp}: {ROUNDS} rounds (door order rotating), medians; "
+        f"Front-door benchmark {stamp}: {len(cycles)} cycles of the six paths "
+        f"({WINDOW_S} s windows, order rotating), {len(rounds)} rounds of stream TTFT; "
         f"gateway on cpu {TARGET_CPU}, nginx + wrk + stream client on cpu {LOADGEN_CPU}.",
         "",
-        "| door | c32 req/s | CPU ms/req (c32) | x chat (per-round ratio) | stream TTFT p50 ms "
-        "| added TTFT ms | x chat | CPU ms/stream |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| door | c32 req/s | CPU ms/req | x chat (cycles: median, IQR) "
+        "| streamed req/s | CPU ms/req | x chat (cycles: median, IQR) "
+        "| stream TTFT p50 ms | added TTFT ms | x chat (per round, median) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    added_chat = med("stream-chat", "ttft_p50_ms") - direct
     for door in DOORS:
-        cpu_ratio = statistics.median(
-            r[f"c32-{door}"]["cpu_ms_per_req"] / r["c32-chat"]["cpu_ms_per_req"] for r in rounds
+        cells = []
+        for name, base in ((door, "chat"), (f"{door}-stream", "chat-stream")):
+            ratios = [c[name]["cpu_ms_per_req"] / c[base]["cpu_ms_per_req"] for c in cycles]
+            q1, median, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [0.0] * 3
+            whole = per_request(name) / per_request(base)
+            cells.append(
+                f"{rps(name):.0f} | {per_request(name):.3f} | **{whole:.3f}** "
+                f"({median:.3f}, {q1:.3f}-{q3:.3f})"
+            )
+        added = statistics.median(
+            r[f"stream-{door}"]["ttft_p50_ms"] - r["stream-direct"]["ttft_p50_ms"] for r in rounds
         )
-        added = statistics.median(r[f"stream-{door}"]["ttft_p50_ms"] for r in rounds) - direct
         lines.append(
-            f"| {door} | {med(f'c32-{door}', 'rps'):.0f} | {med(f'c32-{door}', 'cpu_ms_per_req'):.3f} "
-            f"| **{cpu_ratio:.3f}** | {med(f'stream-{door}', 'ttft_p50_ms'):.3f} | {added:.3f} "
-            f"| **{added / added_chat:.2f}** | {med(f'stream-{door}', 'cpu_ms_per_stream'):.3f} |"
+            f"| {door} | {cells[0]} | {cells[1]} | {ttft(f'stream-{door}'):.3f} | {added:.3f} "
+            f"| **{added_ratio(door):.2f}** |"
         )
-    errors = sum(
-        r[k].get("errors", 0) for r in rounds for k in r if k.startswith(("c32", "stream"))
+    errors = sum(c[k].get("errors", 0) for c in cycles for k in c) + sum(
+        r[k].get("errors", 0) for r in rounds for k in r if k.startswith("stream")
     )
     lines += [
         "",
         f"Upstream alone (stream TTFT p50): {direct:.3f} ms. Errors (non-2xx, socket, bad "
         f"streams): {errors}.",
     ]
-    print("\n".join(lines))
-    os.makedirs(harness.RESULTS_DIR, exist_ok=True)
-    with open(os.path.join(harness.RESULTS_DIR, f"doors-{stamp}.json"), "w") as f:
-        json.dump({"rounds": rounds, "table": lines}, f, indent=1)
+    return lines
 
 
 if __name__ == "__main__":

@@ -53,6 +53,10 @@ models:
   refuser: {{provider: sim, model: sim-refuses-half}}
   broken: {{provider: sim, model: sim-503}}
   slow: {{provider: sim, model: sim-slow}}
+# `broken` opens its breaker: the runner waits out the Retry-After it is given (the
+# cooldown), so a short one keeps a run against it seconds, not half a minute, long.
+fleet:
+  breaker: {{cooldown_seconds: 1, max_cooldown_seconds: 2}}
 """
 
 

@@ -31,6 +31,7 @@ from pilothouse.providers.types import (
     EventKind,
     MalformedAnswer,
     StreamErrorEvent,
+    StreamEvent,
     UpstreamError,
 )
 
@@ -204,7 +205,8 @@ def test_a_streamed_answer_tool_arrives_as_content_deltas() -> None:
         ("message_stop", {"type": "message_stop"}),
     ]
     frames = [out for name, data in events for out in translator.feed(name, data)]
-    chunks = [orjson.loads(f[6:]) for f, _ in frames if f != b"data: [DONE]\n\n"]
+    chunks = [orjson.loads(f.data[6:]) for f in frames if f.data != b"data: [DONE]\n\n"]
+    assert [f.chunk for f in frames[:-1]] == chunks  # each event keeps the chunk it carries
     content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
     assert orjson.loads(content) == {"city": "Paris"}
     assert not any("tool_calls" in c["choices"][0]["delta"] for c in chunks if c["choices"])
@@ -754,15 +756,18 @@ EXPECTED_KINDS = [
 
 def test_stream_translation_produces_the_exact_openai_chunk_sequence() -> None:
     translator = StreamTranslator(created=1_700_000_000)
-    frames: list[tuple[bytes, EventKind]] = []
+    events: list[StreamEvent] = []
     for name, data in RECORDED_EVENTS:
-        frames.extend(translator.feed(name, data))
+        events.extend(translator.feed(name, data))
 
-    assert [kind for _, kind in frames] == EXPECTED_KINDS
-    assert frames[-1][0] == b"data: [DONE]\n\n"
-    assert all(f.startswith(b"data: ") and f.endswith(b"\n\n") for f, _ in frames)
-    chunks = [orjson.loads(f[6:]) for f, _ in frames[:-1]]
+    assert [event.kind for event in events] == EXPECTED_KINDS
+    assert events[-1].data == b"data: [DONE]\n\n"
+    assert all(e.data.startswith(b"data: ") and e.data.endswith(b"\n\n") for e in events)
+    chunks = [orjson.loads(e.data[6:]) for e in events[:-1]]
     assert chunks == expected_chunks()
+    assert [e.chunk for e in events[:-1]] == chunks  # kept, so no door parses it again
+    texts = [c["choices"][0]["delta"].get("content") if c["choices"] else None for c in chunks]
+    assert [e.text for e in events[:-1]] == [t or None for t in texts]
     for chunk in chunks:
         ChatCompletionChunk.model_validate(chunk)
 
@@ -788,8 +793,8 @@ def test_second_tool_use_block_gets_openai_index_one() -> None:
         "content_block": {"type": "tool_use", "id": "t", "name": "f", "input": {}},
     }
     translator.feed("content_block_start", {**start, "index": 0})
-    ((frame, _),) = translator.feed("content_block_start", {**start, "index": 2})
-    ((delta_frame, _),) = translator.feed(
+    (start_event,) = translator.feed("content_block_start", {**start, "index": 2})
+    (delta_event,) = translator.feed(
         "content_block_delta",
         {
             "type": "content_block_delta",
@@ -797,8 +802,9 @@ def test_second_tool_use_block_gets_openai_index_one() -> None:
             "delta": {"type": "input_json_delta", "partial_json": "{}"},
         },
     )
-    assert orjson.loads(frame[6:])["choices"][0]["delta"]["tool_calls"][0]["index"] == 1
-    assert orjson.loads(delta_frame[6:])["choices"][0]["delta"]["tool_calls"][0]["index"] == 1
+    assert start_event.chunk is not None
+    assert start_event.chunk["choices"][0]["delta"]["tool_calls"][0]["index"] == 1
+    assert orjson.loads(delta_event.data[6:])["choices"][0]["delta"]["tool_calls"][0]["index"] == 1
 
 
 def test_stream_error_event_raises() -> None:

@@ -3,6 +3,7 @@ answers and streams back, and the refusals that name the field."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import orjson
@@ -10,6 +11,7 @@ import pytest
 
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.doors import messages, responses, responses_stream
+from pilothouse.providers.openai_codec import OpenAIStreamDecoder
 from pilothouse.providers.types import EventKind, StreamEvent
 
 
@@ -342,3 +344,96 @@ def test_messages_answer() -> None:
     assert (
         message["usage"]["input_tokens"] == 6 and message["usage"]["cache_read_input_tokens"] == 4
     )
+
+
+# ---------------------------------------------------------------------- short paths
+
+
+def _decoded_stream() -> list[StreamEvent]:
+    """A chat stream as the OpenAI decoder hands it on: text-only chunks carry their
+    text (`StreamEvent.text`), every other chunk does not."""
+    role = {"role": "assistant", "content": ""}
+    call = {"index": 0, "id": "c1", "function": {"name": "w", "arguments": '{"a": 1}'}}
+    chunks: list[dict[str, Any]] = [
+        {"choices": [{"index": 0, "delta": role}]},
+        {"choices": [{"index": 0, "delta": {"content": "Hi"}}]},
+        {"choices": [{"index": 0, "delta": {"content": ' "there" ü\n', "refusal": None}}]},
+        {"choices": [{"index": 0, "delta": {"content": "!"}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {"content": " Both", "tool_calls": [call]}}]},
+        {"choices": [{"index": 0, "delta": {"content": " two"}}, {"index": 1, "delta": {}}]},
+        {"choices": [{"index": 0, "delta": {"content": " more"}}]},
+        {"choices": [{"index": 0, "delta": {"content": " end"}, "finish_reason": "stop"}]},
+        {"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 9}},
+    ]
+    decoder = OpenAIStreamDecoder()
+    out: list[StreamEvent] = []
+    for chunk in chunks:
+        data = orjson.dumps(chunk)
+        out += decoder.feed(b"data: " + data + b"\n\n", data)
+    out += decoder.feed(b"data: [DONE]\n\n", b"[DONE]")
+    return out
+
+
+def test_decoder_marks_only_chunks_that_are_nothing_but_text() -> None:
+    marked = [event.text for event in _decoded_stream()]
+    assert marked == [None, "Hi", ' "there" ü\n', "!", None, None, " more", None, None, None]
+
+
+@pytest.mark.parametrize("door", ["responses", "messages"])
+@pytest.mark.parametrize("per_read", [1, 3, 100])
+def test_short_paths_write_what_the_general_path_writes(door: str, per_read: int) -> None:
+    """A writer fed the decoder's text marks writes exactly the bytes (and counts exactly
+    the frames: events plus the frames merged into them) it writes when it reads every
+    chunk, whatever the reads' sizes."""
+
+    def written(stream: list[StreamEvent]) -> tuple[bytes, int, list[EventKind]]:
+        if door == "responses":
+            writer: Any = responses_stream.ResponsesStream(
+                {"model": "fast", "input": "hi"}, response_id="resp_1", model="fast", created_at=7
+            )
+        else:
+            writer = messages.MessagesStream(message_id="msg_1", model="fast")
+        out = writer.start()
+        for start in range(0, len(stream), per_read):
+            out += writer.feed_batch(stream[start : start + per_read])
+        out += writer.finish()
+        kinds = [e.kind for e in out for _ in range(e.data.count(b"\n\n"))]
+        return b"".join(e.data for e in out), len(out) + writer.merged_frames, kinds
+
+    marked = _decoded_stream()
+    unmarked = [dataclasses.replace(event, text=None) for event in marked]
+    assert any(event.text for event in marked)
+    short, general = written(marked), written(unmarked)
+    assert short == general
+    assert short[1] == len(short[2])  # every frame counted once
+    deltas = [e["delta"] for e in events_of(short[0]) if "delta" in e]
+    text = "".join(d if isinstance(d, str) else d.get("text", "") for d in deltas)
+    assert text.startswith('Hi "there" ü\n! Both') and text.endswith(" more end")
+
+
+def events_of(data: bytes) -> list[dict[str, Any]]:
+    return [orjson.loads(block.split(b"\ndata: ", 1)[1]) for block in data.split(b"\n\n") if block]
+
+
+@pytest.mark.parametrize("odd", ["12x", [3], -4, None, {"n": 1}, float("nan")])
+def test_odd_usage_from_a_provider_reads_as_zero_in_every_door(odd: Any) -> None:
+    """A provider's usage that is not a count never fails an answer or a stream (the
+    request log reads it the same way): the door reports 0 for it."""
+    completion = {
+        "choices": [{"message": {"content": "Hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": odd, "completion_tokens": 2, "prompt_tokens_details": {}},
+    }
+    answer = responses.to_response(
+        completion,
+        {"model": "fast", "input": "hi"},
+        response_id="resp_1",
+        model="fast",
+        created_at=1,
+    )
+    assert answer["usage"]["input_tokens"] == 0 and answer["usage"]["total_tokens"] == 2
+    message = messages.to_message(completion, message_id="msg_1", model="fast")
+    assert message["usage"]["input_tokens"] == 0 and message["usage"]["output_tokens"] == 2
+    usage_chunk = frame({"choices": [], "usage": completion["usage"]})
+    writer = messages.MessagesStream(message_id="msg_1", model="fast")
+    closing = events(writer.start() + writer.feed(usage_chunk) + writer.finish())
+    assert closing[-2]["usage"]["input_tokens"] == 0

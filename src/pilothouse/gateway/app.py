@@ -411,7 +411,7 @@ class GatewayApp:
             record.finish_reason = result.finish_reason
             if door is not None:
                 obj = door.answer_object(
-                    answer, request, request["model"], int(self.now()), record.id
+                    result, request, request["model"], int(self.now()), record.id
                 )
                 if turn is not None:
                     await turn.keep(obj)  # before the client can ask for it

@@ -59,6 +59,7 @@ class AnthropicCodec:
             usage=usage_of(data.get("usage")),
             finish_reason=completion["choices"][0]["finish_reason"],
             sample=sample,
+            completion=completion,
         )
 
     def stream_decoder(self) -> AnthropicStreamDecoder:
@@ -104,5 +105,4 @@ class AnthropicStreamDecoder:
         if not isinstance(event, dict):
             raise MalformedAnswer("a stream event is not a JSON object")
         name = sse.event_name(frame)
-        translated = self._translator.feed(name.decode() if name else "", event)
-        return [StreamEvent(out, kind) for out, kind in translated]
+        return self._translator.feed(name.decode() if name else "", event)

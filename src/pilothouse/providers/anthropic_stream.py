@@ -19,6 +19,7 @@ from pilothouse.providers.types import (
     MalformedAnswer,
     OutputSample,
     StreamErrorEvent,
+    StreamEvent,
     Usage,
 )
 
@@ -28,6 +29,8 @@ class StreamTranslator:
 
     Feed every event in order; read `usage`, `finish_reason` and `done` as it goes.
     `thinking`, `signature` and `citations` deltas and unknown event types yield nothing.
+    Each event keeps the chunk it carries (`StreamEvent.chunk`), and a text delta its
+    text (`StreamEvent.text`), so a front door reads neither from the frame again.
     """
 
     def __init__(self, *, created: int | None = None):
@@ -42,7 +45,7 @@ class StreamTranslator:
         self._tool_index: dict[int, int] = {}  # Anthropic block index → OpenAI tool index
         self._answer_blocks: set[int] = set()  # structured-output blocks: streamed as content
 
-    def feed(self, event_name: str, data: dict[str, Any]) -> list[tuple[bytes, EventKind]]:
+    def feed(self, event_name: str, data: dict[str, Any]) -> list[StreamEvent]:
         kind = event_name or str(data.get("type") or "")
         if kind == "error":
             error = data.get("error")
@@ -58,7 +61,7 @@ class StreamTranslator:
             self.id = "chatcmpl-" + str(message.get("id") or "")
             self.model = str(message.get("model") or "")
             self._update_usage(message.get("usage"))
-            return [(self._chunk({"role": "assistant", "content": ""}), EventKind.OTHER)]
+            return [self._chunk({"role": "assistant", "content": ""}, EventKind.OTHER)]
         if not self.id:
             if kind == "ping":
                 return []
@@ -79,10 +82,11 @@ class StreamTranslator:
                     "function": {"name": block.get("name"), "arguments": ""},
                 }
                 self.sample.add_tool(index, str(block.get("name") or ""), "")
-                return [(self._chunk({"tool_calls": [call]}), EventKind.OTHER)]
+                return [self._chunk({"tool_calls": [call]}, EventKind.OTHER)]
             if block.get("type") == "text" and block.get("text"):
-                self.sample.add_text(str(block["text"]))
-                return [(self._chunk({"content": block["text"]}), EventKind.CONTENT)]
+                text = str(block["text"])
+                self.sample.add_text(text)
+                return [self._chunk({"content": text}, EventKind.CONTENT, text=text)]
             return []
         if kind == "content_block_delta":
             delta = data.get("delta")
@@ -91,7 +95,7 @@ class StreamTranslator:
             if delta.get("type") == "text_delta":
                 text = str(delta.get("text") or "")
                 self.sample.add_text(text)
-                return [(self._chunk({"content": text}), EventKind.CONTENT)]
+                return [self._chunk({"content": text}, EventKind.CONTENT, text=text or None)]
             if (
                 delta.get("type") == "input_json_delta"
                 and self._block_index(data) in self._answer_blocks
@@ -99,7 +103,7 @@ class StreamTranslator:
                 partial = str(delta.get("partial_json") or "")
                 self.sample.add_text(partial)
                 answer_kind = EventKind.CONTENT if partial else EventKind.OTHER
-                return [(self._chunk({"content": partial}), answer_kind)]
+                return [self._chunk({"content": partial}, answer_kind, text=partial or None)]
             if delta.get("type") == "input_json_delta":
                 block_index = self._block_index(data)
                 if block_index not in self._tool_index:
@@ -109,7 +113,7 @@ class StreamTranslator:
                 self.sample.add_tool(self._tool_index[block_index], None, partial)
                 # An empty first fragment carries no text, so it must not count as the first token.
                 chunk_kind = EventKind.CONTENT if partial else EventKind.OTHER
-                return [(self._chunk({"tool_calls": [call]}), chunk_kind)]
+                return [self._chunk({"tool_calls": [call]}, chunk_kind)]
             return []
         if kind == "message_delta":
             delta = data.get("delta")
@@ -119,14 +123,14 @@ class StreamTranslator:
             self.finish_reason = finish_reason_of(delta.get("stop_reason"))
             if self._answer_blocks and not self._tool_index:
                 self.finish_reason = "stop"  # only the structured-output answer was called
-            return [(self._chunk({}, self.finish_reason), EventKind.OTHER)]
+            return [self._chunk({}, EventKind.OTHER, self.finish_reason)]
         if kind == "message_stop":
             self.done = True
             usage = openai_usage(self.usage or Usage())
             chunk = self._envelope([]) | {"usage": usage}
             return [
-                (b"data: " + orjson.dumps(chunk) + b"\n\n", EventKind.USAGE_ONLY),
-                (DONE_FRAME, EventKind.DONE),
+                StreamEvent(b"data: " + orjson.dumps(chunk) + b"\n\n", EventKind.USAGE_ONLY, chunk),
+                StreamEvent(DONE_FRAME, EventKind.DONE),
             ]
         return []  # content_block_stop, ping, and event types newer than this adapter
 
@@ -151,6 +155,14 @@ class StreamTranslator:
             "choices": choices,
         }
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+    def _chunk(
+        self,
+        delta: dict[str, Any],
+        kind: EventKind,
+        finish_reason: str | None = None,
+        *,
+        text: str | None = None,
+    ) -> StreamEvent:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return b"data: " + orjson.dumps(self._envelope([choice])) + b"\n\n"
+        chunk = self._envelope([choice])
+        return StreamEvent(b"data: " + orjson.dumps(chunk) + b"\n\n", kind, chunk, text)

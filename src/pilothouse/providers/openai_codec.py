@@ -58,6 +58,7 @@ class OpenAICodec:
             usage=usage_of(data.get("usage")),
             finish_reason=finish if isinstance(finish, str) else None,
             sample=sample,
+            completion=data,
         )
 
     def stream_decoder(self) -> OpenAIStreamDecoder:
@@ -113,6 +114,7 @@ class OpenAIStreamDecoder:
         self.finish_reason: str | None = None
         self.done = False
         self.sample = OutputSample()
+        self._text: str | None = None
 
     def feed(self, frame: bytes, data: bytes) -> list[StreamEvent]:
         if data == b"[DONE]":
@@ -124,9 +126,12 @@ class OpenAIStreamDecoder:
             raise MalformedAnswer("a stream event is not valid JSON") from None
         if not isinstance(chunk, dict):
             raise MalformedAnswer("a stream event is not a JSON object")
-        return [StreamEvent(frame, self._classify(chunk), chunk)]
+        self._text = None
+        kind = self._classify(chunk)
+        return [StreamEvent(frame, kind, chunk, self._text)]
 
     def _classify(self, chunk: dict[str, Any]) -> EventKind:
+        """The chunk's kind; sets `_text` when the chunk is nothing but text."""
         if "error" in chunk and "choices" not in chunk:
             error = chunk["error"]
             if not isinstance(error, dict):
@@ -152,18 +157,23 @@ class OpenAIStreamDecoder:
             delta = choice.get("delta")
             if not isinstance(delta, dict):
                 continue
-            if self._sample_delta(delta):
+            carried = self._sample_delta(delta)
+            if carried:
                 kind = EventKind.CONTENT
+                if carried is not True and not finish and not usage and len(choices) == 1:
+                    self._text = carried
         return kind
 
-    def _sample_delta(self, delta: dict[str, Any]) -> bool:
-        """Keep what the delta says; True when it carries output (the first is TTFT)."""
-        carries = False
+    def _sample_delta(self, delta: dict[str, Any]) -> str | bool:
+        """Keep what the delta says; truthy when it carries output (the first is TTFT):
+        its text when that is all it carries, else True."""
+        carries: str | bool = False
         content = delta.get("content")
         if content:
             carries = True
             if isinstance(content, str):
                 self.sample.add_text(content)
+                carries = content
         refusal = delta.get("refusal")
         if refusal:
             carries = True

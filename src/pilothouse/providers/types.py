@@ -140,6 +140,9 @@ class ChatResult:
     usage: Usage
     finish_reason: str | None
     sample: OutputSample = field(default_factory=OutputSample)
+    # The completion `body` holds, when the codec parsed it anyway: the front doors read
+    # it instead of parsing the body again. Never changed after it is made.
+    completion: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -157,11 +160,20 @@ class EventKind(IntEnum):
 
 @dataclass(slots=True)
 class StreamEvent:
+    """One upstream event on its way to the client. An event is handed on once, from the
+    decoder that made it to the relay: a front door's writer may rewrite `data` of an
+    event handed to it (the door's frame for the same content, without a new object per
+    token); `kind`, `chunk` and `text` always describe what the upstream sent."""
+
     data: bytes  # one whole SSE frame, e.g. b'data: {...}\n\n'
     kind: EventKind
     # The chat chunk `data` carries, when the decoder parsed it anyway: the front doors
     # read it instead of parsing the frame again. Never changed after it is made.
     chunk: dict[str, Any] | None = None
+    # The text of a chunk that is nothing but text (one choice, a delta with only
+    # `content`, no finish reason, no usage), when the decoder saw it: the most frequent
+    # chunk, which a door then writes without reading the chunk again.
+    text: str | None = None
 
 
 class ChatStream(Protocol):

@@ -230,9 +230,12 @@ class _Core:
         return old
 
     def _install(self, key: Key, payload: dict[str, Any], etag: str | None) -> None:
-        """A good copy from a refresh: swap it in, save it, report a change."""
+        """A good copy from the registry: swap it in, save it, report a change. The label
+        is known to exist again before the copy can be read (a reader that sees the new
+        version never sees the label reported missing)."""
         name, label, version = key
         prompt = Prompt.from_payload(payload, label=label, source="memory")
+        self._label_present(key)
         old = self._store(key, _Entry(prompt, payload, etag, True))
         self.disk.save(name, label, version, payload, etag)
         if old is None or not _changed(old.prompt, prompt):
@@ -278,7 +281,6 @@ class _Core:
             if status == 200:
                 payload, new_etag = payload_of(response)
                 self.server_ok()
-                self._label_present(key)
                 self._install(key, payload, new_etag)
                 return True
             if status == 404:
@@ -363,7 +365,6 @@ class _Core:
                 return False  # not a prompt after all: fetched instead
         self.stats["event_installs"] += 1
         self.server_ok()
-        self._label_present(key)
         return True
 
     def close(self) -> None:

@@ -20,7 +20,7 @@ from pilothouse import errors
 from pilothouse.gateway.doors import messages, responses, responses_stream
 from pilothouse.gateway.doors.ids_and_chunks import answer_id
 from pilothouse.gateway.http_io import error_body as openai_error_body
-from pilothouse.providers.types import ChatStream, OutputSample, StreamEvent, Usage
+from pilothouse.providers.types import ChatResult, ChatStream, OutputSample, StreamEvent, Usage
 
 
 class EventWriter(Protocol):
@@ -55,13 +55,16 @@ class Door:
 
     def answer_object(
         self,
-        completion: bytes,
+        result: ChatResult,
         request: dict[str, Any],
         model: str,
         created_at: int,
         request_id: str,
     ) -> dict[str, Any]:
-        return self.answer(orjson.loads(completion), request, model, created_at, request_id)
+        completion = result.completion
+        if completion is None:
+            completion = orjson.loads(result.body)
+        return self.answer(completion, request, model, created_at, request_id)
 
 
 BeforeClosing = Callable[["EventWriter"], Awaitable[None]]

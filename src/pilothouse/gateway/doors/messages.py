@@ -24,7 +24,7 @@ import orjson
 from pilothouse import errors
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.doors.ids_and_chunks import chat_chunk, item_id
-from pilothouse.providers.types import EventKind, StreamEvent
+from pilothouse.providers.types import EventKind, StreamEvent, token_count
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -267,11 +267,11 @@ def _arguments(arguments: Any) -> dict[str, Any]:
 
 def usage(chat_usage: Any) -> dict[str, Any]:
     chat_usage = chat_usage if isinstance(chat_usage, dict) else {}
-    details = chat_usage.get("prompt_tokens_details") or {}
-    cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-    return {
-        "input_tokens": int(chat_usage.get("prompt_tokens") or 0) - cached,
-        "output_tokens": int(chat_usage.get("completion_tokens") or 0),
+    details = chat_usage.get("prompt_tokens_details")
+    cached = token_count(details.get("cached_tokens")) if isinstance(details, dict) else 0
+    return {  # counts as the request log reads them: an odd value reads as 0
+        "input_tokens": max(0, token_count(chat_usage.get("prompt_tokens")) - cached),
+        "output_tokens": token_count(chat_usage.get("completion_tokens")),
         "cache_read_input_tokens": cached,
         "cache_creation_input_tokens": 0,
     }
@@ -336,23 +336,22 @@ class MessagesStream:
                 if not self.text_open:
                     out += self._open({"type": "text", "text": ""})
                     self.text_open = True
-                # The most frequent event, assembled around its two values (as `_event`
-                # would write it, key for key).
-                frame = b"".join(
-                    (
-                        _TEXT_DELTA_START,
-                        str(self.block).encode(),
-                        _TEXT_DELTA_MIDDLE,
-                        orjson.dumps(text),
-                        b"}}\n\n",
-                    )
-                )
-                out.append(StreamEvent(frame, EventKind.CONTENT))
+                out.append(StreamEvent(self._text_frame(text), EventKind.CONTENT))
             for call in delta.get("tool_calls") or []:
                 out += self._tool_delta(call)
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
         return out
+
+    def _text_frame(self, text: str) -> bytes:
+        """The most frequent event, assembled around its two values (as `_event` would
+        write it, key for key)."""
+        return b"%s%d%s%s}}\n\n" % (
+            _TEXT_DELTA_START,
+            self.block,
+            _TEXT_DELTA_MIDDLE,
+            orjson.dumps(text),
+        )
 
     def _open(self, block: dict[str, Any]) -> list[StreamEvent]:
         out = self._close()
@@ -398,9 +397,19 @@ class MessagesStream:
     merged_frames = 0  # every frame is its own event
 
     def feed_batch(self, batch: list[StreamEvent]) -> list[StreamEvent]:
+        """`feed` for each event of one upstream read; a chunk that is nothing but text
+        (`StreamEvent.text`) in an open text block is written on a short path."""
+        if len(batch) == 1 and (text := batch[0].text) is not None and self.text_open:
+            batch[0].data = self._text_frame(text)
+            return batch  # the event rewritten in place (`StreamEvent`): still CONTENT
         out: list[StreamEvent] = []
         for event in batch:
-            out += self.feed(event)
+            text = event.text
+            if text is not None and self.text_open:
+                event.data = self._text_frame(text)  # rewritten in place (`StreamEvent`)
+                out.append(event)
+            else:
+                out += self.feed(event)
         return out
 
     def error(self, exc: errors.PilothouseError) -> bytes:

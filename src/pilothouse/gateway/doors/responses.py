@@ -28,6 +28,7 @@ import orjson
 
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.doors.ids_and_chunks import item_id, output_item_id
+from pilothouse.providers.types import token_count
 
 _ROLES = {"user", "system", "developer", "assistant"}
 
@@ -366,10 +367,12 @@ def function_item(
 def usage(chat_usage: Any) -> dict[str, Any] | None:
     if not isinstance(chat_usage, dict):
         return None
-    prompt = int(chat_usage.get("prompt_tokens") or 0)
-    completion = int(chat_usage.get("completion_tokens") or 0)
-    details = chat_usage.get("prompt_tokens_details") or {}
-    cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    # Counts as the request log reads them (`token_count`): a provider's odd value (a
+    # string, a list, a negative) reads as 0 rather than failing the answer.
+    prompt = token_count(chat_usage.get("prompt_tokens"))
+    completion = token_count(chat_usage.get("completion_tokens"))
+    details = chat_usage.get("prompt_tokens_details")
+    cached = token_count(details.get("cached_tokens")) if isinstance(details, dict) else 0
     return {
         "input_tokens": prompt,
         "input_tokens_details": {"cached_tokens": cached},

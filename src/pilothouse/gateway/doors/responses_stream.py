@@ -19,8 +19,20 @@ from pilothouse.providers.types import EventKind, StreamEvent
 _TEXT_DELTA_START = (
     b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
     b'"sequence_number":'
-)
+)  # then the number, the item's place, the text, and:
 _TEXT_DELTA_END = b',"logprobs":[]}\n\n'
+# The opening frames of a message item, around its place and id (what `_frame` would
+# write, key for key: the item as `message_item` makes it, in progress and empty).
+_MESSAGE_ADDED = (
+    b'event: response.output_item.added\ndata: {"type":"response.output_item.added",'
+    b'"sequence_number":%d,"output_index":%d,"item":{"type":"message","id":"%s",'
+    b'"status":"in_progress","role":"assistant","content":[]}}\n\n'
+)
+_PART_ADDED = (
+    b'event: response.content_part.added\ndata: {"type":"response.content_part.added",'
+    b'"sequence_number":%d,"item_id":"%s","output_index":%d,"content_index":0,'
+    b'"part":{"type":"output_text","text":"","annotations":[]}}\n\n'
+)
 # The closing frames of a message item, around its id, place and text (what `_frame`
 # would write, key for key): the text is encoded once for all of them.
 _TEXT_DONE = (
@@ -53,7 +65,7 @@ class ResponsesStream:
         self.sequence = 0
         self.text_item: dict[str, Any] | None = None
         self.text_parts: list[str] = []
-        self._delta_middle = b""
+        self._delta_frame = b""  # set when the message item opens
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool index → function_call item
         self.items: list[dict[str, Any]] = []
         self.usage: dict[str, Any] | None = None
@@ -117,47 +129,41 @@ class ResponsesStream:
         return [self._merged(frames, EventKind.OTHER)]
 
     def feed_batch(self, batch: list[StreamEvent]) -> list[StreamEvent]:
-        """`feed` for each event of one upstream read. Most of a stream is chunks whose
-        one choice's delta is only text: a run of them becomes one event of text delta
-        frames, made on a short path."""
+        """`feed` for each event of one upstream read. Most of a stream is chunks that are
+        nothing but text (`StreamEvent.text`, set by the decoder): once the message item
+        is open, a run of them becomes one event of text delta frames. A read of one such
+        chunk (how a provider sends tokens) takes the shortest path of all."""
+        if len(batch) == 1 and (text := batch[0].text) is not None and self.text_item:
+            self.text_parts.append(text)
+            sequence = self.sequence
+            self.sequence = sequence + 1
+            batch[0].data = self._delta_frame % (sequence, orjson.dumps(text))
+            return batch  # the event rewritten in place (`StreamEvent`): still CONTENT
         out: list[StreamEvent] = []
-        run: list[bytes] = []
+        texts: list[str] = []
         for event in batch:
-            chunk = event.chunk
-            if event.kind is EventKind.CONTENT and self.text_item is not None and chunk:
-                choices = chunk.get("choices")
-                if type(choices) is list and len(choices) == 1:
-                    choice = choices[0]
-                    delta = choice.get("delta") if type(choice) is dict else None
-                    if (  # exactly what `feed` would make of it, without its other cases
-                        type(delta) is dict
-                        and type(content := delta.get("content")) is str
-                        and content
-                        and not delta.get("tool_calls")
-                        and not choice.get("finish_reason")
-                        and not chunk.get("usage")
-                    ):
-                        self.text_parts.append(content)
-                        run += (
-                            _TEXT_DELTA_START,
-                            b"%d" % self.sequence,
-                            self._delta_middle,
-                            orjson.dumps(content),
-                            _TEXT_DELTA_END,
-                        )
-                        self.sequence += 1
-                        continue
-            if run:
-                out.append(self._text_run(run))
-                run = []
+            if event.text is not None and self.text_item is not None:
+                texts.append(event.text)
+                continue
+            if texts:
+                out.append(self._text_run(texts))
+                texts = []
             out += self.feed(event)
-        if run:
-            out.append(self._text_run(run))
+        if texts:
+            out.append(self._text_run(texts))
         return out
 
-    def _text_run(self, parts: list[bytes]) -> StreamEvent:
-        self.merged_frames += len(parts) // 5 - 1
-        return StreamEvent(b"".join(parts), EventKind.CONTENT)
+    def _text_run(self, texts: list[str]) -> StreamEvent:
+        """The text delta frames of `texts`, in order, as one event (what `_text_delta`
+        writes for each)."""
+        template, dumps, sequence = self._delta_frame, orjson.dumps, self.sequence
+        self.text_parts += texts
+        self.sequence = sequence + len(texts)
+        self.merged_frames += len(texts) - 1
+        if len(texts) == 1:
+            return StreamEvent(template % (sequence, dumps(texts[0])), EventKind.CONTENT)
+        frames = [template % (sequence + i, dumps(text)) for i, text in enumerate(texts)]
+        return StreamEvent(b"".join(frames), EventKind.CONTENT)
 
     def feed(self, event: StreamEvent) -> list[StreamEvent]:
         if event.kind is EventKind.DONE:
@@ -190,32 +196,23 @@ class ResponsesStream:
             self.text_item["content"] = []
             self.items.append(self.text_item)
             index = len(self.items) - 1
-            added = {"output_index": index, "item": self.text_item}
-            frames.append(self._frame("response.output_item.added", added))
-            part = {
-                "item_id": self.text_item["id"],
-                "output_index": index,
-                "content_index": 0,
-                "part": {"type": "output_text", "text": "", "annotations": []},
-            }
-            frames.append(self._frame("response.content_part.added", part))
-            self._delta_middle = (
+            item_id, sequence = self.text_item["id"].encode(), self.sequence
+            frames.append(_MESSAGE_ADDED % (sequence, index, item_id))
+            frames.append(_PART_ADDED % (sequence + 1, item_id, index))
+            self.sequence += 2
+            # A text delta's frame, written around the two values that change (what
+            # `_frame` would write, key for key): the item's place is fixed from here on.
+            middle = (
                 f',"item_id":"{self.text_item["id"]}","output_index":{index},'
                 '"content_index":0,"delta":'
-            ).encode()
-        # A text delta's frame is assembled around the two values that change (what
-        # `_frame` would write, key for key); `feed_batch` does the same for a run.
-        self.text_parts.append(content)
-        frames.append(
-            b"%s%d%s%s%s"
-            % (
+            )
+            self._delta_frame = b"%s%%d%s%%s%s" % (
                 _TEXT_DELTA_START,
-                self.sequence,
-                self._delta_middle,
-                orjson.dumps(content),
+                middle.replace("%", "%%").encode(),
                 _TEXT_DELTA_END,
             )
-        )
+        self.text_parts.append(content)
+        frames.append(self._delta_frame % (self.sequence, orjson.dumps(content)))
         self.sequence += 1
         return [self._merged(frames, EventKind.CONTENT)]
 
