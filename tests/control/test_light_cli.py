@@ -101,6 +101,20 @@ def test_api_commands_import_neither_the_server_stack_nor_scipy(
     assert heavy == set(), f"`pilothouse {' '.join(args)}` imported {sorted(heavy)}"
 
 
+def test_the_server_starts_without_the_eval_runner_and_postgresql_driver() -> None:
+    """What only some requests need is imported when first needed: the semantic diff's
+    comparison (the eval runner, numpy and scipy, ~0.3 s of a server's start) and the
+    PostgreSQL driver (a SQLite deployment never loads it)."""
+    check = (
+        "import sys, pilothouse.server; "
+        "print(' '.join(m for m in ('scipy', 'numpy', 'pilothouse.evals.runner', 'psycopg')"
+        " if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == []
+
+
 def test_the_cli_and_the_sdk_work_without_the_servers_packages(
     server: Gateway, tmp_path: Path
 ) -> None:

@@ -14,8 +14,6 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from pilothouse.behaviour.observe import LabelPathError, parse_label_path
-from pilothouse.behaviour.report import build
-from pilothouse.behaviour.run import compare_all
 from pilothouse.behaviour.similarity import DEFAULT_THRESHOLDS
 from pilothouse.evals.types import Case, Output
 from pilothouse.web.auth import Access
@@ -97,6 +95,11 @@ async def diff(call: Call, body: DiffBody) -> dict[str, Any]:
 
 def report(body: DiffBody) -> dict[str, Any]:
     """The diff report of the body's answers (lexical similarity)."""
+    # Imported here: the comparison brings the eval runner and its statistics (scipy),
+    # a quarter of the server's start-up, for an endpoint few deployments call.
+    from pilothouse.behaviour.report import build
+    from pilothouse.behaviour.run import compare_all
+
     cases = [Case(id=c.id, inputs=c.inputs, tags=tuple(c.tags)) for c in body.cases]
     noise = body.cases[0].old_again is not None
     results = asyncio.run(
