@@ -358,7 +358,7 @@ def _decoded_stream() -> list[StreamEvent]:
         {"choices": [{"index": 0, "delta": role}]},
         {"choices": [{"index": 0, "delta": {"content": "Hi"}}]},
         {"choices": [{"index": 0, "delta": {"content": ' "there" ü\n', "refusal": None}}]},
-        {"choices": [{"index": 0, "delta": {"content": "!"}, "finish_reason": None}]},
+        {"choices": [{"index": 0, "delta": {"content": "!\x00%d%s"}, "finish_reason": None}]},
         {"choices": [{"index": 0, "delta": {"content": " Both", "tool_calls": [call]}}]},
         {"choices": [{"index": 0, "delta": {"content": " two"}}, {"index": 1, "delta": {}}]},
         {"choices": [{"index": 0, "delta": {"content": " more"}}]},
@@ -376,7 +376,7 @@ def _decoded_stream() -> list[StreamEvent]:
 
 def test_decoder_marks_only_chunks_that_are_nothing_but_text() -> None:
     marked = [event.text for event in _decoded_stream()]
-    assert marked == [None, "Hi", ' "there" ü\n', "!", None, None, " more", None, None, None]
+    assert marked == [None, "Hi", ' "there" ü\n', "!\x00%d%s", None, None, " more", None, None, None]
 
 
 @pytest.mark.parametrize("door", ["responses", "messages"])
@@ -408,7 +408,7 @@ def test_short_paths_write_what_the_general_path_writes(door: str, per_read: int
     assert short[1] == len(short[2])  # every frame counted once
     deltas = [e["delta"] for e in events_of(short[0]) if "delta" in e]
     text = "".join(d if isinstance(d, str) else d.get("text", "") for d in deltas)
-    assert text.startswith('Hi "there" ü\n! Both') and text.endswith(" more end")
+    assert text.startswith('Hi "there" ü\n!\x00%d%s Both') and text.endswith(" more end")
 
 
 def events_of(data: bytes) -> list[dict[str, Any]]:

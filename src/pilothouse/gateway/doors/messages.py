@@ -23,7 +23,8 @@ import orjson
 
 from pilothouse import errors
 from pilothouse.errors import InvalidRequest
-from pilothouse.gateway.doors.ids_and_chunks import chat_chunk, item_id
+from pilothouse.gateway.doors.chunk_writer import ChunkWriter
+from pilothouse.gateway.doors.ids_and_chunks import item_id
 from pilothouse.providers.types import EventKind, StreamEvent, token_count
 
 STOP_REASONS = {
@@ -281,16 +282,14 @@ _TEXT_DELTA_START = b'event: content_block_delta\ndata: {"type":"content_block_d
 _TEXT_DELTA_MIDDLE = b',"delta":{"type":"text_delta","text":'
 
 
-class MessagesStream:
+class MessagesStream(ChunkWriter):
     """Turns OpenAI chat chunk frames into Anthropic's stream events."""
 
     def __init__(self, *, message_id: str, model: str):
         self.model = model
         self.message_id = message_id
         self.block = -1  # index of the open content block
-        self.text_open = False
         self.tools: dict[int, int] = {}  # chat tool index → content block index
-        self.finish_reason: str | None = None
         self.usage: dict[str, Any] = usage(None)
 
     def _event(
@@ -318,30 +317,14 @@ class MessagesStream:
         }
         return [self._event("message_start", {"message": message}), self._event("ping", {})]
 
-    def feed(self, event: StreamEvent) -> list[StreamEvent]:
-        if event.kind is EventKind.DONE:
-            return []
-        chunk = event.chunk if event.chunk is not None else chat_chunk(event.data)
-        if chunk is None:
-            return []
-        if chunk.get("usage"):
-            self.usage = usage(chunk["usage"])
-        out: list[StreamEvent] = []
-        for choice in chunk.get("choices") or []:
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta") or {}
-            text = delta.get("content")
-            if isinstance(text, str) and text:
-                if not self.text_open:
-                    out += self._open({"type": "text", "text": ""})
-                    self.text_open = True
-                out.append(StreamEvent(self._text_frame(text), EventKind.CONTENT))
-            for call in delta.get("tool_calls") or []:
-                out += self._tool_delta(call)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
+    def _text(self, text: str) -> list[StreamEvent]:
+        out = [] if self.text_open else self._open({"type": "text", "text": ""})
+        self.text_open = True
+        out.append(StreamEvent(self._text_frame(text), EventKind.CONTENT))
         return out
+
+    def _usage(self, chat_usage: Any) -> None:
+        self.usage = usage(chat_usage)
 
     def _text_frame(self, text: str) -> bytes:
         """The most frequent event, assembled around its two values (as `_event` would
@@ -367,7 +350,7 @@ class MessagesStream:
         self.text_open = False
         return [self._event("content_block_stop", {"index": self.block})]
 
-    def _tool_delta(self, call: dict[str, Any]) -> list[StreamEvent]:
+    def _tool(self, call: dict[str, Any]) -> list[StreamEvent]:
         index = call.get("index", 0)
         function = call.get("function") or {}
         out = []
@@ -392,24 +375,6 @@ class MessagesStream:
                     EventKind.CONTENT,
                 )
             )
-        return out
-
-    merged_frames = 0  # every frame is its own event
-
-    def feed_batch(self, batch: list[StreamEvent]) -> list[StreamEvent]:
-        """`feed` for each event of one upstream read; a chunk that is nothing but text
-        (`StreamEvent.text`) in an open text block is written on a short path."""
-        if len(batch) == 1 and (text := batch[0].text) is not None and self.text_open:
-            batch[0].data = self._text_frame(text)
-            return batch  # the event rewritten in place (`StreamEvent`): still CONTENT
-        out: list[StreamEvent] = []
-        for event in batch:
-            text = event.text
-            if text is not None and self.text_open:
-                event.data = self._text_frame(text)  # rewritten in place (`StreamEvent`)
-                out.append(event)
-            else:
-                out += self.feed(event)
         return out
 
     def error(self, exc: errors.PilothouseError) -> bytes:

@@ -11,8 +11,9 @@ from typing import Any
 import orjson
 
 from pilothouse.errors import PilothouseError
-from pilothouse.gateway.doors.ids_and_chunks import chat_chunk, output_item_id
+from pilothouse.gateway.doors.chunk_writer import ChunkWriter
 from pilothouse.gateway.doors.ids_and_chunks import item_id as new_id
+from pilothouse.gateway.doors.ids_and_chunks import output_item_id
 from pilothouse.gateway.doors.responses import envelope, function_item, message_item, usage
 from pilothouse.providers.types import EventKind, StreamEvent
 
@@ -51,11 +52,11 @@ _MESSAGE_DONE = (
 )
 
 
-class ResponsesStream:
+class ResponsesStream(ChunkWriter):
     """Turns OpenAI chat chunk frames into the Responses event stream.
 
-    `start()` gives the opening events; `feed(event)` each chunk's events; `finish()` the
-    closing ones (output items done, response.completed with usage)."""
+    `start()` gives the opening events; `feed(event)` (`ChunkWriter`) each chunk's events;
+    `finish()` the closing ones (output items done, response.completed with usage)."""
 
     def __init__(self, request: dict[str, Any], *, response_id: str, model: str, created_at: int):
         self.request = request
@@ -69,7 +70,6 @@ class ResponsesStream:
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool index → function_call item
         self.items: list[dict[str, Any]] = []
         self.usage: dict[str, Any] | None = None
-        self.finish_reason: str | None = None
         self.closed_status: str | None = None  # set once the items are completed
         # Frames sent inside another one's StreamEvent (several frames in one): the relay
         # counts events, so the gateway adds these to the frames the client received.
@@ -128,66 +128,7 @@ class ResponsesStream:
             self.sequence += 1
         return [self._merged(frames, EventKind.OTHER)]
 
-    def feed_batch(self, batch: list[StreamEvent]) -> list[StreamEvent]:
-        """`feed` for each event of one upstream read. Most of a stream is chunks that are
-        nothing but text (`StreamEvent.text`, set by the decoder): once the message item
-        is open, a run of them becomes one event of text delta frames. A read of one such
-        chunk (how a provider sends tokens) takes the shortest path of all."""
-        if len(batch) == 1 and (text := batch[0].text) is not None and self.text_item:
-            self.text_parts.append(text)
-            sequence = self.sequence
-            self.sequence = sequence + 1
-            batch[0].data = self._delta_frame % (sequence, orjson.dumps(text))
-            return batch  # the event rewritten in place (`StreamEvent`): still CONTENT
-        out: list[StreamEvent] = []
-        texts: list[str] = []
-        for event in batch:
-            if event.text is not None and self.text_item is not None:
-                texts.append(event.text)
-                continue
-            if texts:
-                out.append(self._text_run(texts))
-                texts = []
-            out += self.feed(event)
-        if texts:
-            out.append(self._text_run(texts))
-        return out
-
-    def _text_run(self, texts: list[str]) -> StreamEvent:
-        """The text delta frames of `texts`, in order, as one event (what `_text_delta`
-        writes for each)."""
-        template, dumps, sequence = self._delta_frame, orjson.dumps, self.sequence
-        self.text_parts += texts
-        self.sequence = sequence + len(texts)
-        self.merged_frames += len(texts) - 1
-        if len(texts) == 1:
-            return StreamEvent(template % (sequence, dumps(texts[0])), EventKind.CONTENT)
-        frames = [template % (sequence + i, dumps(text)) for i, text in enumerate(texts)]
-        return StreamEvent(b"".join(frames), EventKind.CONTENT)
-
-    def feed(self, event: StreamEvent) -> list[StreamEvent]:
-        if event.kind is EventKind.DONE:
-            return []
-        chunk = event.chunk if event.chunk is not None else chat_chunk(event.data)
-        if chunk is None:
-            return []
-        if chunk.get("usage"):
-            self.usage = usage(chunk["usage"])
-        out: list[StreamEvent] = []
-        for choice in chunk.get("choices") or []:
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta") or {}
-            content = delta.get("content")
-            if isinstance(content, str) and content:
-                out += self._text_delta(content)
-            for call in delta.get("tool_calls") or []:
-                out += self._call_delta(call)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-        return out
-
-    def _text_delta(self, content: str) -> list[StreamEvent]:
+    def _text(self, content: str) -> list[StreamEvent]:
         frames = []
         if self.text_item is None:
             self.text_item = message_item(
@@ -211,12 +152,20 @@ class ResponsesStream:
                 middle.replace("%", "%%").encode(),
                 _TEXT_DELTA_END,
             )
-        self.text_parts.append(content)
-        frames.append(self._delta_frame % (self.sequence, orjson.dumps(content)))
-        self.sequence += 1
+            self.text_open = True
+        frames.append(self._text_frame(content))
         return [self._merged(frames, EventKind.CONTENT)]
 
-    def _call_delta(self, call: dict[str, Any]) -> list[StreamEvent]:
+    def _text_frame(self, text: str) -> bytes:
+        self.text_parts.append(text)
+        sequence = self.sequence
+        self.sequence = sequence + 1
+        return self._delta_frame % (sequence, orjson.dumps(text))
+
+    def _usage(self, chat_usage: Any) -> None:
+        self.usage = usage(chat_usage)
+
+    def _tool(self, call: dict[str, Any]) -> list[StreamEvent]:
         index = call.get("index", 0)
         function = call.get("function") or {}
         out = []
