@@ -32,7 +32,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -126,11 +125,7 @@ def streams(target: Target | None, run_dir: str, door: str) -> dict[str, Any]:
 
 
 def start_gateway(run_dir: str) -> Target:
-    # One version of the code for the whole run, even if src/ is edited meanwhile.
-    src = os.path.join(run_dir, "src")
-    shutil.copytree(
-        os.path.join(harness.REPO, "src"), src, ignore=shutil.ignore_patterns("__pycache__")
-    )
+    src = harness.snapshot_src(run_dir)
     target = harness.pilothouse_target("pilothouse", PORT_GW, src, run_dir)
     target.start(run_dir)
     assert target.proc is not None

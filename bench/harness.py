@@ -340,6 +340,14 @@ def pilothouse_setup(
     return data, cfg, secret
 
 
+def snapshot_src(run_dir: str) -> str:
+    """A copy of src/ in the run's folder: one version of the code for the whole run, even
+    if src/ is being edited meanwhile (pass it as `pilothouse_target`'s `src`)."""
+    src = os.path.join(run_dir, "src")
+    shutil.copytree(os.path.join(REPO, "src"), src, ignore=shutil.ignore_patterns("__pycache__"))
+    return src
+
+
 def pilothouse_target(
     name: str, port: int, src: str | None, run_dir: str, database_url: str | None = None
 ) -> Target:
@@ -410,11 +418,7 @@ def build_targets(run_dir: str) -> dict[str, Target]:
     if ENV("PILOTHOUSE_SNAPSHOT", "1") == "1" and {"pilothouse", request_log.PG_TARGET} & set(
         SELECTED
     ):
-        # measure one version of the code for the whole run, even if src/ is being edited
-        src = os.path.join(run_dir, "src")
-        shutil.copytree(
-            os.path.join(REPO, "src"), src, ignore=shutil.ignore_patterns("__pycache__")
-        )
+        src = snapshot_src(run_dir)
     if "pilothouse" in SELECTED:
         ts["pilothouse"] = pilothouse_target("pilothouse", PORT_PILOTHOUSE, src, run_dir)
     if request_log.PG_TARGET in SELECTED:
