@@ -207,7 +207,11 @@ class InProcess:
             await asyncio.sleep(0.02)
 
     async def drive(
-        self, body: dict[str, Any], *, leave_after_frames: int | None = None
+        self,
+        body: dict[str, Any],
+        *,
+        leave_after_frames: int | None = None,
+        path: str = "/v1/chat/completions",
     ) -> list[dict[str, Any]]:
         """Call the ASGI app directly, as a client that disconnects after receiving
         `leave_after_frames` body messages (httpx cannot leave half-way). Returns what was
@@ -234,7 +238,7 @@ class InProcess:
         scope = {
             "type": "http",
             "method": "POST",
-            "path": "/v1/chat/completions",
+            "path": path,
             "headers": [(b"authorization", f"Bearer {self.key}".encode())],
         }
         await self.server(scope, receive, send)

@@ -56,6 +56,7 @@ def sse_events(body: bytes) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+CHAT_BODY = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
 RESPONSES_BODY = {"model": "fast", "input": "hi", "stream": True}
 MESSAGES_BODY = {
     "model": "fast",
@@ -90,6 +91,41 @@ async def test_a_responses_stream_counts_every_frame_the_client_received(tmp_pat
         assert events[-1][1]["response"]["output"][0]["content"][0]["text"] == "".join(words)
         [row] = await gw.rows(1)
         assert row["chunks_out"] == len(events) == 13 and row["chunks_in"] == 8
+
+
+@pytest.mark.parametrize("door", ["responses", "messages"])
+async def test_a_door_streams_end_goes_out_with_the_upstreams_last_read(
+    tmp_path: Path, door: str
+) -> None:
+    """A door's closing events are written with the read that carried the upstream's
+    `[DONE]`: a door stream takes as many writes as the chat stream of the same upstream
+    reads (a write is a send and a system call). Whatever the upstream sends after
+    `[DONE]` is not the answer's: the chat path relays it as it came, a door drops it."""
+
+    def upstream() -> Scripted:
+        last = frames(chunk(finish="stop"), usage_chunk()) + b"data: [DONE]\n\n"
+        return Scripted.sse(frames(chunk("Hel"), chunk("lo")), last, chunk(" late"))
+
+    def writes(sent: list[dict[str, Any]]) -> list[bytes]:
+        return [m["body"] for m in sent if m["type"] == "http.response.body" and m.get("body")]
+
+    async with InProcess.start(tmp_path) as gw:
+        gw.script("sim", upstream(), upstream())
+        chat = writes(await gw.drive({**CHAT_BODY, "stream": True}))
+        body = RESPONSES_BODY if door == "responses" else MESSAGES_BODY
+        ours = writes(await gw.drive(body, path=f"/v1/{door}"))
+        assert len(chat) == 3 and b" late" in chat[-1]
+        assert len(ours) == 2 and b" late" not in b"".join(ours)
+        end = b"event: response.completed" if door == "responses" else b"event: message_stop"
+        assert end in ours[-1]
+        text = "".join(
+            data.get("delta", {}).get("text", "") if door == "messages" else data.get("delta", "")
+            for name, data in sse_events(b"".join(ours))
+            if name in ("response.output_text.delta", "content_block_delta")
+        )
+        assert text == "Hello"
+        rows = await gw.rows(2)
+        assert [row["outcome"] for row in rows] == ["ok", "ok"]
 
 
 @pytest.mark.parametrize("door", ["responses", "messages"])

@@ -12,7 +12,7 @@ import pytest
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.doors import messages, responses, responses_stream
 from pilothouse.providers.openai_codec import OpenAIStreamDecoder
-from pilothouse.providers.types import EventKind, StreamEvent
+from pilothouse.providers.types import EventKind, StreamEvent, token_count
 
 
 def frame(data: dict[str, Any]) -> StreamEvent:
@@ -191,6 +191,18 @@ def test_responses_answer_and_stream_agree() -> None:
     assert message_done["item"] == message and message_done["output_index"] == 0
     content = [e for e in out if e.kind is EventKind.CONTENT]
     assert len(content) == 3  # one text delta, two argument deltas: what TTFT reads
+    # The stream ends with the very response the plain answer is, and the one it keeps.
+    assert final["response"] == whole == writer.result()
+    # Frames written from templates are what serializing their objects writes, byte for
+    # byte (key order, spacing, escapes): the answer too.
+    failed = writer.error(InvalidRequest("cut %s short", hint="retry", param="input"))
+    assert events([StreamEvent(failed, EventKind.OTHER)])[-1]["type"] == "response.failed"
+    blocks = [block for e in out for block in e.data.split(b"\n\n") if block]
+    blocks += failed.split(b"\n\n")[:-1]
+    for data in [block.split(b"\ndata: ", 1)[1] for block in blocks] + [
+        responses.answer_json(completion, request, response_id="resp_1", model="fast", created_at=7)
+    ]:
+        assert orjson.dumps(orjson.loads(data)) == data
 
 
 # ---------------------------------------------------------------------- Messages
@@ -376,7 +388,18 @@ def _decoded_stream() -> list[StreamEvent]:
 
 def test_decoder_marks_only_chunks_that_are_nothing_but_text() -> None:
     marked = [event.text for event in _decoded_stream()]
-    assert marked == [None, "Hi", ' "there" ü\n', "!\x00%d%s", None, None, " more", None, None, None]
+    assert marked == [
+        None,
+        "Hi",
+        ' "there" ü\n',
+        "!\x00%d%s",
+        None,
+        None,
+        " more",
+        None,
+        None,
+        None,
+    ]
 
 
 @pytest.mark.parametrize("door", ["responses", "messages"])
@@ -413,6 +436,14 @@ def test_short_paths_write_what_the_general_path_writes(door: str, per_read: int
 
 def events_of(data: bytes) -> list[dict[str, Any]]:
     return [orjson.loads(block.split(b"\ndata: ", 1)[1]) for block in data.split(b"\n\n") if block]
+
+
+@pytest.mark.parametrize(
+    ("value", "count"),
+    [(7, 7), (0, 0), (-3, 0), (2**40, 2**31 - 1), (7.9, 7), (True, 0), ("7", 0), (None, 0)],
+)
+def test_a_usage_value_reads_as_a_bounded_count(value: Any, count: int) -> None:
+    assert token_count(value) == count and type(token_count(value)) is int
 
 
 @pytest.mark.parametrize("odd", ["12x", [3], -4, None, {"n": 1}, float("nan")])

@@ -410,12 +410,13 @@ class GatewayApp:
         if endpoint != "embeddings":
             record.finish_reason = result.finish_reason
             if door is not None:
-                obj = door.answer_object(
+                answer = door.answer_json(
                     result, request, request["model"], int(self.now()), record.id
                 )
                 if turn is not None:
-                    await turn.keep(obj)  # before the client can ask for it
-                answer = orjson.dumps(obj)
+                    kept = orjson.loads(answer)
+                    if not await turn.keep(kept):  # before the client can ask for it
+                        answer = orjson.dumps(kept)  # it says `store: false` now
         if admission is not None:  # before the answer: the caller's next request sees it
             await self._settle(admission, record)
         cost = (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())

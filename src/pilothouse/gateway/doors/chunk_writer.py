@@ -42,11 +42,12 @@ class ChunkWriter:
             batch[0].data = self._text_frame(text)
             return batch
         out: list[StreamEvent] = []
+        append, text_frame = out.append, self._text_frame
         for event in batch:
             text = event.text
             if text is not None and self.text_open:
-                event.data = self._text_frame(text)
-                out.append(event)
+                event.data = text_frame(text)
+                append(event)
             else:
                 out += self.feed(event)
         return out

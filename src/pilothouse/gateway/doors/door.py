@@ -20,7 +20,14 @@ from pilothouse import errors
 from pilothouse.gateway.doors import messages, responses, responses_stream
 from pilothouse.gateway.doors.ids_and_chunks import answer_id
 from pilothouse.gateway.http_io import error_body as openai_error_body
-from pilothouse.providers.types import ChatResult, ChatStream, OutputSample, StreamEvent, Usage
+from pilothouse.providers.types import (
+    ChatResult,
+    ChatStream,
+    EventKind,
+    OutputSample,
+    StreamEvent,
+    Usage,
+)
 
 
 class EventWriter(Protocol):
@@ -49,18 +56,19 @@ class Door:
 
     endpoint: str  # the request log's `endpoint`
     to_chat: Callable[[dict[str, Any]], dict[str, Any]]
-    answer: Callable[[dict[str, Any], dict[str, Any], str, int, str], dict[str, Any]]
+    answer: Callable[[dict[str, Any], dict[str, Any], str, int, str], bytes]  # its JSON
     writer: Callable[[dict[str, Any], str, int, str], EventWriter]
     error_body: Callable[[errors.PilothouseError], bytes]
 
-    def answer_object(
+    def answer_json(
         self,
         result: ChatResult,
         request: dict[str, Any],
         model: str,
         created_at: int,
         request_id: str,
-    ) -> dict[str, Any]:
+    ) -> bytes:
+        """The door's answer to `request` for a chat result, as JSON."""
         completion = result.completion
         if completion is None:
             completion = orjson.loads(result.body)
@@ -72,10 +80,11 @@ BeforeClosing = Callable[["EventWriter"], Awaitable[None]]
 
 class DoorStream:
     """A `ChatStream` whose events are the door's: the writer's opening events before the
-    first batch, each batch translated, the closing events after the upstream's end (after
-    `before_closing`, when given, has run: a stored response is kept before the client
-    reads its end). A failure mid-stream ends it without closing events (the gateway
-    writes the door's error)."""
+    first batch, each batch translated, the closing events in the batch of the upstream's
+    `[DONE]` (after its last batch, when it sent none), and nothing the upstream sends
+    after that. The closing events come after `before_closing`, when given, has run (a
+    stored response is kept before the client reads its end). A failure mid-stream ends
+    it without closing events (the gateway writes the door's error)."""
 
     def __init__(
         self, stream: ChatStream, writer: EventWriter, before_closing: BeforeClosing | None = None
@@ -112,16 +121,27 @@ class DoorStream:
     async def batches(self) -> AsyncIterator[list[StreamEvent]]:
         writer = self.writer
         opening = writer.start()
+        ended = False
         async for batch in self.stream.batches():
+            if ended:
+                continue  # past the upstream's `[DONE]`: nothing more is the answer's
+            out = writer.feed_batch(batch)
             if opening:
-                out, opening = opening + writer.feed_batch(batch), []
-            else:
-                out = writer.feed_batch(batch)
+                out, opening = opening + out, []
+            if batch[-1].kind is EventKind.DONE:
+                # The end, nearly always in the read that carried the last chunks: the
+                # closing events go out in the same write (one send fewer per stream).
+                out += await self._closing()
+                ended = True
             if out:
                 yield out
+        if not ended:
+            yield [*opening, *await self._closing()]
+
+    async def _closing(self) -> list[StreamEvent]:
         if self.before_closing is not None:
-            await self.before_closing(writer)
-        yield [*opening, *writer.finish()]
+            await self.before_closing(self.writer)
+        return self.writer.finish()
 
     async def aclose(self) -> None:
         await self.stream.aclose()
@@ -144,8 +164,8 @@ def _responses_answer(
     model: str,
     created_at: int,
     request_id: str,
-) -> dict[str, Any]:
-    return responses.to_response(
+) -> bytes:
+    return responses.answer_json(
         completion,
         request,
         response_id=answer_id("resp", request_id),
@@ -166,8 +186,9 @@ def _messages_answer(
     model: str,
     created_at: int,
     request_id: str,
-) -> dict[str, Any]:
-    return messages.to_message(completion, message_id=answer_id("msg", request_id), model=model)
+) -> bytes:
+    message = messages.to_message(completion, message_id=answer_id("msg", request_id), model=model)
+    return orjson.dumps(message)
 
 
 DOORS = {

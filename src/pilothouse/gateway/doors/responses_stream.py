@@ -14,14 +14,24 @@ from pilothouse.errors import PilothouseError
 from pilothouse.gateway.doors.chunk_writer import ChunkWriter
 from pilothouse.gateway.doors.ids_and_chunks import item_id as new_id
 from pilothouse.gateway.doors.ids_and_chunks import output_item_id
-from pilothouse.gateway.doors.responses import envelope, function_item, message_item, usage
+from pilothouse.gateway.doors.responses import (
+    MESSAGE_ITEM,
+    OUTPUT_TEXT_PART,
+    echoed,
+    envelope_json,
+    function_item,
+    message_item,
+    usage_json,
+)
 from pilothouse.providers.types import EventKind, StreamEvent
 
-_TEXT_DELTA_START = (
+# A text delta's frame around the item's id and place (fixed once the item opens), which
+# leaves the frame around the two values that change: its number and the text.
+_TEXT_DELTA = (
     b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
-    b'"sequence_number":'
-)  # then the number, the item's place, the text, and:
-_TEXT_DELTA_END = b',"logprobs":[]}\n\n'
+    b'"sequence_number":%%d,"item_id":"%s","output_index":%d,"content_index":0,'
+    b'"delta":%%s,"logprobs":[]}\n\n'
+)
 # The opening frames of a message item, around its place and id (what `_frame` would
 # write, key for key: the item as `message_item` makes it, in progress and empty).
 _MESSAGE_ADDED = (
@@ -45,11 +55,12 @@ _PART_DONE = (
     b'event: response.content_part.done\ndata: {"type":"response.content_part.done",'
     b'"sequence_number":%d,"item_id":"%s","output_index":%d,"content_index":0,"part":%s}\n\n'
 )
-_MESSAGE_DONE = (
+_ITEM_DONE = (
     b'event: response.output_item.done\ndata: {"type":"response.output_item.done",'
-    b'"sequence_number":%d,"output_index":%d,"item":{"type":"message","id":"%s",'
-    b'"status":"completed","role":"assistant","content":[%s]}}\n\n'
-)
+    b'"sequence_number":%d,"output_index":%d,"item":%s}\n\n'
+)  # around the item's JSON
+# A frame carrying the whole response (opening, closing, failed), around its JSON.
+_RESPONSE = b'event: %s\ndata: {"type":"%s","sequence_number":%d,"response":%s}\n\n'
 
 
 class ResponsesStream(ChunkWriter):
@@ -69,7 +80,8 @@ class ResponsesStream(ChunkWriter):
         self._delta_frame = b""  # set when the message item opens
         self.calls: dict[int, dict[str, Any]] = {}  # chat tool index → function_call item
         self.items: list[dict[str, Any]] = []
-        self.usage: dict[str, Any] | None = None
+        self.usage = b"null"  # the JSON usage, once a chunk carried it
+        self.settings = echoed(request)  # the request's settings every snapshot repeats
         self.closed_status: str | None = None  # set once the items are completed
         # Frames sent inside another one's StreamEvent (several frames in one): the relay
         # counts events, so the gateway adds these to the frames the client received.
@@ -91,67 +103,58 @@ class ResponsesStream(ChunkWriter):
         self.merged_frames += len(frames) - 1
         return StreamEvent(b"".join(frames), kind)
 
-    def _snapshot(self, status: str, error: dict[str, Any] | None = None) -> dict[str, Any]:
-        return envelope(
+    def _snapshot(
+        self, status: str, output: bytes | None = None, error: dict[str, Any] | None = None
+    ) -> bytes:
+        """The response as JSON; its output the items as they are, unless given."""
+        return envelope_json(
             self.request,
             response_id=self.response_id,
             model=self.model,
             status=status,
-            output=self.items,
+            output=orjson.dumps(self.items) if output is None else output,
             usage=self.usage,
             created_at=self.created_at,
             error=error,
+            settings=self.settings,
         )
+
+    def _response_frame(self, kind: bytes, response: bytes) -> bytes:
+        sequence = self.sequence
+        self.sequence = sequence + 1
+        return _RESPONSE % (kind, kind, sequence, response)
 
     def error(self, exc: PilothouseError) -> bytes:
         """The end of a failed stream: an `error` event, then `response.failed` carrying
         the same error (the SDK raises on the first; the second closes the response)."""
         message = f"{exc.message}. {exc.hint}" if exc.hint else exc.message
         code = exc.code or exc.type
-        failed = (
-            self._event("error", {"code": code, "message": message, "param": exc.param}).data
-            + self._event(
-                "response.failed",
-                {"response": self._snapshot("failed", {"code": code, "message": message})},
-            ).data
-        )
-        return failed
+        error = self._frame("error", {"code": code, "message": message, "param": exc.param})
+        failed = self._snapshot("failed", error={"code": code, "message": message})
+        return error + self._response_frame(b"response.failed", failed)
 
     def start(self) -> list[StreamEvent]:
-        # Both opening events carry the same response: serialized once (what `_frame`
-        # would write for each, key for key).
-        response = orjson.dumps(self._snapshot("in_progress"))
-        frames = []
-        for kind in (b"response.created", b"response.in_progress"):
-            head = b'event: %s\ndata: {"type":"%s","sequence_number":%d,"response":'
-            frames.append(head % (kind, kind, self.sequence) + response + b"}\n\n")
-            self.sequence += 1
+        # Both opening events carry the same response: written once.
+        response = self._snapshot("in_progress", b"[]")
+        frames = [
+            self._response_frame(b"response.created", response),
+            self._response_frame(b"response.in_progress", response),
+        ]
         return [self._merged(frames, EventKind.OTHER)]
 
     def _text(self, content: str) -> list[StreamEvent]:
         frames = []
         if self.text_item is None:
-            self.text_item = message_item(
-                output_item_id("msg", self.response_id, len(self.items)), "", "in_progress"
-            )
+            index = len(self.items)
+            item_id = output_item_id("msg", self.response_id, index)
+            self.text_item = message_item(item_id, "", "in_progress")
             self.text_item["content"] = []
             self.items.append(self.text_item)
-            index = len(self.items) - 1
-            item_id, sequence = self.text_item["id"].encode(), self.sequence
-            frames.append(_MESSAGE_ADDED % (sequence, index, item_id))
-            frames.append(_PART_ADDED % (sequence + 1, item_id, index))
+            ident, sequence = item_id.encode(), self.sequence
+            frames.append(_MESSAGE_ADDED % (sequence, index, ident))
+            frames.append(_PART_ADDED % (sequence + 1, ident, index))
             self.sequence += 2
-            # A text delta's frame, written around the two values that change (what
-            # `_frame` would write, key for key): the item's place is fixed from here on.
-            middle = (
-                f',"item_id":"{self.text_item["id"]}","output_index":{index},'
-                '"content_index":0,"delta":'
-            )
-            self._delta_frame = b"%s%%d%s%%s%s" % (
-                _TEXT_DELTA_START,
-                middle.replace("%", "%%").encode(),
-                _TEXT_DELTA_END,
-            )
+            self._delta_frame = _TEXT_DELTA % (ident, index)
             self.text_open = True
         frames.append(self._text_frame(content))
         return [self._merged(frames, EventKind.CONTENT)]
@@ -163,7 +166,7 @@ class ResponsesStream(ChunkWriter):
         return self._delta_frame % (sequence, orjson.dumps(text))
 
     def _usage(self, chat_usage: Any) -> None:
-        self.usage = usage(chat_usage)
+        self.usage = usage_json(chat_usage)
 
     def _tool(self, call: dict[str, Any]) -> list[StreamEvent]:
         index = call.get("index", 0)
@@ -215,29 +218,33 @@ class ResponsesStream(ChunkWriter):
 
     def result(self) -> dict[str, Any]:
         """The whole response as its closing event will carry it (after the last `feed`)."""
-        return self._snapshot(self._close())
+        return orjson.loads(self._snapshot(self._close()))
 
     def finish(self) -> list[StreamEvent]:
         status = self._close()
-        frames = []
+        frames, output = [], []
         for index, item in enumerate(self.items):
             if item["type"] == "message":
                 item_id, text = item["id"].encode(), orjson.dumps(item["content"][0]["text"])
-                part = b'{"type":"output_text","text":%s,"annotations":[]}' % text
+                part = OUTPUT_TEXT_PART % text
+                done = MESSAGE_ITEM % (item_id, part)
                 sequence = self.sequence
                 frames.append(_TEXT_DONE % (sequence, item_id, index, text))
                 frames.append(_PART_DONE % (sequence + 1, item_id, index, part))
-                frames.append(_MESSAGE_DONE % (sequence + 2, index, item_id, part))
+                frames.append(_ITEM_DONE % (sequence + 2, index, done))
                 self.sequence += 3
-                continue
-            arguments = {
-                "item_id": item["id"],
-                "output_index": index,
-                "arguments": item["arguments"],
-            }
-            frames.append(self._frame("response.function_call_arguments.done", arguments))
-            done = {"output_index": index, "item": item}
-            frames.append(self._frame("response.output_item.done", done))
-        kind = "response.incomplete" if status == "incomplete" else "response.completed"
-        frames.append(self._frame(kind, {"response": self._snapshot(status)}))
+            else:
+                arguments = {
+                    "item_id": item["id"],
+                    "output_index": index,
+                    "arguments": item["arguments"],
+                }
+                frames.append(self._frame("response.function_call_arguments.done", arguments))
+                done = orjson.dumps(item)
+                frames.append(_ITEM_DONE % (self.sequence, index, done))
+                self.sequence += 1
+            output.append(done)
+        kind = b"response.incomplete" if status == "incomplete" else b"response.completed"
+        response = self._snapshot(status, b"[%s]" % b",".join(output))
+        frames.append(self._response_frame(kind, response))
         return [self._merged(frames, EventKind.OTHER)]
