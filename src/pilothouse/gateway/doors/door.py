@@ -131,16 +131,17 @@ class DoorStream:
             if batch[-1].kind is EventKind.DONE:
                 # The end, nearly always in the read that carried the last chunks: the
                 # closing events go out in the same write (one send fewer per stream).
-                out += await self._closing()
+                keep = self.before_closing
+                out += writer.finish() if keep is None else await self._closing(keep)
                 ended = True
             if out:
                 yield out
         if not ended:
-            yield [*opening, *await self._closing()]
+            keep = self.before_closing
+            yield [*opening, *(writer.finish() if keep is None else await self._closing(keep))]
 
-    async def _closing(self) -> list[StreamEvent]:
-        if self.before_closing is not None:
-            await self.before_closing(self.writer)
+    async def _closing(self, before_closing: BeforeClosing) -> list[StreamEvent]:
+        await before_closing(self.writer)
         return self.writer.finish()
 
     async def aclose(self) -> None:

@@ -61,6 +61,9 @@ _ITEM_DONE = (
 )  # around the item's JSON
 # A frame carrying the whole response (opening, closing, failed), around its JSON.
 _RESPONSE = b'event: %s\ndata: {"type":"%s","sequence_number":%d,"response":%s}\n\n'
+# The end of an answer that is one message (the most frequent), in one piece: its three
+# closing frames and the closing response frame, their values in that order.
+_MESSAGE_END = _TEXT_DONE + _PART_DONE + _ITEM_DONE + _RESPONSE
 
 
 class ResponsesStream(ChunkWriter):
@@ -134,13 +137,16 @@ class ResponsesStream(ChunkWriter):
         return error + self._response_frame(b"response.failed", failed)
 
     def start(self) -> list[StreamEvent]:
-        # Both opening events carry the same response: written once.
-        response = self._snapshot("in_progress", b"[]")
-        frames = [
-            self._response_frame(b"response.created", response),
-            self._response_frame(b"response.in_progress", response),
-        ]
-        return [self._merged(frames, EventKind.OTHER)]
+        # Both opening events carry the same response: written once, in one piece.
+        response, sequence = self._snapshot("in_progress", b"[]"), self.sequence
+        self.sequence += 2
+        created, in_progress = b"response.created", b"response.in_progress"
+        opening = (_RESPONSE + _RESPONSE) % (
+            *(created, created, sequence, response),
+            *(in_progress, in_progress, sequence + 1, response),
+        )
+        self.merged_frames += 1
+        return [StreamEvent(opening, EventKind.OTHER)]
 
     def _text(self, content: str) -> list[StreamEvent]:
         frames = []
@@ -222,6 +228,22 @@ class ResponsesStream(ChunkWriter):
 
     def finish(self) -> list[StreamEvent]:
         status = self._close()
+        kind = b"response.incomplete" if status == "incomplete" else b"response.completed"
+        if len(self.items) == 1 and self.items[0] is self.text_item:  # one message
+            message = self.text_item
+            item_id, text = message["id"].encode(), orjson.dumps(message["content"][0]["text"])
+            part = OUTPUT_TEXT_PART % text
+            done = MESSAGE_ITEM % (item_id, part)
+            sequence = self.sequence
+            self.sequence += 4
+            self.merged_frames += 3
+            end = _MESSAGE_END % (
+                *(sequence, item_id, 0, text),
+                *(sequence + 1, item_id, 0, part),
+                *(sequence + 2, 0, done),
+                *(kind, kind, sequence + 3, self._snapshot(status, b"[%s]" % done)),
+            )
+            return [StreamEvent(end, EventKind.OTHER)]
         frames, output = [], []
         for index, item in enumerate(self.items):
             if item["type"] == "message":
@@ -244,7 +266,6 @@ class ResponsesStream(ChunkWriter):
                 frames.append(_ITEM_DONE % (self.sequence, index, done))
                 self.sequence += 1
             output.append(done)
-        kind = b"response.incomplete" if status == "incomplete" else b"response.completed"
         response = self._snapshot(status, b"[%s]" % b",".join(output))
         frames.append(self._response_frame(kind, response))
         return [self._merged(frames, EventKind.OTHER)]
