@@ -22,7 +22,8 @@ request, so the upstream's answer is identical and the difference is the door's 
     bash bench/setup.sh && .venv/bin/python bench/doors.py   # about 7 min on a quiet machine
 
 Knobs: DOORS_CYCLES (20), DOORS_WINDOW_S (2), DOORS_ROUNDS (10), DOORS_STREAM_N (100),
-TARGET_CPU (1), LOADGEN_CPU (0), QUIET_WAIT_S (120). Prints a Markdown table; raw JSON
+DOORS_WORDS (the streamed answer's words; 17 by default), TARGET_CPU (1), LOADGEN_CPU (0),
+QUIET_WAIT_S (120). Prints a Markdown table; raw JSON
 goes to bench/results/. The goals (issue 18): each door ≤ 1.10 x the chat path's CPU
 per request, and its added stream TTFT ≤ 1.5 x the chat path's.
 """
@@ -48,6 +49,7 @@ CYCLES = int(os.environ.get("DOORS_CYCLES", "20"))
 WINDOW_S = int(os.environ.get("DOORS_WINDOW_S", "2"))
 ROUNDS = int(os.environ.get("DOORS_ROUNDS", "10"))
 STREAM_N = int(os.environ.get("DOORS_STREAM_N", "100"))
+WORDS = int(os.environ.get("DOORS_WORDS", "0")) or None  # the streamed answer's length
 PORT_GW = 19193
 DOORS = ("chat", "responses", "messages")
 
@@ -111,6 +113,8 @@ def streams(target: Target | None, run_dir: str, door: str) -> dict[str, Any]:
     argv += ["--url", url, "--model", payloads.MODEL_STREAM, "--door", door]
     argv += ["--conc", "1", "--n", str(STREAM_N), "--max-seconds", "60", "--warmup", "10"]
     argv += ["--out", out]
+    if WORDS:
+        argv += ["--words", str(WORDS)]
     for k, v in (target.headers if target else {}).items():
         argv += ["--header", f"{k}: {v}"]
     c0 = target.proc.cpu_seconds() if target and target.proc else 0.0
@@ -171,7 +175,7 @@ def main() -> None:
     cycles: list[dict[str, Any]] = []
     rounds: list[dict[str, Any]] = []
     try:
-        conf = harness.nginx_conf(run_dir)
+        conf = harness.nginx_conf(run_dir, words=WORDS)
         Proc(
             "upstream",
             ["nginx", "-c", conf, "-p", run_dir, "-e", f"{run_dir}/nginx.err"],
@@ -236,7 +240,8 @@ def report(stamp: str, cycles: list[dict[str, Any]], rounds: list[dict[str, Any]
     lines = [
         f"Front-door benchmark {stamp}: {len(cycles)} cycles of the six paths "
         f"({WINDOW_S} s windows, order rotating), {len(rounds)} rounds of stream TTFT; "
-        f"gateway on cpu {TARGET_CPU}, nginx + wrk + stream client on cpu {LOADGEN_CPU}.",
+        f"gateway on cpu {TARGET_CPU}, nginx + wrk + stream client on cpu {LOADGEN_CPU}; "
+        f"streamed answers of {WORDS or len(payloads.WORDS)} words.",
         "",
         "| door | c32 req/s | CPU ms/req | x chat (cycles: median, IQR) "
         "| streamed req/s | CPU ms/req | x chat (cycles: median, IQR) "

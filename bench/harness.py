@@ -209,12 +209,16 @@ def _nginx_str(s: str) -> str:
 
 
 def nginx_conf(
-    run_dir: str, json_port: int = PORT_UP_JSON, stream_port: int = PORT_UP_STREAM
+    run_dir: str,
+    json_port: int = PORT_UP_JSON,
+    stream_port: int = PORT_UP_STREAM,
+    words: int | None = None,
 ) -> str:
-    """One worker; JSON on one port, SSE (the whole stream in one burst) on the other."""
+    """One worker; JSON on one port, SSE (the whole stream in one burst, of `words` words:
+    payloads.sse_events) on the other."""
     # a quoted nginx token is at most ~4 KiB: assemble the SSE body from variables
     parts, cur = [], ""
-    for e in payloads.sse_events():
+    for e in payloads.sse_events(words):
         frame = f"data: {e}\n\n"
         if len(cur) + len(frame) > 3000:
             parts.append(cur)

@@ -120,10 +120,19 @@ def _chunk(delta: dict[str, str], finish: str | None = None) -> dict[str, object
     }
 
 
+def _said(words: int | None) -> list[str]:
+    return WORDS if words is None else (WORDS * (words // len(WORDS) + 1))[:words]
+
+
+def reply(words: int | None = None) -> str:
+    """The text `sse_events(words)` streams (REPLY by default)."""
+    return " ".join(_said(words))
+
+
 def sse_events(words: int | None = None) -> list[str]:
     """The `data:` payloads: role, one chunk per word, finish, usage, [DONE]. `words`
     makes a longer (or shorter) answer of the same words over and over."""
-    said = WORDS if words is None else (WORDS * (words // len(WORDS) + 1))[:words]
+    said = _said(words)
     events = [_chunk({"role": "assistant", "content": ""})]
     events += [_chunk({"content": w if i == 0 else " " + w}) for i, w in enumerate(said)]
     events.append(_chunk({}, finish="stop"))

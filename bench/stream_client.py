@@ -1,14 +1,15 @@
 """SSE load client: time to first token and streams per second, bounded in count and time.
 
     python stream_client.py --url URL --model M [--header 'K: V'] --conc 1 --n 200 \
-        --max-seconds 60 --warmup 10 --out result.json [--door chat|responses|messages]
+        --max-seconds 60 --warmup 10 --out result.json [--door chat|responses|messages] \
+        [--words N]
 
 TTFT is measured from just before the request is handed to aiohttp to the arrival of the
 first event with content: `choices[0].delta.content` (chat), a `response.output_text.delta`
 (responses) or a `text_delta` (messages). A stream counts as ok when the status is 200 and
 its end arrives (`data: [DONE]`, `response.completed`, `message_stop`); the first
 `--verify` streams (and every stream at concurrency 1) must also re-assemble exactly the
-canned reply.
+canned reply (of `--words` words, when the upstream streams a longer one).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 DOOR = "chat"  # set from --door
+REPLY = payloads.REPLY  # set from --words
 
 
 def _content(data: bytes) -> str:
@@ -95,7 +97,7 @@ async def one_stream(
         return ttft, total, "stream ended without its end event"
     if ttft is None:
         return ttft, total, "no content event"
-    if verify and "".join(text) != payloads.REPLY:
+    if verify and "".join(text) != REPLY:
         return ttft, total, f"reply differs: {''.join(text)[:80]!r}"
     return ttft, total, None
 
@@ -168,9 +170,11 @@ def main() -> None:
     ap.add_argument("--verify", type=int, default=100)
     ap.add_argument("--out", required=True)
     ap.add_argument("--door", choices=sorted(payloads.DOOR_PATHS), default="chat")
+    ap.add_argument("--words", type=int, help="the upstream streams this many words")
     args = ap.parse_args()
-    global DOOR
+    global DOOR, REPLY
     DOOR = args.door
+    REPLY = payloads.reply(args.words)
     try:
         import uvloop
 
