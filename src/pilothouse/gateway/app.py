@@ -20,25 +20,26 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 
 from pilothouse import errors
 from pilothouse.clock import Clock
 from pilothouse.conversations.stored import StoredResponses
-from pilothouse.fleet.deployments import Deployment, ModelAlias
+from pilothouse.fleet.deployments import Deployment
 from pilothouse.fleet.failover import Failover, bounded
-from pilothouse.gateway import validation
+from pilothouse.gateway import endpoints, validation
 from pilothouse.gateway.accounting import account, account_partial, record_signals, usage_bound
 from pilothouse.gateway.client_watch import WATCH_AFTER_SECONDS, ClientWatch
 from pilothouse.gateway.doors.door import DOORS, Door, DoorStream
 from pilothouse.gateway.doors.ids_and_chunks import answer_id
 from pilothouse.gateway.doors.stored import Keeper, Turn
+from pilothouse.gateway.endpoints import SERVED_PATHS, endpoint_of
 from pilothouse.gateway.headers import RequestHeaders
 from pilothouse.gateway.http_io import (
     SSE_HEADERS,
     ClientGone,
+    Headers,
     Receive,
     Scope,
     Send,
@@ -64,7 +65,6 @@ from pilothouse.telemetry.request_log import RequestLogWriter, RequestRecord
 
 log = logging.getLogger("pilothouse.gateway")
 CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answer
-Headers = list[tuple[bytes, bytes]]
 
 
 @dataclass(slots=True)
@@ -103,17 +103,13 @@ class GatewayApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
-        endpoint = _ENDPOINTS.get(path)
-        if endpoint is None and path.startswith(MODEL_PATH):
-            endpoint = _ENDPOINTS["/v1/models"]
-        if endpoint is None and path.startswith(RESPONSE_PATH):
-            endpoint = _stored_endpoint(path[len(RESPONSE_PATH) :], scope["method"])
+        endpoint = endpoint_of(path, scope["method"])
         if endpoint is None:
-            await self._unserved(scope, send, 404, unserved_answer(path, sorted(_ENDPOINTS)))
+            await self._unserved(scope, send, 404, unserved_answer(path, SERVED_PATHS))
             return
         name, method = endpoint
         if scope["method"] != method:
-            answer = unserved_answer(path, sorted(_ENDPOINTS), method=method)
+            answer = unserved_answer(path, SERVED_PATHS, method=method)
             await self._unserved(scope, send, 405, answer, [(b"allow", method.encode())])
             return
         await self._serve(name, scope, receive, send)
@@ -167,10 +163,10 @@ class GatewayApp:
         try:
             key = self._authenticate(snapshot, request, record, endpoint)
             if endpoint == "models":
-                await self._models(scope, snapshot, key, send, headers)
+                await endpoints.models(scope, snapshot, key, send, headers)
                 return
-            if endpoint in _STORED_ENDPOINTS:
-                await self._stored(endpoint, scope, key, send, headers)
+            if endpoint in endpoints.STORED_ENDPOINTS:
+                await endpoints.stored(self.keeper, endpoint, scope, key, send, headers)
                 return
             payload, body_bytes = await self._read(receive, request)
             sent_bytes: int | None = body_bytes
@@ -601,39 +597,6 @@ class GatewayApp:
             record.status_code = 503  # nothing was sent: the client saw the connection end
         return False
 
-    async def _models(
-        self, scope: Scope, snapshot: Snapshot, key: ApiKey, send: Send, headers: Headers
-    ) -> None:
-        """GET /v1/models (the aliases this key may use) or /v1/models/{alias}."""
-        path: str = scope["path"]
-        if path == "/v1/models":
-            await send_json(send, 200, _models_body(snapshot, key), headers)
-            return
-        alias = path[len(MODEL_PATH) :]  # ASGI paths come decoded already
-        target = snapshot.models.get(alias)
-        if target is None or not key.allows(alias):
-            raise errors.NotFound(
-                f"the model {alias!r} does not exist or this key may not use it",
-                param="model",
-                code="model_not_found",
-            )
-        await send_json(send, 200, orjson.dumps(_model_object(alias, target)), headers)
-
-    async def _stored(
-        self, endpoint: str, scope: Scope, key: ApiKey, send: Send, headers: Headers
-    ) -> None:
-        """GET or DELETE /v1/responses/{id}, GET /v1/responses/{id}/input_items: the
-        calling key's stored responses only (404 for anything else)."""
-        response_id, _, tail = scope["path"][len(RESPONSE_PATH) :].partition("/")
-        if endpoint == "responses.delete":
-            answer = await self.keeper.delete(key, response_id)
-        elif tail:
-            query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
-            answer = await self.keeper.input_items(key, response_id, query)
-        else:
-            answer = await self.keeper.get(key, response_id)
-        await send_json(send, 200, orjson.dumps(answer), headers)
-
     # ------------------------------------------------------------------ outcomes
 
     def _refuse(self, record: RequestRecord, exc: errors.PilothouseError) -> None:
@@ -660,15 +623,6 @@ class GatewayApp:
         self.metrics.upstream_errors.labels(exc.provider, exc.error_class).inc()
 
 
-_ENDPOINTS = {
-    "/v1/chat/completions": ("chat", "POST"),
-    "/v1/responses": ("responses", "POST"),
-    "/v1/messages": ("messages", "POST"),
-    "/v1/embeddings": ("embeddings", "POST"),
-    "/v1/models": ("models", "GET"),
-}
-
-
 def _route_headers(record: RequestRecord) -> Headers:
     """Which release answered a route call (the eval runner and tests read these)."""
     if record.route is None:
@@ -678,32 +632,3 @@ def _route_headers(record: RequestRecord) -> Headers:
         (b"x-pilothouse-prompt", f"{record.prompt_name}@{record.prompt_version}".encode()),
         (b"x-pilothouse-prompt-hash", (record.prompt_hash or "").encode()),
     ]
-
-
-MODEL_PATH = "/v1/models/"
-RESPONSE_PATH = "/v1/responses/"
-_STORED_ENDPOINTS = frozenset({"responses.get", "responses.delete"})
-
-
-def _stored_endpoint(rest: str, method: str) -> tuple[str, str] | None:
-    """`{id}` (GET, DELETE) and `{id}/input_items` (GET) under /v1/responses/; None for
-    anything else there (`{id}/cancel`: background responses are not served)."""
-    response_id, slash, tail = rest.partition("/")
-    if not response_id or (slash and tail != "input_items"):
-        return None
-    if method == "DELETE" and not slash:
-        return ("responses.delete", "DELETE")
-    return ("responses.get", "GET")
-
-
-def _model_object(alias: str, target: ModelAlias) -> dict[str, Any]:
-    return {"id": alias, "object": "model", "created": 0, "owned_by": target.primary.provider_name}
-
-
-def _models_body(snapshot: Snapshot, key: ApiKey) -> bytes:
-    data = [
-        _model_object(alias, target)
-        for alias, target in sorted(snapshot.models.items())
-        if key.allows(alias)
-    ]
-    return orjson.dumps({"object": "list", "data": data})

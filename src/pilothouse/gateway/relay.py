@@ -14,7 +14,7 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 
-from pilothouse.gateway.http_io import Send, error_body
+from pilothouse.gateway.http_io import Headers, Send, error_body
 from pilothouse.providers.types import (
     ChatStream,
     ErrorClass,
@@ -24,7 +24,6 @@ from pilothouse.providers.types import (
 )
 
 KEEPALIVE = b": keep-alive\n\n"
-Headers = list[tuple[bytes, bytes]]
 
 
 class SseResponse:
