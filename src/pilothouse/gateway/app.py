@@ -5,7 +5,8 @@ A request is served entirely from the in-memory snapshot, in named stages that r
 to bottom in `_serve`: authenticate → read → resolve → call → account. Each later feature
 (quotas, fleet choice, session budgets) is one call between them into its own package.
 One `RequestRecord` goes to the batch writer at the end; nothing here waits on the
-database.
+database. The call stage answers plainly here and streams in `streamed.py`; the paths and
+the read-only endpoints are `endpoints.py`'s.
 
 The Responses and Messages front doors (`doors/`) go through the same stages: their
 request is translated into the chat completions request the stages serve, and the
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,13 +31,12 @@ from pilothouse.fleet.failover import Failover, bounded
 from pilothouse.gateway import endpoints, validation
 from pilothouse.gateway.accounting import account, account_partial, record_signals, usage_bound
 from pilothouse.gateway.client_watch import WATCH_AFTER_SECONDS, ClientWatch
-from pilothouse.gateway.doors.door import DOORS, Door, DoorStream
+from pilothouse.gateway.doors.door import DOORS, Door
 from pilothouse.gateway.doors.ids_and_chunks import answer_id
 from pilothouse.gateway.doors.stored import Keeper, Turn
 from pilothouse.gateway.endpoints import SERVED_PATHS, endpoint_of
 from pilothouse.gateway.headers import RequestHeaders
 from pilothouse.gateway.http_io import (
-    SSE_HEADERS,
     ClientGone,
     Headers,
     Receive,
@@ -49,9 +48,10 @@ from pilothouse.gateway.http_io import (
     read_body,
     send_json,
 )
-from pilothouse.gateway.relay import RelayResult, SseResponse, flush_held, relay
+from pilothouse.gateway.relay import RelayResult
 from pilothouse.gateway.resolve import Resolution, degrade, resolve
 from pilothouse.gateway.stream_frames import StreamFrames
+from pilothouse.gateway.streamed import StreamedAnswer
 from pilothouse.gateway.unserved import unserved_answer
 from pilothouse.logs import request_id_var
 from pilothouse.policy.keys import ApiKey, authenticate, authenticate_quietly
@@ -65,15 +65,6 @@ from pilothouse.telemetry.request_log import RequestLogWriter, RequestRecord
 
 log = logging.getLogger("pilothouse.gateway")
 CLIENT_CLOSED = 499  # nginx's convention: the client went away before the answer
-
-
-@dataclass(slots=True)
-class _Streamed:
-    """The stream attempt in progress (what a cancellation or the end reads)."""
-
-    stream: ChatStream | None = None
-    result: RelayResult = field(default_factory=RelayResult)
-    upstream_start: float = 0.0
 
 
 class GatewayApp:
@@ -97,9 +88,9 @@ class GatewayApp:
         self.writer = writer
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
-        self.keepalive_seconds = keepalive_seconds
         self.body_read_timeout_seconds = body_read_timeout_seconds
         self.draining = False  # set when the server stops accepting: a cancel is then a cut
+        self.streamed = StreamedAnswer(keepalive_seconds, self._cut, self._fail)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
@@ -385,7 +376,9 @@ class GatewayApp:
             if body.get("stream") and endpoint != "embeddings":
                 record.stream = True
                 frames = StreamFrames(door, request, int(self.now()), record.id, turn)
-                await self._stream(failover, body, record, t0, receive, send, headers, frames)
+                await self.streamed.serve(
+                    failover, body, record, t0, receive, send, headers, frames
+                )
                 return
             watch = ClientWatch(receive, WATCH_AFTER_SECONDS)
             try:
@@ -441,129 +434,6 @@ class GatewayApp:
                 continue
             if answered:
                 return deployment, result
-
-    async def _stream(
-        self,
-        failover: Failover,
-        body: dict[str, Any],
-        record: RequestRecord,
-        t0: float,
-        receive: Receive,
-        send: Send,
-        headers: Headers,
-        frames: StreamFrames,
-    ) -> None:
-        response = SseResponse(send, SSE_HEADERS + headers)
-        state = _Streamed()
-        watch = ClientWatch(receive)
-        try:
-            try:
-                await self._stream_answer(failover, body, record, response, state, frames)
-            except asyncio.CancelledError:
-                self._stream_facts(record, state, t0)
-                if self._cut(record, failover, body, state.stream, state.result, gone=watch.gone):
-                    raise ClientGone from None
-                raise
-            except UpstreamError as exc:
-                if not response.started:
-                    raise  # nothing sent yet: answered as an error by _serve
-                state.result.error = exc  # only keep-alives went out: the error ends it
-            except Exception as exc:
-                if not response.started or isinstance(exc, errors.PilothouseError):
-                    raise  # nothing sent yet: answered as an error by _serve
-                # Started, then a fault of ours: end the stream with an error event.
-                log.exception("gateway fault while relaying a stream")
-                fault = UpstreamError(
-                    "gateway_error", "the gateway failed while relaying", provider="pilothouse"
-                )
-                await response.write(frames.error(state.stream, fault))
-                record.outcome = outcomes.GATEWAY_ERROR
-                record.error_class = "gateway_error"
-            if state.result.error is not None:
-                await response.write(frames.error(state.stream, state.result.error))
-        finally:
-            # Detached before the end: once the response is complete, receive() reports a
-            # disconnect, which must not count as the client leaving.
-            watch.detach()
-        await response.end()
-        self._stream_facts(record, state, t0)
-        stream, error = state.stream, state.result.error
-        answered_by = failover.current.deployment if failover.current else None
-        if answered_by is None:
-            return
-        if error is not None:
-            self._fail(record, error, status=200)
-            account_partial(
-                record,
-                answered_by,
-                stream.usage if stream else None,
-                body,
-                stream.sample if stream else None,
-            )
-        elif stream is not None and stream.usage is not None:
-            account(record, answered_by, stream.usage)
-
-    async def _stream_answer(
-        self,
-        failover: Failover,
-        body: dict[str, Any],
-        record: RequestRecord,
-        response: SseResponse,
-        state: _Streamed,
-        frames: StreamFrames,
-    ) -> None:
-        """Choice and retry for a stream: an attempt that fails (or ends empty) before any
-        content reached the client goes to the next deployment; after content, never."""
-        options = body.get("stream_options")
-        include_usage = isinstance(options, dict) and options.get("include_usage") is True
-        while True:
-            attempt = failover.next()
-            deployment = attempt.deployment
-            record.provider = deployment.provider_name
-            record.provider_model = deployment.provider_model
-            state.stream, state.result = None, RelayResult()
-            state.upstream_start = time.perf_counter()
-            try:
-                stream = await bounded(
-                    attempt, deployment.provider.chat_stream(body, deployment.provider_model)
-                )
-                state.stream = stream = frames.wrap(stream)
-            except UpstreamError as exc:
-                failover.failed(attempt, exc)
-                continue
-            result = state.result
-            await relay(
-                stream,
-                response,
-                result,
-                include_usage=include_usage,
-                keepalive_seconds=self.keepalive_seconds,
-                provider=deployment.provider_name,
-                first_content_within_seconds=attempt.timeout_seconds,
-            )
-            if result.error is not None:
-                failover.failed(attempt, result.error)
-                if result.delivered:  # content reached the client: never restarted
-                    return
-            elif failover.answered(
-                attempt, stream.sample, stream.finish_reason, may_retry=not result.delivered
-            ):
-                if not result.delivered:
-                    await flush_held(response, result)  # no one else left to answer
-                return
-
-    def _stream_facts(self, record: RequestRecord, state: _Streamed, t0: float) -> None:
-        stream, result = state.stream, state.result
-        record.chunks_out = result.chunks_out
-        if isinstance(stream, DoorStream):  # its events may carry several frames each
-            record.chunks_out += stream.writer.merged_frames
-        if stream is not None:
-            record.chunks_in = stream.chunks_in
-            record.finish_reason = stream.finish_reason
-        if result.first_content_written is not None and result.first_content_upstream is not None:
-            record.ttft_delivered_ms = (result.first_content_written - t0) * 1000
-            record.ttft_upstream_ms = (result.first_content_upstream - state.upstream_start) * 1000
-            record.ttft_gateway_ms = record.ttft_delivered_ms - record.ttft_upstream_ms
 
     def _cut(
         self,
