@@ -131,17 +131,16 @@ class DoorStream:
             if batch[-1].kind is EventKind.DONE:
                 # The end, nearly always in the read that carried the last chunks: the
                 # closing events go out in the same write (one send fewer per stream).
-                keep = self.before_closing
-                out += writer.finish() if keep is None else await self._closing(keep)
+                out += await self._closing()
                 ended = True
             if out:
                 yield out
         if not ended:
-            keep = self.before_closing
-            yield [*opening, *(writer.finish() if keep is None else await self._closing(keep))]
+            yield [*opening, *await self._closing()]
 
-    async def _closing(self, before_closing: BeforeClosing) -> list[StreamEvent]:
-        await before_closing(self.writer)
+    async def _closing(self) -> list[StreamEvent]:
+        if self.before_closing is not None:
+            await self.before_closing(self.writer)
         return self.writer.finish()
 
     async def aclose(self) -> None:

@@ -262,7 +262,8 @@ def _format(fmt: dict[str, Any]) -> dict[str, Any] | None:
 
 # The Responses object and its one-message output item, written around their values:
 # what `orjson.dumps` of the object would write, key for key. One definition for the
-# plain answer, the stream's snapshots and the stored copy (`envelope` reads it back).
+# plain answer, the stream's snapshots and the stored copy (`to_response` and the
+# stream's `result()` read it back).
 # Ids are the gateway's own (letters, digits, `_`), so they go in as they are.
 _ENVELOPE = (
     b'{"id":"%s","object":"response","created_at":%d,"status":"%s","model":%s,'
@@ -271,7 +272,10 @@ _ENVELOPE = (
 _INCOMPLETE = b'{"reason":"max_output_tokens"}'
 _TEXT_FORMAT = {"format": {"type": "text"}}
 OUTPUT_TEXT_PART = b'{"type":"output_text","text":%s,"annotations":[]}'  # around the text
-MESSAGE_ITEM = b'{"type":"message","id":"%s","status":"completed","role":"assistant","content":[%s]}'  # around the id and its content parts
+# A completed message item, around its id and its content parts.
+MESSAGE_ITEM = (
+    b'{"type":"message","id":"%s","status":"completed","role":"assistant","content":[%s]}'
+)
 _USAGE = (
     b'{"input_tokens":%d,"input_tokens_details":{"cached_tokens":%d},"output_tokens":%d,'
     b'"output_tokens_details":{"reasoning_tokens":0},"total_tokens":%d}'
