@@ -136,8 +136,8 @@ def test_responses_answer_and_stream_agree() -> None:
         ],
         "usage": {"prompt_tokens": 4, "completion_tokens": 5, "prompt_tokens_details": {}},
     }
-    whole = responses.to_response(
-        completion, request, response_id="resp_1", model="fast", created_at=7
+    whole = orjson.loads(
+        responses.answer_json(completion, request, response_id="resp_1", model="fast", created_at=7)
     )
     assert whole["status"] == "incomplete" and whole["created_at"] == 7
     assert whole["incomplete_details"] == {"reason": "max_output_tokens"}
@@ -454,12 +454,14 @@ def test_odd_usage_from_a_provider_reads_as_zero_in_every_door(odd: Any) -> None
         "choices": [{"message": {"content": "Hi"}, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": odd, "completion_tokens": 2, "prompt_tokens_details": {}},
     }
-    answer = responses.to_response(
-        completion,
-        {"model": "fast", "input": "hi"},
-        response_id="resp_1",
-        model="fast",
-        created_at=1,
+    answer = orjson.loads(
+        responses.answer_json(
+            completion,
+            {"model": "fast", "input": "hi"},
+            response_id="resp_1",
+            model="fast",
+            created_at=1,
+        )
     )
     assert answer["usage"]["input_tokens"] == 0 and answer["usage"]["total_tokens"] == 2
     message = messages.to_message(completion, message_id="msg_1", model="fast")

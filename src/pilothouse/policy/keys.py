@@ -101,8 +101,6 @@ class ApiKey:
 
     def grants(self, scope: str) -> bool:
         """Whether the key holds `scope`, directly or through one that implies it."""
-        if not self.scopes:  # most keys: no generator to build
-            return False
         return scope in self.scopes or any(scope in _IMPLIED.get(s, ()) for s in self.scopes)
 
     def may_read_prompt(self, name: str, served: Iterable[tuple[str, Iterable[str]]]) -> bool:

@@ -128,7 +128,7 @@ class DoorStream:
             out = writer.feed_batch(batch)
             if opening:
                 out, opening = opening + out, []
-            if batch[-1].kind is EventKind.DONE:
+            if batch and batch[-1].kind is EventKind.DONE:
                 # The end, nearly always in the read that carried the last chunks: the
                 # closing events go out in the same write (one send fewer per stream).
                 out += await self._closing()

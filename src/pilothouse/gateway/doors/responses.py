@@ -262,8 +262,8 @@ def _format(fmt: dict[str, Any]) -> dict[str, Any] | None:
 
 # The Responses object and its one-message output item, written around their values:
 # what `orjson.dumps` of the object would write, key for key. One definition for the
-# plain answer, the stream's snapshots and the stored copy (`to_response` and the
-# stream's `result()` read it back).
+# plain answer, the stream's snapshots and the stored copy (the gateway and the stream's
+# `result()` read it back when it is to be kept).
 # Ids are the gateway's own (letters, digits, `_`), so they go in as they are.
 _ENVELOPE = (
     b'{"id":"%s","object":"response","created_at":%d,"status":"%s","model":%s,'
@@ -321,21 +321,6 @@ def answer_json(
     )
 
 
-def to_response(
-    completion: dict[str, Any],
-    request: dict[str, Any],
-    *,
-    response_id: str,
-    model: str,
-    created_at: int,
-) -> dict[str, Any]:
-    """`answer_json` as an object."""
-    answer = answer_json(
-        completion, request, response_id=response_id, model=model, created_at=created_at
-    )
-    return orjson.loads(answer)
-
-
 def echoed(request: dict[str, Any]) -> bytes:
     """The request's settings as a Responses object repeats them: JSON members, no braces."""
     text = request.get("text")
@@ -382,16 +367,6 @@ def envelope_json(
         # True only once the gateway decided to keep it (`stored.Keeper.turn`).
         b"true" if request.get("store") is True else b"false",
     )
-
-
-def message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
-    return {
-        "type": "message",
-        "id": item_id,
-        "status": status,
-        "role": "assistant",
-        "content": [{"type": "output_text", "text": text, "annotations": []}],
-    }
 
 
 def function_item(

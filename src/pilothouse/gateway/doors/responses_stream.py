@@ -20,7 +20,6 @@ from pilothouse.gateway.doors.responses import (
     echoed,
     envelope_json,
     function_item,
-    message_item,
     usage_json,
 )
 from pilothouse.providers.types import EventKind, StreamEvent
@@ -33,7 +32,7 @@ _TEXT_DELTA = (
     b'"delta":%%s,"logprobs":[]}\n\n'
 )
 # The opening frames of a message item, around its place and id (what `_frame` would
-# write, key for key: the item as `message_item` makes it, in progress and empty).
+# write, key for key, for the item in progress and empty).
 _MESSAGE_ADDED = (
     b'event: response.output_item.added\ndata: {"type":"response.output_item.added",'
     b'"sequence_number":%d,"output_index":%d,"item":{"type":"message","id":"%s",'
@@ -61,9 +60,8 @@ _ITEM_DONE = (
 )  # around the item's JSON
 # A frame carrying the whole response (opening, closing, failed), around its JSON.
 _RESPONSE = b'event: %s\ndata: {"type":"%s","sequence_number":%d,"response":%s}\n\n'
-# The end of an answer that is one message (the most frequent), in one piece: its three
-# closing frames and the closing response frame, their values in that order.
-_MESSAGE_END = _TEXT_DONE + _PART_DONE + _ITEM_DONE + _RESPONSE
+# A message item's three closing frames, their values in that order.
+_MESSAGE_CLOSE = _TEXT_DONE + _PART_DONE + _ITEM_DONE
 
 
 class ResponsesStream(ChunkWriter):
@@ -153,8 +151,13 @@ class ResponsesStream(ChunkWriter):
         if self.text_item is None:
             index = len(self.items)
             item_id = output_item_id("msg", self.response_id, index)
-            self.text_item = message_item(item_id, "", "in_progress")
-            self.text_item["content"] = []
+            self.text_item = {
+                "type": "message",
+                "id": item_id,
+                "status": "in_progress",
+                "role": "assistant",
+                "content": [],  # the text's part, once it is complete (`_close`)
+            }
             self.items.append(self.text_item)
             ident, sequence = item_id.encode(), self.sequence
             frames.append(_MESSAGE_ADDED % (sequence, index, ident))
@@ -228,22 +231,6 @@ class ResponsesStream(ChunkWriter):
 
     def finish(self) -> list[StreamEvent]:
         status = self._close()
-        kind = b"response.incomplete" if status == "incomplete" else b"response.completed"
-        if len(self.items) == 1 and self.items[0] is self.text_item:  # one message
-            message = self.text_item
-            item_id, text = message["id"].encode(), orjson.dumps(message["content"][0]["text"])
-            part = OUTPUT_TEXT_PART % text
-            done = MESSAGE_ITEM % (item_id, part)
-            sequence = self.sequence
-            self.sequence += 4
-            self.merged_frames += 3
-            end = _MESSAGE_END % (
-                *(sequence, item_id, 0, text),
-                *(sequence + 1, item_id, 0, part),
-                *(sequence + 2, 0, done),
-                *(kind, kind, sequence + 3, self._snapshot(status, b"[%s]" % done)),
-            )
-            return [StreamEvent(end, EventKind.OTHER)]
         frames, output = [], []
         for index, item in enumerate(self.items):
             if item["type"] == "message":
@@ -251,10 +238,16 @@ class ResponsesStream(ChunkWriter):
                 part = OUTPUT_TEXT_PART % text
                 done = MESSAGE_ITEM % (item_id, part)
                 sequence = self.sequence
-                frames.append(_TEXT_DONE % (sequence, item_id, index, text))
-                frames.append(_PART_DONE % (sequence + 1, item_id, index, part))
-                frames.append(_ITEM_DONE % (sequence + 2, index, done))
+                frames.append(  # its three closing frames, in one piece
+                    _MESSAGE_CLOSE
+                    % (
+                        *(sequence, item_id, index, text),
+                        *(sequence + 1, item_id, index, part),
+                        *(sequence + 2, index, done),
+                    )
+                )
                 self.sequence += 3
+                self.merged_frames += 2
             else:
                 arguments = {
                     "item_id": item["id"],
@@ -266,6 +259,7 @@ class ResponsesStream(ChunkWriter):
                 frames.append(_ITEM_DONE % (self.sequence, index, done))
                 self.sequence += 1
             output.append(done)
+        kind = b"response.incomplete" if status == "incomplete" else b"response.completed"
         response = self._snapshot(status, b"[%s]" % b",".join(output))
         frames.append(self._response_frame(kind, response))
         return [self._merged(frames, EventKind.OTHER)]
