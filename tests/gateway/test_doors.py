@@ -6,6 +6,7 @@ unknown alias) is counted and logged as the caller's error, never as an upstream
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import orjson
 import pytest
 
 from inprocess import CONFIG, InProcess, Scripted
+from pilothouse.gateway.http_io import MAX_JSON_DEPTH
 
 pytestmark = pytest.mark.anyio
 
@@ -126,6 +128,54 @@ async def test_a_door_streams_end_goes_out_with_the_upstreams_last_read(
         assert text == "Hello"
         rows = await gw.rows(2)
         assert [row["outcome"] for row in rows] == ["ok", "ok"]
+
+
+def nested(levels: int) -> Any:
+    value: Any = "x"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("door", ["chat", "responses", "messages"])
+async def test_a_body_nested_past_the_limit_is_refused_before_any_upstream_call(
+    tmp_path: Path, door: str
+) -> None:
+    """A body nested deeper than the gateway can write back out is a 400 in the door's
+    shape before any upstream call; at the limit it is served, its deepest value echoed
+    back (the Responses door's `metadata`, in a stream: where a deeper one used to be a
+    500 after the upstream call). The bodies are written with `json`: orjson itself
+    cannot write them."""
+    bodies = {
+        "chat": lambda v: {**CHAT_BODY, "metadata": v},
+        "responses": lambda v: {**RESPONSES_BODY, "metadata": v},
+        "messages": lambda v: {**MESSAGES_BODY, "metadata": v},
+    }
+    async with InProcess.start(tmp_path) as gw:
+        gw.script("sim", Scripted.sse(chunk("Hi"), chunk(finish="stop"), usage_chunk(), "[DONE]"))
+        at_limit = bodies[door](nested(MAX_JSON_DEPTH - 1))  # the body itself is one level
+        too_deep = bodies[door](nested(MAX_JSON_DEPTH))
+        sent = {**gw.auth, "content-type": "application/json"}
+        path = "/v1/chat/completions" if door == "chat" else f"/v1/{door}"
+        for body in (at_limit, too_deep):
+            body["stream"] = True
+        served = await gw.client.post(path, content=json.dumps(at_limit), headers=sent)
+        refused = await gw.client.post(path, content=json.dumps(too_deep), headers=sent)
+        assert served.status_code == 200, served.text[:300]
+        if door == "responses":
+            final = sse_events(served.content)[-1][1]["response"]
+            assert final["status"] == "completed" and final["metadata"] == at_limit["metadata"]
+        assert refused.status_code == 400
+        error = refused.json()["error"]
+        assert f"more than {MAX_JSON_DEPTH} levels" in error["message"]
+        if door == "messages":
+            assert refused.json()["type"] == "error"  # Anthropic's shape
+        rows = sorted(await gw.rows(2), key=lambda row: row["status_code"])
+        assert [(r["status_code"], r["outcome"]) for r in rows] == [
+            (200, "ok"),
+            (400, "client_error"),
+        ]
+        assert rows[1]["attempt_count"] == 0  # refused before any upstream call
 
 
 @pytest.mark.parametrize("door", ["responses", "messages"])

@@ -72,6 +72,20 @@ def test_semantic_failures(
     assert (verdict[0] if verdict else None) == expected
 
 
+def test_an_answer_too_deep_to_check_is_not_judged_and_never_raises() -> None:
+    """A provider's answer nested past Python's recursion limit (orjson reads 1 024 levels)
+    leaves the schema signal unjudged; it used to raise, and the answer became a 500."""
+    recursive = {"type": "array", "items": {"$ref": "#"}}
+    body = {"response_format": {"type": "json_schema", "json_schema": {"schema": recursive}}}
+    deep = output_signals.compute(body, sample("[" * 1000 + "]" * 1000), "stop")
+    assert deep.json_valid is True and deep.schema_valid is None and deep.failure() is None
+    shallow = output_signals.compute(body, sample('[[], [[]], "x"]'), "stop")
+    assert shallow.schema_valid is False  # the same schema still judges what it can
+    invalid = {"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": 7}}}}
+    unjudged = output_signals.compute(invalid, sample('{"a": 1}'), "stop")
+    assert unjudged.json_valid is True and unjudged.schema_valid is None  # not "valid"
+
+
 def test_refusals_are_recognised_at_the_start_only() -> None:
     assert output_signals.is_refusal(sample("I'm sorry, but I can't help with that."))
     assert output_signals.is_refusal(sample("", refusal="no"))

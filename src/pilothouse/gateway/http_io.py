@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -60,6 +61,42 @@ def too_large(size: int, limit: int) -> errors.PayloadTooLarge:
     )
 
 
+# How deep a request body may nest. What a client sends is written out again (upstream,
+# in the Responses door's answers, in the output signals' schema checks) with a few levels
+# of the gateway's own around it, and orjson writes at most 254 levels: a deeper body
+# would fail once accepted (after the upstream call, its cost paid) instead of here.
+MAX_JSON_DEPTH = 200
+_WRITABLE_DEPTH = 254  # orjson.dumps' own limit
+
+
+class _DepthProbe(threading.local):
+    """A chain of `_WRITABLE_DEPTH - MAX_JSON_DEPTH` lists, built once per thread: a value
+    written at its bottom reaches orjson's limit only when it nests more than
+    MAX_JSON_DEPTH levels, so the check is one serialization in C, no walk in Python."""
+
+    def __init__(self) -> None:
+        self.bottom: list[Any] = [None]
+        top = self.bottom
+        for _ in range(_WRITABLE_DEPTH - MAX_JSON_DEPTH - 1):
+            top = [top]
+        self.top = top
+
+    def too_deep(self, value: Any) -> bool:
+        self.bottom[0] = value
+        try:
+            orjson.dumps(self.top)
+        except orjson.JSONEncodeError as exc:
+            if "Recursion" not in str(exc):
+                raise
+            return True
+        finally:
+            self.bottom[0] = None
+        return False
+
+
+_depth = _DepthProbe()
+
+
 def parse_json_object(body: bytes) -> dict[str, Any]:
     """Parse a JSON object body; the error says where the JSON broke."""
     if not body:
@@ -74,6 +111,12 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise errors.InvalidRequest(
             f"the request body must be a JSON object, got {type(payload).__name__}"
+        )
+    if _depth.too_deep(payload):
+        raise errors.InvalidRequest(
+            f"the request body nests more than {MAX_JSON_DEPTH} levels deep",
+            hint="no API this gateway serves needs that depth: flatten the deepest value "
+            "(a schema, metadata, a tool's parameters)",
         )
     return payload
 

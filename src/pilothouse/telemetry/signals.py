@@ -81,8 +81,11 @@ def compute(body: dict[str, Any], sample: OutputSample, finish_reason: str | Non
         if json_valid:
             schema = _response_schema(body)
             if schema is not None:
-                problem = _violation(schema, value, "the answer")
-                schema_valid = problem is None
+                try:
+                    problem = _violation(schema, value, "the answer")
+                    schema_valid = problem is None
+                except _Unjudged:
+                    pass  # schema_valid stays None: not checked
     tool_args_valid = None
     if sample.tool_calls and not truncated:  # arguments cut by max_tokens prove nothing
         tool_problem = _tool_problem(body.get("tools"), sample)
@@ -141,17 +144,29 @@ def _tool_problem(tools: Any, sample: OutputSample) -> str | None:
             return f"the arguments of tool {name!r} are not valid JSON"
         schema = declared[name]
         if schema is not None:
-            problem = _violation(schema, value, f"the arguments of tool {name!r}")
+            try:
+                problem = _violation(schema, value, f"the arguments of tool {name!r}")
+            except _Unjudged:
+                continue  # nothing to hold these arguments to
             if problem:
                 return problem
     return None
 
 
+class _Unjudged(Exception):
+    """The value cannot be held to the schema: a signal is a judgement of the answer, never
+    a reason for the request to fail, and never a verdict it did not reach."""
+
+
 def _violation(schema: dict[str, Any], value: Any, what: str) -> str | None:
-    validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+    """Where `value` breaks `schema`, None when it holds; _Unjudged when it cannot tell."""
+    try:
+        validator = _validator(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS))
+        error = next(iter(validator.iter_errors(value)), None) if validator else None
+    except (RecursionError, orjson.JSONEncodeError):
+        raise _Unjudged from None  # an answer (or a schema) nested too deeply to check
     if validator is None:
-        return None  # the caller's schema is itself invalid: nothing to hold the answer to
-    error = next(iter(validator.iter_errors(value)), None)
+        raise _Unjudged  # the caller's schema is itself invalid: nothing to hold it to
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
