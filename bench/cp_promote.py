@@ -19,7 +19,8 @@ from cp_catalogue import ADMIN, Backend, caller_key, config_text
 
 from pilothouse.config import Settings, load_config_file
 from pilothouse.server import Server, create_server
-from pilothouse.snapshot import PARTS, SnapshotHolder, full_snapshot
+from pilothouse.snapshot import PARTS, full_snapshot
+from pilothouse.snapshot_holder import SnapshotHolder
 from pilothouse.store import open_store
 
 

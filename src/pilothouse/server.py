@@ -37,7 +37,7 @@ from pilothouse.quarantine import KINDS
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.releases.routes import list_routes
 from pilothouse.services import Services
-from pilothouse.snapshot import SnapshotHolder
+from pilothouse.snapshot_holder import SnapshotHolder
 from pilothouse.store import Store, open_store
 from pilothouse.telemetry.metrics import Metrics
 from pilothouse.telemetry.request_log import RequestLogWriter

@@ -20,7 +20,8 @@ from pilothouse.notify.webhooks import WebhookSender
 from pilothouse.policy.quota_gate import QuotaGate
 from pilothouse.registry.coalesced_reads import CoalescedReads
 from pilothouse.registry.feed import PromptFeed
-from pilothouse.snapshot import Snapshot, SnapshotHolder
+from pilothouse.snapshot import Snapshot
+from pilothouse.snapshot_holder import SnapshotHolder
 from pilothouse.store import Store, database
 from pilothouse.store.tolerant import DamagedRow
 from pilothouse.telemetry.metrics import Metrics

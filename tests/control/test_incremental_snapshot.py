@@ -20,7 +20,7 @@ from inprocess import InProcess
 from pilothouse.policy import keys as key_policy
 from pilothouse.registry import labels
 from pilothouse.releases.promotion import Promoter
-from pilothouse.snapshot import SnapshotHolder
+from pilothouse.snapshot_holder import SnapshotHolder
 from pilothouse.store import changes, open_store
 from pilothouse.store.changes import Change
 

@@ -23,7 +23,7 @@ import orjson
 from pilothouse.cli.demo_traffic import INSIGHTS_JOB, SUPPORT_APP, TICKETS
 from pilothouse.config import ConfigFile, PromotionSpec
 from pilothouse.evals import dataset_store
-from pilothouse.monitor import scheduler
+from pilothouse.monitor import schedules
 from pilothouse.policy import keys as key_policy
 from pilothouse.policy import quotas as quota_policy
 from pilothouse.registry import prompts as registry
@@ -158,9 +158,9 @@ def _suite(store: Store, now: datetime) -> None:
         for n, ticket in enumerate(TICKETS[:12], start=1)
     ]
     stored = dataset_store.store_version(store, DATASET, rows, source="the demo", actor=ACTOR)
-    if any(s["suite"] == "support-reply-quality" for s in scheduler.list_schedules(store, now)):
+    if any(s["suite"] == "support-reply-quality" for s in schedules.list_schedules(store, now)):
         return
-    scheduler.put_schedule(
+    schedules.put_schedule(
         store,
         SUITE.format(dataset=DATASET, version=stored["version"]),
         every_seconds=SUITE_EVERY_SECONDS,

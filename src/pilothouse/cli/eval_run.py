@@ -37,7 +37,8 @@ from pilothouse.evals import datasets, preflight
 from pilothouse.evals import suite as suite_module
 from pilothouse.evals.cache import Journal, JournalError, ResponseCache
 from pilothouse.evals.calls import GatewayCalls, ReplayMiss
-from pilothouse.evals.runner import EvalConfigError, Progress, plan_manifest, run
+from pilothouse.evals.manifest import plan_manifest
+from pilothouse.evals.runner import EvalConfigError, Progress, run
 from pilothouse.evals.suite import Suite
 from pilothouse.evals.targets import Target
 from pilothouse.evals.types import Case

@@ -28,8 +28,8 @@ from pilothouse.clock import Clock
 from pilothouse.conversations.stored import StoredResponses
 from pilothouse.fleet.deployments import Deployment
 from pilothouse.fleet.failover import Failover, bounded
-from pilothouse.gateway import endpoints, validation
-from pilothouse.gateway.accounting import account, account_partial, record_signals, usage_bound
+from pilothouse.gateway import endpoints, quota_stage, validation
+from pilothouse.gateway.accounting import account, account_partial, record_signals
 from pilothouse.gateway.client_watch import WATCH_AFTER_SECONDS, ClientWatch
 from pilothouse.gateway.doors.door import DOORS, Door
 from pilothouse.gateway.doors.ids_and_chunks import answer_id
@@ -49,7 +49,7 @@ from pilothouse.gateway.http_io import (
     send_json,
 )
 from pilothouse.gateway.relay import RelayResult
-from pilothouse.gateway.resolve import Resolution, degrade, resolve
+from pilothouse.gateway.resolve import Resolution, resolve
 from pilothouse.gateway.stream_frames import StreamFrames
 from pilothouse.gateway.streamed import StreamedAnswer
 from pilothouse.gateway.unserved import unserved_answer
@@ -57,7 +57,8 @@ from pilothouse.logs import request_id_var
 from pilothouse.policy.keys import ApiKey, authenticate, authenticate_quietly
 from pilothouse.policy.quota_gate import Admission, QuotaGate
 from pilothouse.providers.types import ChatStream, UpstreamError
-from pilothouse.snapshot import Snapshot, SnapshotHolder
+from pilothouse.snapshot import Snapshot
+from pilothouse.snapshot_holder import SnapshotHolder
 from pilothouse.telemetry import outcomes
 from pilothouse.telemetry.ids import new_request_id
 from pilothouse.telemetry.metrics import Metrics
@@ -173,13 +174,12 @@ class GatewayApp:
                 # A route renders its prompt from the release: only then is it not all in
                 # the body the client sent, whose size bounds it.
                 sent = sent_bytes if resolution.route is None else None
-                admission = await self._quota(snapshot, key, resolution, record, sent)
+                gate = self.quotas
+                admission = await quota_stage.reserve(gate, snapshot, key, resolution, record, sent)
                 if admission is not None:
-                    degraded = self._degrade(snapshot, resolution, admission, record, headers)
-                    if degraded is not resolution:
-                        resolution = degraded
-                        bound = usage_bound(resolution.alias, resolution.body, sent)
-                        await self.quotas.rebound(admission, bound)
+                    resolution = await quota_stage.degraded(
+                        gate, snapshot, admission, resolution, record, headers, sent
+                    )
                     headers += admission.headers
             headers += _route_headers(record)
             await self._call(
@@ -218,8 +218,7 @@ class GatewayApp:
         finally:
             record.finished_at = self.now()
             record.latency_ms = (time.perf_counter() - t0) * 1000
-            if admission is not None:
-                await self._settle(admission, record)
+            await quota_stage.settle(self.quotas, admission, record)
             self.writer.submit(record)
             # A metrics label only when the alias is one of ours, never a client's string.
             known = record.model_alias is None or record.model_alias in snapshot.models
@@ -311,50 +310,6 @@ class GatewayApp:
             validation.check_chat(resolution.body)
         return resolution
 
-    async def _quota(
-        self,
-        snapshot: Snapshot,
-        key: ApiKey,
-        resolution: Resolution,
-        record: RequestRecord,
-        sent_bytes: int | None,
-    ) -> Admission | None:
-        """Reserve what the request may use against every quota that applies to its key,
-        user and team; QuotaExceeded (429) past a hard limit."""
-        assert self.quotas is not None
-        applicable = snapshot.quotas.applicable(key.id, record.user, key.team)
-        if not applicable:
-            return None
-        return await self.quotas.admit(
-            applicable, usage_bound(resolution.alias, resolution.body, sent_bytes)
-        )
-
-    def _degrade(
-        self,
-        snapshot: Snapshot,
-        resolution: Resolution,
-        admission: Admission,
-        record: RequestRecord,
-        headers: Headers,
-    ) -> Resolution:
-        """Past a soft limit: the policy's cheaper alias and/or capped max_tokens."""
-        if not admission.degraded:
-            return resolution
-        degraded = degrade(snapshot, resolution, admission.degrade_to, admission.max_tokens)
-        if degraded.alias is not resolution.alias:
-            record.model_alias = degraded.alias.alias
-            headers.append((b"x-pilothouse-quota-degraded", degraded.alias.alias.encode()))
-        return degraded
-
-    async def _settle(self, admission: Admission, record: RequestRecord) -> None:
-        """The reservation becomes the real usage (streams and cuts included: the row's
-        tokens and cost are what was used), or is released when nothing was used."""
-        assert self.quotas is not None
-        tokens = (record.prompt_tokens or 0) + (record.completion_tokens or 0)
-        cost = record.cost_usd or 0.0
-        used = record.error_class is None or tokens > 0 or cost > 0
-        await self.quotas.settle(admission, used_anything=used, tokens=tokens, cost_usd=cost)
-
     async def _call(
         self,
         endpoint: str,
@@ -406,8 +361,8 @@ class GatewayApp:
                     kept = orjson.loads(answer)
                     if not await turn.keep(kept):  # before the client can ask for it
                         answer = orjson.dumps(kept)  # it says `store: false` now
-        if admission is not None:  # before the answer: the caller's next request sees it
-            await self._settle(admission, record)
+        # Before the answer: the caller's next request sees it.
+        await quota_stage.settle(self.quotas, admission, record)
         cost = (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())
         await send_json(send, 200, answer, [*headers, cost])
 

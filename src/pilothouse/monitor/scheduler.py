@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -35,11 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
-from pilothouse import errors
 from pilothouse.clock import Clock
-from pilothouse.evals.dataset_store import get_version
 from pilothouse.monitor import alerts
 from pilothouse.monitor.alerts import Condition
 from pilothouse.policy import keys as key_policy
@@ -165,7 +161,7 @@ class EvalScheduler:
         what = (
             "failed its gate" if outcome.status == "failed" else f"could not run ({outcome.status})"
         )
-        summary = f"scheduled suite {suite} {what}: {_last_line(outcome.message)}"
+        summary = f"scheduled suite {suite} {what}: {last_line(outcome.message)}"
         details = {
             "run_id": outcome.run_id,
             "status": outcome.status,
@@ -208,7 +204,7 @@ class EvalScheduler:
         return raised
 
 
-def _last_line(text: str) -> str:
+def last_line(text: str) -> str:
     """What a run said last: its verdict (`eval run` ends with the artifact's path, which
     says nothing of how it went), or its last error."""
     lines = [
@@ -304,122 +300,3 @@ def scheduler_key(store: Store, data_dir: Path) -> tuple[str, bool]:
     with os.fdopen(fd, "w") as handle:
         handle.write(secret + "\n")
     return secret, True
-
-
-# ---------------------------------------------------------------------- managing schedules
-
-MIN_EVERY_SECONDS = 60
-MAX_EVERY_SECONDS = 31 * 86400
-MAX_DATASET_VERSION = 2**31 - 1  # what the databases store
-SUITE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
-def put_schedule(
-    store: Store,
-    suite_text: str,
-    *,
-    every_seconds: int,
-    owner: str | None,
-    actor: str,
-    now: datetime,
-) -> dict[str, Any]:
-    """Schedule a suite (or change its schedule): it runs now, then every `every_seconds`.
-    The suite is checked in full by each run (`eval run`); here, what the server needs to
-    run it at all: a name, and a dataset it stores."""
-    try:
-        suite = yaml.safe_load(suite_text)
-    except yaml.YAMLError as exc:
-        raise errors.InvalidRequest(f"the suite is not YAML: {exc}", param="suite") from None
-    if not isinstance(suite, dict) or not isinstance(suite.get("name"), str):
-        raise errors.InvalidRequest("the suite needs a `name`", param="suite")
-    name = suite["name"]
-    if not SUITE_NAME.match(name):
-        raise errors.InvalidRequest(f"suite name {name!r} is not a valid name", param="suite")
-    dataset = suite.get("dataset")
-    version = dataset.get("version") if isinstance(dataset, dict) else None
-    if version is not None and (
-        type(version) is not int or not 1 <= version <= MAX_DATASET_VERSION
-    ):
-        raise errors.InvalidRequest(
-            f"the suite's dataset version must be a whole number from 1, not {version!r}",
-            param="suite",
-        )
-    if not (
-        isinstance(dataset, dict)
-        and isinstance(dataset.get("name"), str)
-        and SUITE_NAME.match(dataset["name"])
-    ):
-        raise errors.InvalidRequest(
-            "a scheduled suite runs on the server, so its dataset must be stored there: "
-            "`dataset: {name: N, version: V}` (`pilothouse eval schedule` pushes a dataset "
-            "file for you)",
-            param="suite",
-        )
-    get_version(store, dataset["name"], dataset.get("version"))  # NotFound names it
-    if not MIN_EVERY_SECONDS <= every_seconds <= MAX_EVERY_SECONDS:
-        raise errors.InvalidRequest(
-            f"every must be between {MIN_EVERY_SECONDS} s and 31 days", param="every"
-        )
-    owner = owner or (suite.get("owner") if isinstance(suite.get("owner"), str) else None)
-    row = {
-        "suite": name,
-        "owner": owner,
-        "every_seconds": every_seconds,
-        "suite_text": suite_text,
-        "next_run_at": now,
-        "created_by": actor,
-        "created_at": now,
-    }
-    with store.begin() as conn:
-        rows.put(conn, row)
-        stored = rows.get(conn, name)
-    assert stored is not None
-    return public(stored, now)
-
-
-def list_schedules(store: Store, now: datetime) -> list[dict[str, Any]]:
-    with store.connect() as conn:
-        return [public(s, now) for s in rows.listing(conn)]
-
-
-def remove_schedule(store: Store, suite: str) -> None:
-    with store.begin() as conn:
-        if not rows.remove(conn, suite):
-            raise errors.NotFound(
-                f"no scheduled suite {suite!r}", hint="`pilothouse eval schedules` lists them"
-            )
-
-
-def run_now(store: Store, suite: str, now: datetime) -> dict[str, Any]:
-    """Make a suite due now (it starts within the monitor's next evaluation)."""
-    with store.begin() as conn:
-        if rows.get(conn, suite) is None:
-            raise errors.NotFound(
-                f"no scheduled suite {suite!r}", hint="`pilothouse eval schedules` lists them"
-            )
-        rows.change(conn, suite, next_run_at=now)
-        stored = rows.get(conn, suite)
-    assert stored is not None
-    return public(stored, now)
-
-
-def public(schedule: Mapping[str, Any], now: datetime) -> dict[str, Any]:
-    since = schedule["last_finished_at"] or schedule["created_at"]
-    running = schedule["running_until"] is not None and schedule["running_until"] > now
-    return {
-        "suite": schedule["suite"],
-        "owner": schedule["owner"],
-        "every_seconds": schedule["every_seconds"],
-        "next_run_at": schedule["next_run_at"],
-        "running": running,
-        "last_started_at": schedule["last_started_at"],
-        "last_finished_at": schedule["last_finished_at"],
-        "last_status": schedule["last_status"],
-        "last_run_id": schedule["last_run_id"],
-        "last_passing_run_id": schedule["last_passing_run_id"],
-        "last_message": _last_line(schedule["last_message"] or "")
-        if schedule["last_message"]
-        else None,
-        "stale": now - since > stale_after(schedule["every_seconds"]),
-        "created_by": schedule["created_by"],
-    }

@@ -21,7 +21,7 @@ from pilothouse.store import Store
 from pilothouse.store.prompts import EVENTS_PAGE
 
 if TYPE_CHECKING:
-    from pilothouse.snapshot import ConfigChanges
+    from pilothouse.snapshot_holder import ConfigChanges
 
 log = logging.getLogger("pilothouse.prompt_feed")
 BUFFER_SIZE = 2000

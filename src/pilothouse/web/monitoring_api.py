@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from pilothouse import errors
-from pilothouse.monitor import alerts, objectives, scheduler, series
+from pilothouse.monitor import alerts, objectives, schedules, series
 from pilothouse.monitor import slo as slos
 from pilothouse.web.auth import Access
 from pilothouse.web.endpoint import Api, Body, Call, Query, parse_since
@@ -203,14 +203,14 @@ class NewSchedule(Body):
 async def list_schedules(call: Call) -> dict[str, Any]:
     """Scheduled suites: owner, schedule, next run, the last run's status, and whether the
     suite is stale (no finished run within twice its schedule)."""
-    return {"data": await call.run(scheduler.list_schedules, call.services.store, _now(call))}
+    return {"data": await call.run(schedules.list_schedules, call.services.store, _now(call))}
 
 
 @api.post("/api/evals/schedules", Access.ADMIN)
 async def put_schedule(call: Call, body: NewSchedule) -> Result:
     """Schedule a suite (or change its schedule); it runs at the monitor's next evaluation."""
     made = await call.run(
-        scheduler.put_schedule,
+        schedules.put_schedule,
         call.services.store,
         body.suite,
         every_seconds=body.every_seconds,
@@ -223,11 +223,11 @@ async def put_schedule(call: Call, body: NewSchedule) -> Result:
 
 @api.delete("/api/evals/schedules/{suite}", Access.ADMIN)
 async def delete_schedule(call: Call) -> dict[str, Any]:
-    await call.run(scheduler.remove_schedule, call.services.store, call.path["suite"])
+    await call.run(schedules.remove_schedule, call.services.store, call.path["suite"])
     return {"deleted": True}
 
 
 @api.post("/api/evals/schedules/{suite}/run", Access.ADMIN)
 async def run_schedule(call: Call) -> dict[str, Any]:
     """Run a scheduled suite now (at the monitor's next evaluation)."""
-    return await call.run(scheduler.run_now, call.services.store, call.path["suite"], _now(call))
+    return await call.run(schedules.run_now, call.services.store, call.path["suite"], _now(call))

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import Field
 
 from pilothouse import errors
-from pilothouse.monitor import scheduler
+from pilothouse.monitor import schedules
 from pilothouse.registry import catalog, names
 from pilothouse.releases import deprecation, promotion
 from pilothouse.releases import route_settings as route_settings_of
@@ -204,12 +204,12 @@ async def doctor(call: Call, query: DoctorQuery) -> dict[str, Any]:
     warnings = deprecation.route_warnings(
         routes, call.services.config.models, today=date.today(), within_days=within
     )
-    schedules = await call.run(scheduler.list_schedules, call.services.store, datetime.now(UTC))
+    scheduled = await call.run(schedules.list_schedules, call.services.store, datetime.now(UTC))
     unowned = [{"kind": "route", "name": r["name"]} for r in routes if not r.get("owner")]
     unowned += [
         {"kind": "provider", "name": name}
         for name, spec in sorted(call.services.config.providers.items())
         if not spec.owner
     ]
-    unowned += [{"kind": "suite", "name": s["suite"]} for s in schedules if not s["owner"]]
+    unowned += [{"kind": "suite", "name": s["suite"]} for s in scheduled if not s["owner"]]
     return {"within_days": within, "warnings": warnings, "unowned": unowned}
