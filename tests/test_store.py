@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
-from pilothouse import errors
+from pilothouse import errors, logs
 from pilothouse.policy import keys as key_policy
 from pilothouse.policy.credentials import secret_hash
 from pilothouse.store import Store, StoreError, audit, changes, database, open_store
@@ -41,6 +42,49 @@ def test_migrations_take_an_empty_database_to_head(database_url: str) -> None:
     }
     described = {i.name: [c.name for c in i.columns] for i in request_log.indexes}
     assert built == described
+    store.close()
+
+
+@pytest.fixture
+def served_logs():
+    """The records a server's logging (`logs.configure`) lets through, as (logger,
+    message, extras); the root logger as it was afterwards."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    chatty = {name: logging.getLogger(name).level for name in ("alembic", "httpx")}
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    def configure(level: str) -> list[logging.LogRecord]:
+        logs.configure(level)
+        root.addHandler(Keep())
+        return seen
+
+    yield configure
+    root.handlers[:], root.level = saved
+    for name, level in chatty.items():
+        logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.parametrize("level", ["info", "debug"])
+def test_a_migration_is_one_line_of_the_servers_log(tmp_path, served_logs, level) -> None:
+    seen = served_logs(level)
+    store = open_store(f"sqlite:///{tmp_path / 'x.db'}")
+    store.upgrade()
+    head = database.revision_state(store.engine).head
+    ours = [r for r in seen if r.name == "pilothouse.store"]
+    assert [
+        (r.getMessage(), r.__dict__["from_revision"], r.__dict__["to_revision"]) for r in ours
+    ] == [("database schema created", None, head)]
+    steps = [r for r in seen if r.name.startswith("alembic")]
+    # Alembic's line per step only when asked for debug logs.
+    assert bool(steps) is (level == "debug")
+    seen.clear()
+    store.upgrade()  # at head already: nothing to say
+    assert [r for r in seen if r.name == "pilothouse.store"] == []
     store.close()
 
 

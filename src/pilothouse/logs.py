@@ -48,3 +48,11 @@ def configure(level: str = "info") -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    # A line per migration step and per outgoing HTTP call is theirs at info; ours says
+    # what matters once (`store.database.upgrade`, the webhook deliveries' own records).
+    quiet = logging.DEBUG if level.lower() == "debug" else logging.WARNING
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(quiet)
+
+
+_CHATTY = ("alembic", "httpx")

@@ -7,6 +7,7 @@ know (written by a newer Pilothouse) is refused rather than touched.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from pilothouse.store.tables import config_version
+
+log = logging.getLogger("pilothouse.store")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
@@ -112,7 +115,7 @@ def _known(script: ScriptDirectory, revision: str) -> bool:
 
 def upgrade(engine: Engine) -> RevisionState:
     """Migrate the database to head (a no-op when it is there); refuse unknown revisions."""
-    revision_state(engine)
+    before = revision_state(engine)
     config = _alembic_config()
     with engine.begin() as conn:
         config.attributes["connection"] = conn
@@ -121,7 +124,14 @@ def upgrade(engine: Engine) -> RevisionState:
             conn.execute(
                 config_version.insert().values(id=1, version=1, changed_at=datetime.now(UTC))
             )
-    return revision_state(engine)
+    after = revision_state(engine)
+    if not before.at_head:
+        log.info(
+            "database schema %s",
+            "created" if before.current is None else "upgraded",
+            extra={"from_revision": before.current, "to_revision": after.current},
+        )
+    return after
 
 
 def is_unavailable(exc: BaseException) -> bool:
