@@ -86,8 +86,10 @@ def test_a_route_call_applies_the_release_and_logs_what_produced_it(gateway: Gat
 def test_route_errors_name_what_is_missing(gateway: Gateway) -> None:
     setup_route(gateway)
     client = sdk(gateway)
-    with pytest.raises(openai.BadRequestError, match="missing required variables: ticket"):
+    with pytest.raises(openai.BadRequestError, match="missing required variables: ticket") as e:
         client.chat.completions.create(model="route:support-triage", messages=[])
+    # ... and how to send them, as the client would write it.
+    assert '{"pilothouse": {"variables": {"ticket": "..."}}}' in e.value.message
     with pytest.raises(openai.BadRequestError, match="unknown variables: tone"):
         client.chat.completions.create(
             model="route:support-triage",

@@ -131,9 +131,15 @@ def _route(
     try:
         rendered = release.prompt.render(variables)
     except (templates.RenderError, templates.TemplateError) as exc:
+        missing = exc.missing if isinstance(exc, templates.RenderError) else []
+        example = ", ".join(f'"{variable}": "..."' for variable in missing[:3])
         raise errors.InvalidRequest(
             f"route {name!r} (prompt {release.prompt.name}@{release.prompt.version}): {exc}",
             param="pilothouse.variables",
+            hint=f'send them in the body as {{"pilothouse": {{"variables": {{{example}}}}}}} '
+            "(the SDKs' extra_body); docs/releases.md"
+            if missing
+            else None,
         ) from None
     if not isinstance(body.get("messages", []), list):
         raise errors.InvalidRequest("`messages` must be a list", param="messages")
