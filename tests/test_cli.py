@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -83,6 +86,18 @@ def test_demo_serves_a_completion_on_a_fresh_data_dir(tmp_path: Path) -> None:
             except httpx.HTTPError:
                 time.sleep(0.1)
         assert httpx.get(url + "/readyz").json()["status"] == "ready"
+        # The banner's examples run as written: the curl, then its Python lines (the
+        # client, a model, the route with its variables) in one session.
+        curl = text.split("Try it:\n", 1)[1].split("\n\n", 1)[0]
+        answer = subprocess.run(["bash", "-c", curl], capture_output=True, text=True, timeout=30)
+        assert json.loads(answer.stdout)["choices"][0]["message"]["content"], answer
+        session: dict[str, object] = {}
+        for start in ("Or with the openai SDK:\n", "beside the messages:\n"):
+            block = textwrap.dedent(text.split(start, 1)[1].split("\n\n", 1)[0])
+            printed = io.StringIO()
+            with contextlib.redirect_stdout(printed):
+                exec(block, session)
+            assert printed.getvalue().strip(), block  # each prints an answer
         sdk = openai.OpenAI(base_url=url + "/v1", api_key=demo_key, max_retries=0)
         for model in ("fast", "claude"):
             reply = sdk.chat.completions.create(

@@ -164,7 +164,10 @@ def banner(url: str, secret: str, *, traffic: bool) -> str:
   Models: fast, smart, claude (Anthropic API, translated), embed, with realistic latency;
   the demo traffic's own models (assist, summary) also see the occasional fault, as real
   providers do. The route `route:support-triage` serves the seeded prompt
-  `support-triage` (docs/releases.md).
+  `support-triage` (docs/releases.md), its variables sent beside the messages:
+    print(client.chat.completions.create(model="route:support-triage", messages=[],
+          extra_body={{"pilothouse": {{"variables": {{"ticket": "I was charged twice"}}}}}},
+          ).choices[0].message.content)
 
   For the CLI and the SDK:
     export PILOTHOUSE_URL={url} PILOTHOUSE_API_KEY={secret}
