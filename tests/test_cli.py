@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -281,7 +282,10 @@ def test_db_commands(database_url: str, tmp_path: Path) -> None:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'zz_future'"))
     engine.dispose()
     refused = pilothouse(
-        "serve", "--data-dir", str(tmp_path), "--config", str(_config(tmp_path)), env=env
+        "serve",
+        *("--data-dir", str(tmp_path), "--config", str(_config(tmp_path))),
+        *("--port", str(free_port())),  # the port is taken first: it must be free
+        env=env,
     )
     assert (
         refused.returncode == 1
@@ -305,7 +309,33 @@ def test_serve_says_when_the_database_is_unreachable(tmp_path: Path) -> None:
         str(_config(tmp_path)),
         "--data-dir",
         str(tmp_path),
+        *("--port", str(free_port())),  # the port is taken first: it must be free
         env={"PILOTHOUSE_DATABASE_URL": f"postgresql://nobody@127.0.0.1:{free_port()}/none"},
     )
     assert result.returncode == 1
     assert "cannot use the database" in result.stderr and "PILOTHOUSE_DATABASE_URL" in result.stderr
+
+
+def test_serve_on_a_port_in_use_stops_before_it_prints_a_token(tmp_path: Path) -> None:
+    # Another process (an earlier `make run`, say) holds the port: the demo must not print
+    # a new token, key and URL that the other process answers, then fail to bind.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PILOTHOUSE_")}
+        serve = ["serve", "--port", str(port), "--data-dir", str(tmp_path / "data")]
+        result = subprocess.run(
+            [sys.executable, "-m", "pilothouse", *serve],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+        )
+    finally:
+        taken.close()
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
+    assert "PILOTHOUSE_ADMIN_TOKEN" not in result.stdout and "ph-" not in result.stdout
+    assert not (tmp_path / "data").exists()  # nothing made: no database, no demo simulator

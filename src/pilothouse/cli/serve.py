@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import gc
+import logging
 import signal
 import socket
 import subprocess
@@ -22,6 +24,8 @@ from pilothouse.cli.settings import settings_or_exit, store_options
 from pilothouse.policy import admin_token
 from pilothouse.server import Server, create_server
 from pilothouse.store import StoreError, open_store
+
+log = logging.getLogger("pilothouse.server")
 
 
 @click.command()
@@ -53,6 +57,9 @@ def serve(
         signal.signal(sig, _exit_cleanly)
     settings = settings_or_exit(host=host, port=port, config_path=config_path, data_dir=data_dir)
     logs.configure(settings.log_level)
+    # The port first: a start that cannot listen stops before it prints a token, a key
+    # and a URL that another process answers.
+    listener = _listen(settings.host, settings.port)
     simulator: subprocess.Popen[bytes] | None = None
     if not settings.config.providers:
         simulator, settings = demo.start_simulator(settings)
@@ -100,12 +107,36 @@ def serve(
         # The request-log writer thread must not hold the GIL for the default 5 ms while
         # the event loop has frames to relay: switch more often (halved c1 p99 in bench).
         sys.setswitchinterval(0.0005)
-        _DrainingServer(config, server).run()
+        _DrainingServer(config, server).run(sockets=[listener])
     finally:
+        listener.close()
         store.close()
         if simulator is not None:
             simulator.terminate()
             simulator.wait(timeout=10)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The server's socket, bound (as uvicorn binds one), or a clear exit."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        taken = exc.errno == errno.EADDRINUSE
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}. "
+            + (
+                "Another process serves it (a `pilothouse serve` still running?): stop it, "
+                "or pick another port with --port."
+                if taken
+                else "Check --host and --port."
+            )
+        ) from None
+    listener.set_inheritable(True)
+    return listener
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -122,6 +153,9 @@ class _DrainingServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        if self.started:  # uvicorn says where only when it bound the socket itself
+            host, port = self.config.host, self.config.port
+            log.info("listening on http://%s:%d", f"[{host}]" if ":" in host else host, port)
         # Everything alive now (modules, config, the snapshot) lives as long as the
         # process: take it out of the collector's view. Without this each full collection
         # walked ~110k objects, stalling the event loop 70-95 ms (bench: c32 p99 79 -> 17
