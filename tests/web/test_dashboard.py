@@ -165,6 +165,14 @@ def test_every_page_needs_sign_in(dashboard: Demo, chromium: Any) -> None:
 def test_a_wrong_token_does_not_sign_in(dashboard: Demo, chromium: Any) -> None:
     page = chromium.new_context().new_page()
     page.goto(dashboard.url + "/login")
+    # The field's label is one line (the form's column layout once split it into three),
+    # and the button sits under the field, aligned with it.
+    label = page.locator("label[for=token]").bounding_box()
+    field = page.locator("#token").bounding_box()
+    button = page.locator("button[type=submit]").bounding_box()
+    line = page.evaluate("parseFloat(getComputedStyle(document.querySelector('label')).lineHeight)")
+    assert label["height"] < 1.5 * line, label
+    assert button["y"] >= field["y"] + field["height"] and button["x"] == field["x"]
     page.fill("#token", "pha-not-the-token")
     page.click("button[type=submit]")
     assert page.get_by_role("alert").inner_text() == "That is not the admin token."
