@@ -208,14 +208,19 @@ def test_every_page_loads_with_no_console_error_and_no_failed_request(
     assert problems == []
     # The pages show what the API says (they are views of it, not a second source).
     page.goto(dashboard.url + "/quotas")
-    assert "support-daily-usd" in page.locator("table").first.inner_text()
+    policy = page.locator("tr", has_text="support-daily-usd").inner_text()
+    limits = next(
+        q for q in dashboard.admin.get("/api/quotas").json()["data"] if q["dimension"] == "cost"
+    )
+    # A cost limit reads in dollars, as the answers' headers and the CLI say it.
+    assert f"${limits['soft_limit']:,.2f}" in policy and f"${limits['hard_limit']:,.2f}" in policy
     # A key's page: the team quota it spends against, as GET /api/keys/{key}/usage says.
     usage = dashboard.admin.get("/api/keys/support-app/usage").json()
     standing = next(q for q in usage["quotas"] if q["quota"] == "support-daily-usd")
     page.goto(dashboard.url + "/keys/support-app")
     row = page.locator("tr", has_text="support-daily-usd").inner_text()
     assert "team:support" in row or "support" in row
-    assert str(standing["hard_limit"] or standing["soft_limit"]) in row, row
+    assert f"${standing['hard_limit']:,.2f}" in row, row
     page.goto(dashboard.url + "/routes/support-triage")
     active = dashboard.admin.get("/api/routes/support-triage").json()["active"]["id"]
     assert active in page.locator(".card").first.inner_text()

@@ -22,6 +22,8 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from pilothouse import errors
+from pilothouse.policy.quota_gate import display
+from pilothouse.policy.quotas import UNITS_PER
 from pilothouse.services import Services
 from pilothouse.web.dashboard import charts, session
 from pilothouse.web.endpoint import Call, parse
@@ -38,6 +40,18 @@ TEMPLATES.globals["quote"] = lambda value: quote(str(value), safe="")
 TEMPLATES.globals["sparkline"] = charts.sparkline
 TEMPLATES.globals["line_chart"] = charts.line_chart
 TEMPLATES.filters["when"] = lambda value: when(value)
+
+
+def quota_amount(dimension: str, value: float | None) -> str:
+    """A quota's amount as a person reads it: dollars for cost, a count otherwise."""
+    if value is None:
+        return "-"
+    if dimension == "cost":
+        return display("cost", round(value * UNITS_PER["cost"]))
+    return f"{int(value):,}"
+
+
+TEMPLATES.globals["quota_amount"] = quota_amount
 SECURITY_HEADERS = {
     "content-security-policy": (
         "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
