@@ -1,7 +1,7 @@
-"""Every example in docs/prompts.md, docs/releases.md, docs/sdk.md, docs/monitoring.md,
-docs/quotas.md and docs/contracts.md runs as written against `make run`: a fresh `pilothouse serve` in demo mode
-(what `make run` starts), with
-the variables its banner tells you to export.
+"""Every example in docs/gateway.md, docs/fleet.md, docs/configuration.md, docs/prompts.md,
+docs/releases.md, docs/sdk.md, docs/monitoring.md, docs/quotas.md and docs/contracts.md runs
+as written against `make run`: a fresh `pilothouse serve` in demo mode (what `make run`
+starts), with the variables its banner tells you to export.
 
 How a page is run, in document order, in a fresh working directory:
 - ```yaml whose first line is `# prompts/NAME.yaml` (or `# contracts/NAME.yaml`): written
@@ -10,7 +10,8 @@ How a page is run, in document order, in a fresh working directory:
 - ```sh: each command (a trailing backslash continues it) runs in bash and must exit 0,
   or 1 when its comment says `exits 1`;
 - ```python: consecutive blocks run one after the other in one Python session;
-- ```text: output, not run. Any other fence fails the test (say what it is).
+- ```text and ```json: output (or commands that need more than the demo), not run. Any
+  other fence fails the test (say what it is).
 """
 
 from __future__ import annotations
@@ -33,7 +34,17 @@ from harness import free_port
 from pilothouse.config import ConfigFile
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-PAGES = ["prompts.md", "releases.md", "sdk.md", "monitoring.md", "quotas.md", "contracts.md"]
+PAGES = [
+    "gateway.md",
+    "fleet.md",
+    "configuration.md",
+    "prompts.md",
+    "releases.md",
+    "sdk.md",
+    "monitoring.md",
+    "quotas.md",
+    "contracts.md",
+]
 FENCE = re.compile(r"^```(\S*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 SESSION = """
 import sys, traceback
@@ -164,10 +175,10 @@ def test_every_example_runs_as_written(page: str, demo: Demo, tmp_path: Path) ->
                     f"{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
                 )
                 ran += 1
-        elif kind != "text":
+        elif kind not in ("text", "json"):
             pytest.fail(
                 f"{page} block {number}: a ```{kind or '(no language)'} fence; say what it is"
             )
     if pending:
         run_python(pending, demo, work, page)
-    assert ran or page == "sdk.md"
+    assert ran or page in ("sdk.md", "configuration.md")  # python, or config only
