@@ -38,7 +38,9 @@ def new_release(
             "a release needs a prompt: NAME@VERSION or NAME@LABEL", param="prompt"
         )
     if not model:
-        raise errors.InvalidRequest("a release needs a model alias", param="model")
+        raise errors.InvalidRequest(
+            f"a release needs a model alias: one of {', '.join(sorted(models))}", param="model"
+        )
     spec = models.get(model)
     if spec is None:
         raise errors.InvalidRequest(
