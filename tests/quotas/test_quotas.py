@@ -303,3 +303,45 @@ async def test_a_team_quota_counts_every_key_of_the_team_and_a_user_quota_each_u
     assert await call(keys[1], "u2") == 200
     assert await call(keys[1], "u3") == 200
     assert await call(keys[0], "u4") == 429  # the team's three are used, whichever key
+
+
+async def test_a_persons_key_is_that_person_whatever_its_requests_name(
+    gw: tuple[InProcess, ManualClock],
+) -> None:
+    # A user quota on alice binds her own key: naming another end user in the request's
+    # `user` field does not sidestep it (the field is only an application key's to set).
+    server, _ = gw
+    created = await server.client.post(
+        "/api/keys", json={"name": "alice-laptop", "user": "alice"}, headers=server.admin
+    )
+    app_key = await server.client.post("/api/keys", json={"name": "app"}, headers=server.admin)
+    await set_quota(
+        server,
+        "alice",
+        subject_kind="user",
+        subject="alice",
+        dimension="requests",
+        window="day",
+        hard_limit=1,
+    )
+
+    async def call(secret: str, user: str | None) -> int:
+        body: dict[str, Any] = {"model": "fast", "messages": [{"role": "user", "content": "x"}]}
+        if user is not None:
+            body["user"] = user
+        response = await server.client.post(
+            "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {secret}"}
+        )
+        return response.status_code
+
+    alice = created.json()["secret"]
+    assert await call(alice, None) == 200
+    assert await call(alice, "someone-else") == 429  # still alice's request
+    # An application key names its end users: alice's quota applies when it names her.
+    assert await call(app_key.json()["secret"], "bob") == 200
+    assert await call(app_key.json()["secret"], "alice") == 429
+    users: dict[str, list[str]] = {}
+    for row in await server.rows(4):
+        users.setdefault(row["key_id"], []).append(row["user"])
+    users = {key: sorted(named) for key, named in users.items()}
+    assert users == {created.json()["id"]: ["alice"] * 2, app_key.json()["id"]: ["alice", "bob"]}

@@ -18,7 +18,11 @@ def keys() -> None:
 
 @keys.command("create")
 @click.option("--name", required=True, help="What the key is for, e.g. the calling service.")
-@click.option("--user", default=None, help="The user the key belongs to.")
+@click.option(
+    "--user",
+    default=None,
+    help="The person the key belongs to: its calls are theirs (log, user quotas), whatever a request's `user` says. Leave out for an application key, whose requests may name their end user.",
+)
 @click.option("--team", default=None, help="The team the key belongs to.")
 @click.option(
     "--models",

@@ -291,7 +291,9 @@ class GatewayApp:
             arm=request.arm,
         )
         record.model_alias = resolution.alias.alias
-        if user is not None:
+        if user is not None and key.user is None:
+            # An application key's caller names its end user; a person's key is that
+            # person, whatever its requests say (their user quotas cannot be sidestepped).
             record.user = user
         if resolution.route is not None:
             choice = resolution.route
