@@ -21,7 +21,9 @@ def keys() -> None:
 @click.option(
     "--user",
     default=None,
-    help="The person the key belongs to: its calls are theirs (log, user quotas), whatever a request's `user` says. Leave out for an application key, whose requests may name their end user.",
+    help="The person the key belongs to: its calls are theirs (log, user quotas), whatever "
+    "a request's `user` says. Leave out for an application key, whose requests may name "
+    "their end user.",
 )
 @click.option("--team", default=None, help="The team the key belongs to.")
 @click.option(
