@@ -60,11 +60,14 @@ def line_chart(
     """One or more lines over shared x labels, with an optional horizontal threshold line
     (an SLO target), vertical markers with a shaded span (drift detected, until it
     cleared), axis ticks at the extremes."""
+    # A series with no value in the range (say TTFT of plain calls only) is no line.
+    series = {name: line for name, line in series.items() if any(v is not None for v in line)}
     values = [v for line in series.values() for v in line if v is not None]
+    if not values:
+        slo = "" if threshold is None else f" (objective: {threshold:g}{unit})"
+        return Markup('<p class="muted">no data in this range{}</p>').format(slo)
     if threshold is not None:
         values.append(threshold)
-    if not values:
-        return Markup('<p class="muted">no data in this range</p>')
     low, high = 0.0, max(values) * 1.1 or 1.0
     left, bottom = 48, 20
     plot_w, plot_h = width - left - 8, height - bottom - 8
