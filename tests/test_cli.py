@@ -339,3 +339,24 @@ def test_serve_on_a_port_in_use_stops_before_it_prints_a_token(tmp_path: Path) -
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr and "--port" in result.stderr
     assert "PILOTHOUSE_ADMIN_TOKEN" not in result.stdout and "ph-" not in result.stdout
     assert not (tmp_path / "data").exists()  # nothing made: no database, no demo simulator
+
+
+def test_serve_on_port_0_says_the_port_the_system_gave(tmp_path: Path) -> None:
+    process, lines = start_demo(tmp_path / "data", 0, "--no-demo-traffic")
+    try:
+        url = re.search(r"The dashboard: (http://127\.0\.0\.1:(\d+))/", "".join(lines))
+        assert url and int(url.group(2)) > 0, lines
+        deadline = time.monotonic() + 30
+        while not _answers(url.group(1) + "/healthz") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert httpx.get(url.group(1) + "/healthz").status_code == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

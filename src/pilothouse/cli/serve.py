@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import errno
 import gc
 import logging
@@ -60,6 +61,8 @@ def serve(
     # The port first: a start that cannot listen stops before it prints a token, a key
     # and a URL that another process answers.
     listener = _listen(settings.host, settings.port)
+    # --port 0: the port the system gave, in the banner and the log as anywhere else.
+    settings = dataclasses.replace(settings, port=listener.getsockname()[1])
     simulator: subprocess.Popen[bytes] | None = None
     if not settings.config.providers:
         simulator, settings = demo.start_simulator(settings)
