@@ -17,12 +17,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import httpx
 import openai
 import pytest
 import sqlalchemy as sa
 
 from harness import ADMIN_TOKEN, Gateway, Simulator, free_port, gateway_config, start_gateway
+from pilothouse.cli import serve as serve_command
 
 
 def pilothouse(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -360,3 +362,18 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=2).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_serve_listens_at_once_on_a_socket_no_child_inherits() -> None:
+    # Two starts at once (the second while the first is still seeding): the second must
+    # be refused then, not bind beside the first and later fail to listen in silence.
+    first = serve_command._listen("127.0.0.1", 0)
+    try:
+        port = first.getsockname()[1]
+        with pytest.raises(click.ClickException, match=f"cannot listen on 127.0.0.1:{port}"):
+            serve_command._listen("127.0.0.1", port)
+        # A scheduled eval run is a child process: it must not keep the port open.
+        assert not first.get_inheritable()
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()  # listening
+    finally:
+        first.close()

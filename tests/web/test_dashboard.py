@@ -210,7 +210,9 @@ def test_every_page_loads_with_no_console_error_and_no_failed_request(
     page.goto(dashboard.url + "/quotas")
     policy = page.locator("tr", has_text="support-daily-usd").inner_text()
     limits = next(
-        q for q in dashboard.admin.get("/api/quotas").json()["data"] if q["dimension"] == "cost"
+        q
+        for q in dashboard.admin.get("/api/quotas").json()["data"]
+        if q["name"] == "support-daily-usd"
     )
     # A cost limit reads in dollars, as the answers' headers and the CLI say it.
     assert f"${limits['soft_limit']:,.2f}" in policy and f"${limits['hard_limit']:,.2f}" in policy

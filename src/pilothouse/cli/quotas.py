@@ -21,7 +21,10 @@ def quotas() -> None:
     "--key", "key", default=None, help="The key (id or name) it limits; `*` for each key."
 )
 @click.option(
-    "--user", default=None, help="The user it limits (the request's `user`); `*` for each."
+    "--user",
+    default=None,
+    help="The user it limits (the key's user; on an application key, the request's `user`); "
+    "`*` for each.",
 )
 @click.option("--team", default=None, help="The team it limits (its keys' team); `*` for each.")
 @click.option(

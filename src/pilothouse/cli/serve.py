@@ -22,16 +22,20 @@ from pilothouse import logs
 from pilothouse.cli import demo, demo_seed
 from pilothouse.cli.demo_traffic import DemoTraffic
 from pilothouse.cli.settings import settings_or_exit, store_options
+from pilothouse.config import Settings
 from pilothouse.policy import admin_token
 from pilothouse.server import Server, create_server
 from pilothouse.store import StoreError, open_store
 
 log = logging.getLogger("pilothouse.server")
+BACKLOG = 2048  # uvicorn's
 
 
 @click.command()
 @click.option("--host", default=None, help="Interface to bind. Default: 127.0.0.1")
-@click.option("--port", default=None, type=int, help="Port. Default: 8080")
+@click.option(
+    "--port", default=None, type=click.IntRange(0, 65535), help="Port (0: any free). Default: 8080"
+)
 @click.option(
     "--no-demo-traffic",
     is_flag=True,
@@ -53,7 +57,7 @@ def serve(
     """
     # uvicorn drains in-flight requests on SIGTERM/SIGINT, then re-raises the signal to the
     # handler it found: make that (and a signal during start-up) a clean exit, so the
-    # `finally` below stops the demo simulator and closes the store.
+    # `finally`s below stop the demo simulator and close the store and the socket.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _exit_cleanly)
     settings = settings_or_exit(host=host, port=port, config_path=config_path, data_dir=data_dir)
@@ -61,8 +65,16 @@ def serve(
     # The port first: a start that cannot listen stops before it prints a token, a key
     # and a URL that another process answers.
     listener = _listen(settings.host, settings.port)
-    # --port 0: the port the system gave, in the banner and the log as anywhere else.
-    settings = dataclasses.replace(settings, port=listener.getsockname()[1])
+    try:
+        # --port 0: the port the system gave, in the banner and the log as anywhere else.
+        settings = dataclasses.replace(settings, port=listener.getsockname()[1])
+        _serve(settings, listener, no_demo_traffic)
+    finally:
+        listener.close()
+
+
+def _serve(settings: Settings, listener: socket.socket, no_demo_traffic: bool) -> None:
+    """Everything after the port: the demo's simulator, the store, the banner, uvicorn."""
     simulator: subprocess.Popen[bytes] | None = None
     if not settings.config.providers:
         simulator, settings = demo.start_simulator(settings)
@@ -79,7 +91,8 @@ def serve(
                 "PILOTHOUSE_DATABASE_URL and that the server is running."
             ) from None
         startup = admin_token.prepare(store, settings.data_dir, settings.admin_token)
-        url = f"http://{settings.host}:{settings.port}"
+        host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        url = f"http://{host}:{settings.port}"
         if startup.new_token:
             click.echo(
                 "\n  Admin token for this deployment (shown once; only its hash is kept, in "
@@ -112,7 +125,6 @@ def serve(
         sys.setswitchinterval(0.0005)
         _DrainingServer(config, server).run(sockets=[listener])
     finally:
-        listener.close()
         store.close()
         if simulator is not None:
             simulator.terminate()
@@ -126,6 +138,9 @@ def _listen(host: str, port: int) -> socket.socket:
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
+        # Listening at once: two sockets with SO_REUSEADDR may share a port until one
+        # listens, and a listen that fails later (inside uvicorn, on uvloop) is silent.
+        listener.listen(BACKLOG)
     except OSError as exc:
         listener.close()
         taken = exc.errno == errno.EADDRINUSE
@@ -138,8 +153,7 @@ def _listen(host: str, port: int) -> socket.socket:
                 else "Check --host and --port."
             )
         ) from None
-    listener.set_inheritable(True)
-    return listener
+    return listener  # not inheritable: a scheduled eval run (a child) must not hold it
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -156,7 +170,7 @@ class _DrainingServer(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started:  # uvicorn says where only when it bound the socket itself
+        if self.started:  # its lifespan started; uvicorn says where only for its own socket
             host, port = self.config.host, self.config.port
             log.info("listening on http://%s:%d", f"[{host}]" if ":" in host else host, port)
         # Everything alive now (modules, config, the snapshot) lives as long as the

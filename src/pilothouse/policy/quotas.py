@@ -1,5 +1,5 @@
-"""Quota policies: what may be used by a key, a user (the request's `user`, else the key's)
-or a team, per window (minute, hour, day, month; calendar or rolling), in one dimension
+"""Quota policies: what may be used by a key, a user (the key's user; on an application key
+without one, the request's `user`) or a team, per window (minute, hour, day, month; calendar or rolling), in one dimension
 (requests, tokens or cost in USD), with a soft and a hard limit.
 
 Past the soft limit a request is served with a warning and the policy's degradation (a

@@ -33,13 +33,15 @@ def new_release(
     """Make (and store) the release `prompt` on `model` with `params` would be: the prompt
     version and every fragment it includes resolved now and frozen. InvalidRequest for an
     unknown or retired model, a fragment, or a prompt that would not render."""
+    today = date.today()
     if not prompt:
         raise errors.InvalidRequest(
             "a release needs a prompt: NAME@VERSION or NAME@LABEL", param="prompt"
         )
     if not model:
+        serving = sorted(m for m, spec in models.items() if not catalog.is_retired(spec, today))
         raise errors.InvalidRequest(
-            f"a release needs a model alias: one of {', '.join(sorted(models))}", param="model"
+            f"a release needs a model alias: one of {', '.join(serving)}", param="model"
         )
     spec = models.get(model)
     if spec is None:
@@ -47,7 +49,7 @@ def new_release(
             f"unknown model alias {model!r}; known: {', '.join(sorted(models))}",
             param="model",
         )
-    if catalog.is_retired(spec, date.today()):
+    if catalog.is_retired(spec, today):
         successor = f"; use its successor {spec.successor!r}" if spec.successor else ""
         raise errors.InvalidRequest(f"model {model!r} is retired{successor}", param="model")
     try:
