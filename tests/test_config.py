@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from pilothouse.config import load_config_file, load_settings
+from pilothouse.config import SettingsError, load_config_file, load_settings
 from pilothouse.yamlfile import FileError
 
 GOOD = """\
@@ -108,6 +109,27 @@ def test_environment_and_flags_precedence(tmp_path: Path, monkeypatch: pytest.Mo
     assert "fast" in settings.config.models
     assert load_settings(data_dir=tmp_path / "flag").data_dir == tmp_path / "flag"
     assert settings.effective_database_url.endswith("from-env/pilothouse.db")
+
+
+def test_the_port_and_host_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `PILOTHOUSE_PORT=8081 make run`: what a port in use tells you to do.
+    monkeypatch.setenv("PILOTHOUSE_PORT", "8081")
+    monkeypatch.setenv("PILOTHOUSE_HOST", "0.0.0.0")
+    assert (load_settings().host, load_settings().port) == ("0.0.0.0", 8081)
+    assert load_settings(port=9000).port == 9000  # the flag wins
+    for bad in ("http", "-1", "65536", "8O81", "\u0668"):
+        monkeypatch.setenv("PILOTHOUSE_PORT", bad)
+        with pytest.raises(SettingsError, match=r"PILOTHOUSE_PORT must be a port number"):
+            load_settings()
+    result = subprocess.run(
+        [sys.executable, "-m", "pilothouse", "serve"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PILOTHOUSE_PORT": "http"},
+    )
+    assert result.returncode == 2
+    assert "PILOTHOUSE_PORT must be a port number (0-65535), not 'http'" in result.stderr
 
 
 def test_serve_refuses_a_bad_file_before_starting(tmp_path: Path) -> None:

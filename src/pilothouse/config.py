@@ -427,7 +427,13 @@ class Settings:
         return f"sqlite:///{(self.data_dir / 'pilothouse.db').resolve()}"
 
 
+class SettingsError(ValueError):
+    """A setting that cannot be used (an environment variable's value); says which."""
+
+
 _ENV = {
+    "host": "PILOTHOUSE_HOST",
+    "port": "PILOTHOUSE_PORT",
     "data_dir": "PILOTHOUSE_DATA_DIR",
     "database_url": "PILOTHOUSE_DATABASE_URL",
     "redis_url": "PILOTHOUSE_REDIS_URL",
@@ -450,6 +456,11 @@ def load_settings(**overrides: Any) -> Settings:
     for name in ("data_dir", "config_path"):
         if name in values:
             values[name] = Path(values[name])
+    port = values.get("port")
+    if isinstance(port, str):  # from PILOTHOUSE_PORT (the --port flag is checked by click)
+        if not (port.isascii() and port.isdigit() and int(port) <= 65535):
+            raise SettingsError(f"PILOTHOUSE_PORT must be a port number (0-65535), not {port!r}")
+        values["port"] = int(port)
     if values.get("config_path"):
         values["config"] = load_config_file(values["config_path"])
     return Settings(**values)

@@ -148,7 +148,8 @@ def _listen(host: str, port: int) -> socket.socket:
             f"cannot listen on {host}:{port}: {exc.strerror or exc}. "
             + (
                 "Another process serves it (a `pilothouse serve` still running?): stop it, "
-                "or pick another port with --port."
+                "or pick another port: --port, or PILOTHOUSE_PORT (PILOTHOUSE_PORT=8081 "
+                "make run)."
                 if taken
                 else "Check --host and --port."
             )

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pilothouse.config import Settings, load_settings
+from pilothouse.config import Settings, SettingsError, load_settings
 from pilothouse.yamlfile import FileError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -35,6 +35,9 @@ def settings_or_exit(**overrides: Any) -> Settings:
     """Load settings; a bad config file ends the command with every fault listed (exit 2)."""
     try:
         return load_settings(**overrides)
+    except SettingsError as exc:
+        click.echo(f"pilothouse: {exc}", err=True)
+        raise SystemExit(2) from None
     except FileError as exc:
         click.echo("pilothouse: the config file is not valid:", err=True)
         for problem in exc.problems:
