@@ -17,8 +17,9 @@ from pathlib import Path
 import httpx
 from cp_catalogue import ADMIN, Backend, caller_key, config_text
 
-from pilothouse.config import Settings, load_config_file
+from pilothouse.config import load_config_file
 from pilothouse.server import Server, create_server
+from pilothouse.settings import Settings
 from pilothouse.snapshot import PARTS, full_snapshot
 from pilothouse.snapshot_holder import SnapshotHolder
 from pilothouse.store import open_store

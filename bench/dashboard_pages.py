@@ -34,7 +34,7 @@ from pg_data import add_rollups_from_raw, analyze, fresh_store, load_raw_rows
 from harness import busy, cpu_jiffies
 from pilothouse.cli import demo_seed
 from pilothouse.cli.demo import DEMO_CONFIG
-from pilothouse.config import Settings, load_config_file
+from pilothouse.config import load_config_file
 from pilothouse.evals import runs
 from pilothouse.monitor import alerts
 from pilothouse.monitor.alerts import Condition
@@ -44,6 +44,7 @@ from pilothouse.registry import prompts as registry
 from pilothouse.registry.prompt_content import PromptContent
 from pilothouse.releases.promotion import Promoter
 from pilothouse.server import create_server
+from pilothouse.settings import Settings
 from pilothouse.store import Store
 
 TOKEN = "pha-bench-dashboard-token"

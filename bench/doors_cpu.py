@@ -33,10 +33,11 @@ from typing import Any
 
 import payloads
 
-from pilothouse.config import Settings, load_config_file
+from pilothouse.config import load_config_file
 from pilothouse.policy import admin_token
 from pilothouse.policy import keys as key_policy
 from pilothouse.server import create_server
+from pilothouse.settings import Settings
 from pilothouse.store import open_store
 
 DOORS = ("chat", "responses", "messages")

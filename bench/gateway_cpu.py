@@ -30,7 +30,8 @@ from pathlib import Path
 
 import httpx, orjson
 
-from pilothouse.config import Settings, load_config_file
+from pilothouse.config import load_config_file
+from pilothouse.settings import Settings
 from pilothouse.policy import keys as key_policy
 try:
     from pilothouse.policy import admin_token

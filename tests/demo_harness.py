@@ -24,9 +24,10 @@ from pilothouse.cli import demo_seed
 from pilothouse.cli.demo import DEMO_CONFIG
 from pilothouse.cli.demo_traffic import DemoTraffic
 from pilothouse.clock import ManualClock
-from pilothouse.config import ProviderSpec, Settings, load_config_file
+from pilothouse.config import ProviderSpec, load_config_file
 from pilothouse.policy import admin_token
 from pilothouse.server import Server, create_server
+from pilothouse.settings import Settings
 from pilothouse.simulator.scenario import parse_scenario
 from pilothouse.simulator.server import create_app as create_simulator_app
 from pilothouse.store import open_store

@@ -23,11 +23,12 @@ import httpx
 import orjson
 
 from pilothouse.clock import Clock
-from pilothouse.config import ProviderSpec, Settings, load_config_file
+from pilothouse.config import ProviderSpec, load_config_file
 from pilothouse.policy import admin_token
 from pilothouse.policy import keys as key_policy
 from pilothouse.providers.transport import UpstreamResponse
 from pilothouse.server import Server, create_server
+from pilothouse.settings import Settings
 from pilothouse.simulator.scenario import Scenario
 from pilothouse.simulator.server import create_app as create_simulator_app
 from pilothouse.store import open_store

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from pilothouse.config import SettingsError, load_config_file, load_settings
+from pilothouse.config import load_config_file
+from pilothouse.settings import SettingsError, load_settings
 from pilothouse.yamlfile import FileError
 
 GOOD = """\

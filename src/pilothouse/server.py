@@ -20,7 +20,6 @@ from starlette.applications import Starlette
 from pilothouse.bus import ChangeBus
 from pilothouse.changelog import subscriptions
 from pilothouse.clock import Clock
-from pilothouse.config import Settings
 from pilothouse.conversations.stored import StoredResponses
 from pilothouse.fleet.deployments import TransportFor
 from pilothouse.fleet.state import Fleet
@@ -37,6 +36,7 @@ from pilothouse.quarantine import KINDS
 from pilothouse.registry.feed import PromptFeed
 from pilothouse.releases.routes import list_routes
 from pilothouse.services import Services
+from pilothouse.settings import Settings
 from pilothouse.snapshot_holder import SnapshotHolder
 from pilothouse.store import Store, open_store
 from pilothouse.telemetry.metrics import Metrics

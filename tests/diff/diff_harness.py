@@ -19,9 +19,10 @@ import uvicorn
 from click.testing import CliRunner, Result
 
 from pilothouse.cli import main
-from pilothouse.config import Settings, load_config_file
+from pilothouse.config import load_config_file
 from pilothouse.policy import admin_token
 from pilothouse.server import create_server
+from pilothouse.settings import Settings
 from pilothouse.simulator.scenario import parse_scenario
 from pilothouse.simulator.server import create_app
 from pilothouse.store import open_store

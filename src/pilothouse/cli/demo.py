@@ -22,7 +22,8 @@ from pathlib import Path
 import click
 import httpx
 
-from pilothouse.config import Settings, load_config_file
+from pilothouse.config import load_config_file
+from pilothouse.settings import Settings
 from pilothouse.simulator.scenario import DEMO_SCENARIO_PATH
 
 DEMO_CONFIG = """\

@@ -22,9 +22,9 @@ from pilothouse import logs
 from pilothouse.cli import demo, demo_seed
 from pilothouse.cli.demo_traffic import DemoTraffic
 from pilothouse.cli.settings import settings_or_exit, store_options
-from pilothouse.config import Settings
 from pilothouse.policy import admin_token
 from pilothouse.server import Server, create_server
+from pilothouse.settings import Settings
 from pilothouse.store import StoreError, open_store
 
 log = logging.getLogger("pilothouse.server")
@@ -123,7 +123,7 @@ def _serve(settings: Settings, listener: socket.socket, no_demo_traffic: bool) -
         # The request-log writer thread must not hold the GIL for the default 5 ms while
         # the event loop has frames to relay: switch more often (halved c1 p99 in bench).
         sys.setswitchinterval(0.0005)
-        _DrainingServer(config, server).run(sockets=[listener])
+        _DrainingServer(config, server, url).run(sockets=[listener])
     finally:
         store.close()
         if simulator is not None:
@@ -165,15 +165,15 @@ class _DrainingServer(uvicorn.Server):
     """uvicorn, telling the app when it starts draining, so open event streams end and
     the drain does not wait for them until the graceful-shutdown timeout."""
 
-    def __init__(self, config: uvicorn.Config, app: Server):
+    def __init__(self, config: uvicorn.Config, app: Server, url: str):
         super().__init__(config)
         self._app = app
+        self._url = url
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
         if self.started:  # its lifespan started; uvicorn says where only for its own socket
-            host, port = self.config.host, self.config.port
-            log.info("listening on http://%s:%d", f"[{host}]" if ":" in host else host, port)
+            log.info("listening on %s", self._url)
         # Everything alive now (modules, config, the snapshot) lives as long as the
         # process: take it out of the collector's view. Without this each full collection
         # walked ~110k objects, stalling the event loop 70-95 ms (bench: c32 p99 79 -> 17

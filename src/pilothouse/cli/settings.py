@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pilothouse.config import Settings, SettingsError, load_settings
+from pilothouse.settings import Settings, SettingsError, load_settings
 from pilothouse.yamlfile import FileError
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -52,9 +52,9 @@ from pilothouse.gateway.relay import RelayResult
 from pilothouse.gateway.resolve import Resolution, resolve
 from pilothouse.gateway.stream_frames import StreamFrames
 from pilothouse.gateway.streamed import StreamedAnswer
-from pilothouse.gateway.unserved import unserved_answer
+from pilothouse.gateway.unserved import send_unserved, unserved_answer
 from pilothouse.logs import request_id_var
-from pilothouse.policy.keys import ApiKey, authenticate, authenticate_quietly
+from pilothouse.policy.keys import ApiKey, authenticate
 from pilothouse.policy.quota_gate import Admission, QuotaGate
 from pilothouse.providers.types import ChatStream, UpstreamError
 from pilothouse.snapshot import Snapshot
@@ -97,41 +97,16 @@ class GatewayApp:
         path = scope["path"]
         endpoint = endpoint_of(path, scope["method"])
         if endpoint is None:
-            await self._unserved(scope, send, 404, unserved_answer(path, SERVED_PATHS))
+            answer = unserved_answer(path, SERVED_PATHS)
+            await send_unserved(scope, send, 404, answer, self.metrics, self.holder.current)
             return
         name, method = endpoint
         if scope["method"] != method:
             answer = unserved_answer(path, SERVED_PATHS, method=method)
-            await self._unserved(scope, send, 405, answer, [(b"allow", method.encode())])
+            allow = [(b"allow", method.encode())]
+            await send_unserved(scope, send, 405, answer, self.metrics, self.holder.current, allow)
             return
         await self._serve(name, scope, receive, send)
-
-    async def _unserved(
-        self,
-        scope: Scope,
-        send: Send,
-        status: int,
-        answer: tuple[str, bytes],
-        headers: Headers | None = None,
-    ) -> None:
-        """A path or method the gateway does not serve: counted by its kind (a bounded
-        label, never the path), logged at debug level with the key when one was sent, and
-        answered with a clean error."""
-        kind, body = answer
-        self.metrics.unserved.labels(kind).inc()
-        if log.isEnabledFor(logging.DEBUG):
-            request = RequestHeaders.of(scope)
-            authorization = request.authorization
-            if authorization is None and request.api_key:
-                authorization = b"Bearer " + request.api_key
-            key = authenticate_quietly(self.holder.current.keys_by_hash, authorization)
-            log.debug(
-                "unserved request: %s %s",
-                scope["method"],
-                scope["path"][:200],
-                extra={"path_kind": kind, "key_id": key.id if key else None},
-            )
-        await send_json(send, status, body, headers)
 
     async def _serve(self, endpoint: str, scope: Scope, receive: Receive, send: Send) -> None:
         t0 = time.perf_counter()
@@ -160,7 +135,13 @@ class GatewayApp:
             if endpoint in endpoints.STORED_ENDPOINTS:
                 await endpoints.stored(self.keeper, endpoint, scope, key, send, headers)
                 return
-            payload, body_bytes = await self._read(receive, request)
+            body = await read_body(
+                receive,
+                limit=self.max_body_bytes,
+                content_length=request.content_length,
+                timeout_seconds=self.body_read_timeout_seconds,
+            )
+            payload, body_bytes = parse_json_object(body), len(body)
             sent_bytes: int | None = body_bytes
             if endpoint == "responses" and self.keeper.names_stored_state(payload):
                 payload = await self.keeper.prepare(key, payload)
@@ -243,28 +224,6 @@ class GatewayApp:
         key = authenticate(snapshot.keys_by_hash, authorization, datetime.now(UTC))
         record.key_id, record.user, record.team = key.id, key.user, key.team
         return key
-
-    async def _read(self, receive: Receive, request: RequestHeaders) -> tuple[dict[str, Any], int]:
-        """The body as a JSON object, and how many bytes it was."""
-        # A bare timer, not asyncio.timeout: the body is nearly always in already.
-        task = asyncio.current_task()
-        assert task is not None
-        timer = asyncio.get_running_loop().call_later(self.body_read_timeout_seconds, task.cancel)
-        try:
-            body = await read_body(
-                receive, limit=self.max_body_bytes, content_length=request.content_length
-            )
-        except asyncio.CancelledError:
-            if timer.when() > asyncio.get_running_loop().time():
-                raise  # cancelled by something else (the shutdown deadline)
-            task.uncancel()
-            raise errors.RequestTimeout(
-                f"the request body did not arrive within {self.body_read_timeout_seconds:g} s",
-                hint="check that Content-Length matches the body you send",
-            ) from None
-        finally:
-            timer.cancel()
-        return parse_json_object(body), len(body)
 
     def _resolve(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -28,8 +29,31 @@ class ClientGone(Exception):
     """The client disconnected before the request was complete."""
 
 
-async def read_body(receive: Receive, *, limit: int, content_length: int | None) -> bytes:
-    """The whole request body; refuses one larger than `limit` bytes without buffering it."""
+async def read_body(
+    receive: Receive, *, limit: int, content_length: int | None, timeout_seconds: float
+) -> bytes:
+    """The whole request body; refuses one larger than `limit` bytes without buffering it,
+    and one that has not all arrived within `timeout_seconds` (RequestTimeout)."""
+    # A bare timer, not asyncio.timeout: the body is nearly always in already.
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    timer = loop.call_later(timeout_seconds, task.cancel)
+    try:
+        return await _read_body(receive, limit, content_length)
+    except asyncio.CancelledError:
+        if timer.when() > loop.time():
+            raise  # cancelled by something else (the shutdown deadline)
+        task.uncancel()
+        raise errors.RequestTimeout(
+            f"the request body did not arrive within {timeout_seconds:g} s",
+            hint="check that Content-Length matches the body you send",
+        ) from None
+    finally:
+        timer.cancel()
+
+
+async def _read_body(receive: Receive, limit: int, content_length: int | None) -> bytes:
     if content_length is not None and content_length > limit:
         raise too_large(content_length, limit)
     message = await receive()

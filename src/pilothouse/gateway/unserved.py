@@ -8,9 +8,17 @@ anthropic SDK calls, answers in Anthropic's shape.
 
 from __future__ import annotations
 
+import logging
+
 from pilothouse import errors
 from pilothouse.gateway.doors.messages import error_body as anthropic_error_body
-from pilothouse.gateway.http_io import openai_error_body
+from pilothouse.gateway.headers import RequestHeaders
+from pilothouse.gateway.http_io import Headers, Scope, Send, openai_error_body, send_json
+from pilothouse.policy.keys import authenticate_quietly
+from pilothouse.snapshot import Snapshot
+from pilothouse.telemetry.metrics import Metrics
+
+log = logging.getLogger("pilothouse.gateway")
 
 # The kinds, in the order they are tried; the first whose prefix matches names the path.
 _KINDS = (
@@ -71,3 +79,32 @@ def unserved_answer(
     else:
         message = f"unknown endpoint {shown}; this gateway serves {where}"
     return kind, openai_error_body(message, "not_found_error", code="unknown_endpoint")
+
+
+async def send_unserved(
+    scope: Scope,
+    send: Send,
+    status: int,
+    answer: tuple[str, bytes],
+    metrics: Metrics,
+    snapshot: Snapshot,
+    headers: Headers | None = None,
+) -> None:
+    """A path or method the gateway does not serve (`answer`: `unserved_answer`'s): counted
+    by its kind (a bounded label, never the path), logged at debug level with the key when
+    one was sent, and answered with a clean error."""
+    kind, body = answer
+    metrics.unserved.labels(kind).inc()
+    if log.isEnabledFor(logging.DEBUG):
+        request = RequestHeaders.of(scope)
+        authorization = request.authorization
+        if authorization is None and request.api_key:
+            authorization = b"Bearer " + request.api_key
+        key = authenticate_quietly(snapshot.keys_by_hash, authorization)
+        log.debug(
+            "unserved request: %s %s",
+            scope["method"],
+            scope["path"][:200],
+            extra={"path_kind": kind, "key_id": key.id if key else None},
+        )
+    await send_json(send, status, body, headers)
