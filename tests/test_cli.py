@@ -367,7 +367,7 @@ def _answers(url: str) -> bool:
 def test_serve_listens_at_once_on_a_socket_no_child_inherits() -> None:
     # Two starts at once (the second while the first is still seeding): the second must
     # be refused then, not bind beside the first and later fail to listen in silence.
-    first = serve_command._listen("127.0.0.1", 0)
+    [first] = serve_command._listen("127.0.0.1", 0)
     try:
         port = first.getsockname()[1]
         with pytest.raises(click.ClickException, match=f"cannot listen on 127.0.0.1:{port}"):
@@ -377,3 +377,39 @@ def test_serve_listens_at_once_on_a_socket_no_child_inherits() -> None:
         socket.create_connection(("127.0.0.1", port), timeout=2).close()  # listening
     finally:
         first.close()
+
+
+def test_serve_listens_on_every_address_its_host_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Where /etc/hosts gives `localhost` both loopbacks, a client that tries ::1 first
+    # must find the server there too (uvicorn's own bind did), on the same port.
+    resolve = socket.getaddrinfo
+
+    def both_loopbacks(host: str, port: int, *args: object, **kwargs: object) -> list:
+        if host != "localhost":
+            return resolve(host, port, *args, **kwargs)  # type: ignore[arg-type]
+        return resolve("127.0.0.1", port, *args, **kwargs) + resolve("::1", port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(serve_command.socket, "getaddrinfo", both_loopbacks)
+    listeners = serve_command._listen("localhost", 0)
+    try:
+        assert [s.family for s in listeners] == [socket.AF_INET, socket.AF_INET6]
+        port = listeners[0].getsockname()[1]
+        assert listeners[1].getsockname()[1] == port
+        for address in ("127.0.0.1", "::1"):
+            socket.create_connection((address, port), timeout=2).close()
+        # Taken on one of its addresses: refused, and nothing left bound on the other.
+        with pytest.raises(click.ClickException, match="Another process serves it"):
+            serve_command._listen("localhost", port)
+    finally:
+        for listener in listeners:
+            listener.close()
+    again = serve_command._listen("localhost", port)  # the failed try left nothing open
+    for listener in again:
+        listener.close()
+
+
+def test_serve_on_a_host_that_does_not_resolve_says_so() -> None:
+    with pytest.raises(
+        click.ClickException, match=r"cannot listen on no-such-host\.invalid:0.*--host"
+    ):
+        serve_command._listen("no-such-host.invalid", 0)

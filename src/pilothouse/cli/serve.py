@@ -64,16 +64,17 @@ def serve(
     logs.configure(settings.log_level)
     # The port first: a start that cannot listen stops before it prints a token, a key
     # and a URL that another process answers.
-    listener = _listen(settings.host, settings.port)
+    listeners = _listen(settings.host, settings.port)
     try:
         # --port 0: the port the system gave, in the banner and the log as anywhere else.
-        settings = dataclasses.replace(settings, port=listener.getsockname()[1])
-        _serve(settings, listener, no_demo_traffic)
+        settings = dataclasses.replace(settings, port=listeners[0].getsockname()[1])
+        _serve(settings, listeners, no_demo_traffic)
     finally:
-        listener.close()
+        for listener in listeners:
+            listener.close()
 
 
-def _serve(settings: Settings, listener: socket.socket, no_demo_traffic: bool) -> None:
+def _serve(settings: Settings, listeners: list[socket.socket], no_demo_traffic: bool) -> None:
     """Everything after the port: the demo's simulator, the store, the banner, uvicorn."""
     simulator: subprocess.Popen[bytes] | None = None
     if not settings.config.providers:
@@ -123,7 +124,7 @@ def _serve(settings: Settings, listener: socket.socket, no_demo_traffic: bool) -
         # The request-log writer thread must not hold the GIL for the default 5 ms while
         # the event loop has frames to relay: switch more often (halved c1 p99 in bench).
         sys.setswitchinterval(0.0005)
-        _DrainingServer(config, server, url).run(sockets=[listener])
+        _DrainingServer(config, server, url).run(sockets=listeners)
     finally:
         store.close()
         if simulator is not None:
@@ -131,18 +132,36 @@ def _serve(settings: Settings, listener: socket.socket, no_demo_traffic: bool) -
             simulator.wait(timeout=10)
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """The server's socket, bound (as uvicorn binds one), or a clear exit."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def _listen(host: str, port: int) -> list[socket.socket]:
+    """The server's sockets, bound and listening, one per address the host names (as
+    asyncio's server binds them: `localhost` may be 127.0.0.1 and ::1), all on one port
+    (port 0: the one the system gives the first); or a clear exit, none left open."""
     try:
-        listener.bind((host, port))
-        # Listening at once: two sockets with SO_REUSEADDR may share a port until one
-        # listens, and a listen that fails later (inside uvicorn, on uvloop) is silent.
-        listener.listen(BACKLOG)
+        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except OSError as exc:
-        listener.close()
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}. Check --host "
+            "(or PILOTHOUSE_HOST): an address of this machine, or a name that resolves to one."
+        ) from None
+    addresses = list(dict.fromkeys(addresses))
+    listeners: list[socket.socket] = []
+    try:
+        for family, kind, proto, _, address in addresses:
+            listener = socket.socket(family, kind, proto)
+            listeners.append(listener)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and len(addresses) > 1:
+                # Its own address only: `::` beside 0.0.0.0 would take its port too.
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            if port == 0 and len(listeners) > 1:
+                address = (address[0], listeners[0].getsockname()[1], *address[2:])
+            listener.bind(address)
+            # Listening at once: two sockets with SO_REUSEADDR may share a port until one
+            # listens, and a listen that fails later (inside uvicorn, on uvloop) is silent.
+            listener.listen(BACKLOG)
+    except OSError as exc:
+        for listener in listeners:
+            listener.close()
         taken = exc.errno == errno.EADDRINUSE
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}. "
@@ -154,7 +173,7 @@ def _listen(host: str, port: int) -> socket.socket:
                 else "Check --host and --port."
             )
         ) from None
-    return listener  # not inheritable: a scheduled eval run (a child) must not hold it
+    return listeners  # not inheritable: a scheduled eval run (a child) must not hold them
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
