@@ -147,6 +147,15 @@ def test_canary_at_10_percent_sends_about_10_percent_of_users_and_keeps_each_on_
             for _ in range(5)
         ]
         assert len(set(session)) == 1
+    # A person's key is that person: the users its requests name do not spread it over
+    # both sides (it is bucketed as the user it is logged and charged as).
+    alice = gateway.create_key(name="alice-canary", user="alice")
+    with httpx.Client(base_url=gateway.url, headers={"Authorization": f"Bearer {alice}"}) as http:
+        alice_sides = {
+            http.post("/v1/chat/completions", json={**body, "user": f"user-{i}"}).json()["model"]
+            for i in range(60)
+        }
+    assert len(alice_sides) == 1, alice_sides
     assert canary["id"] != releases["v2"]["id"]
 
 

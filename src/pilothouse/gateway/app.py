@@ -239,7 +239,12 @@ class GatewayApp:
         record.model_alias = model  # as requested (bounded by the writer) until resolved
         if door is not None:
             payload = door.to_chat(payload)
-        user = payload.get("user") if isinstance(payload.get("user"), str) else None
+        # An application key's caller names its end user; a person's key is that person,
+        # whatever its requests say (their user quotas cannot be sidestepped, and a
+        # canary buckets them as the one user they are).
+        user = key.user
+        if user is None and isinstance(payload.get("user"), str):
+            user = payload["user"]
         resolution = resolve(
             snapshot,
             key,
@@ -250,10 +255,7 @@ class GatewayApp:
             arm=request.arm,
         )
         record.model_alias = resolution.alias.alias
-        if user is not None and key.user is None:
-            # An application key's caller names its end user; a person's key is that
-            # person, whatever its requests say (their user quotas cannot be sidestepped).
-            record.user = user
+        record.user = user
         if resolution.route is not None:
             choice = resolution.route
             release = choice.release
