@@ -112,6 +112,28 @@ def test_responses_refusals_name_the_field(extra: dict[str, Any], param: str | N
         assert caught.value.param == param
 
 
+@pytest.mark.parametrize(
+    ("door", "body", "said"),
+    [
+        ("responses", {"tools": [{"type": "z" * 10_000}]}, "got 'zzz"),
+        ("responses", {"text": {"format": {"type": "z" * 10_000}}}, "text.format.type` 'zzz"),
+        ("responses", {"input": [{"type": "z" * 10_000}]}, "input[0].type` 'zzz"),
+        ("messages", {"max_tokens": "a lot"}, "must be an integer, got str 'a lot'"),
+        (
+            "messages",
+            {"max_tokens": 5, "messages": [{"role": "user", "content": [{"type": "z" * 10_000}]}]},
+            "type` 'zzz",
+        ),
+    ],
+)
+def test_refusals_quote_what_was_sent_briefly(door: str, body: dict[str, Any], said: str) -> None:
+    base = {"model": "fast", "input": "hi", "messages": [{"role": "user", "content": "hi"}]}
+    with pytest.raises(InvalidRequest) as caught:
+        (responses if door == "responses" else messages).to_chat({**base, **body})
+    assert said in caught.value.message
+    assert len(caught.value.message) < 300, len(caught.value.message)
+
+
 def test_responses_store_false_is_accepted() -> None:
     assert responses.to_chat({"model": "fast", "input": "hi", "store": False})["messages"]
 

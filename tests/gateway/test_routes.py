@@ -100,6 +100,11 @@ def test_route_errors_name_what_is_missing(gateway: Gateway) -> None:
         client.chat.completions.create(
             model="route:nope", messages=[{"role": "user", "content": "x"}]
         )
+    # A name the client made up is quoted, not echoed whole (an error is not a mirror).
+    for name in ("x" * 20_000, "route:" + "y" * 20_000):
+        with pytest.raises(openai.NotFoundError, match="does not exist") as caught:
+            client.chat.completions.create(model=name, messages=[{"role": "user", "content": "x"}])
+        assert len(caught.value.message) < 600, len(caught.value.message)
     narrow = openai.OpenAI(
         base_url=gateway.url + "/v1",
         api_key=gateway.create_key(name="n", models=["fast"]),

@@ -61,8 +61,14 @@ def error_body(exc: errors.PilothouseError) -> bytes:
 
 def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     """The chat completions body for a Messages request; InvalidRequest names the field."""
-    if not isinstance(body.get("max_tokens"), int) or isinstance(body.get("max_tokens"), bool):
+    max_tokens = body.get("max_tokens")
+    if max_tokens is None:
         raise InvalidRequest("`max_tokens` is required: an integer", param="max_tokens")
+    if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
+        raise InvalidRequest(
+            f"`max_tokens` must be an integer, got {type(max_tokens).__name__} {max_tokens!r:.60}",
+            param="max_tokens",
+        )
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system:
@@ -155,7 +161,7 @@ def _turn(message: Any, where: str) -> list[dict[str, Any]]:
             continue
         else:
             raise InvalidRequest(
-                f"`{at}.type` {kind!r} is not supported here (text, image, tool_use, tool_result)",
+                f"`{at}.type` {kind!r:.60} is not supported here (text, image, tool_use, tool_result)",
                 param=f"{at}.type",
             )
     out: list[dict[str, Any]] = list(results)  # tool results answer the turn before

@@ -158,7 +158,7 @@ def _input_messages(value: Any) -> list[dict[str, Any]]:
             )
         else:
             raise InvalidRequest(
-                f"`{where}.type` {kind!r} is not supported by this gateway's Responses door "
+                f"`{where}.type` {kind!r:.60} is not supported by this gateway's Responses door "
                 "(message, function_call, function_call_output, item_reference)",
                 param=f"{where}.type",
             )
@@ -203,7 +203,7 @@ def _content(content: Any, where: str) -> Any:
             continue
         else:
             raise InvalidRequest(
-                f"`{where}.content[{index}].type` {kind!r} is not supported "
+                f"`{where}.content[{index}].type` {kind!r:.60} is not supported "
                 "(input_text, output_text, input_image)",
                 param=f"{where}.content[{index}].type",
             )
@@ -218,7 +218,7 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         if not isinstance(tool, dict) or tool.get("type") != "function":
             kind = tool.get("type") if isinstance(tool, dict) else None
             raise InvalidRequest(
-                f"`tools[{index}]`: only function tools pass through this gateway, got {kind!r}",
+                f"`tools[{index}]`: only function tools pass through this gateway, got {kind!r:.60}",
                 param=f"tools[{index}]",
             )
         function = {
@@ -257,7 +257,9 @@ def _format(fmt: dict[str, Any]) -> dict[str, Any] | None:
         if fmt.get("strict") is not None:
             spec["strict"] = fmt["strict"]
         return {"type": "json_schema", "json_schema": spec}
-    raise InvalidRequest(f"`text.format.type` {kind!r} is not supported", param="text.format.type")
+    raise InvalidRequest(
+        f"`text.format.type` {kind!r:.60} is not supported", param="text.format.type"
+    )
 
 
 # The Responses object and its one-message output item, written around their values:
