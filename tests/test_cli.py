@@ -16,6 +16,7 @@ import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import click
 import httpx
@@ -406,6 +407,27 @@ def test_serve_listens_on_every_address_its_host_names(monkeypatch: pytest.Monke
     again = serve_command._listen("localhost", port)  # the failed try left nothing open
     for listener in again:
         listener.close()
+
+
+def test_serve_skips_an_address_of_its_host_that_is_not_this_machines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # ::1 where IPv6 is off, say: the other addresses serve (as asyncio's server does);
+    # only when none is this machine's does serve stop.
+    resolve = socket.getaddrinfo
+
+    def names(*hosts: str) -> Any:
+        return lambda host, port, *a, **k: [x for h in hosts for x in resolve(h, port, *a, **k)]
+
+    monkeypatch.setattr(serve_command.socket, "getaddrinfo", names("198.51.100.7", "127.0.0.1"))
+    [listener] = serve_command._listen("somewhere", 0)
+    try:
+        assert listener.getsockname()[0] == "127.0.0.1"
+    finally:
+        listener.close()
+    monkeypatch.setattr(serve_command.socket, "getaddrinfo", names("198.51.100.7", "203.0.113.7"))
+    with pytest.raises(click.ClickException, match="none of its addresses is this machine's"):
+        serve_command._listen("somewhere", 0)
 
 
 def test_serve_on_a_host_that_does_not_resolve_says_so() -> None:

@@ -155,7 +155,14 @@ def _listen(host: str, port: int) -> list[socket.socket]:
                 listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             if port == 0 and len(listeners) > 1:
                 address = (address[0], listeners[0].getsockname()[1], *address[2:])
-            listener.bind(address)
+            try:
+                listener.bind(address)
+            except OSError as exc:
+                if exc.errno != errno.EADDRNOTAVAIL or len(addresses) == 1:
+                    raise
+                # One of several (::1 where IPv6 is off): the others serve, as asyncio does.
+                listeners.pop().close()
+                continue
             # Listening at once: two sockets with SO_REUSEADDR may share a port until one
             # listens, and a listen that fails later (inside uvicorn, on uvloop) is silent.
             listener.listen(BACKLOG)
@@ -173,6 +180,11 @@ def _listen(host: str, port: int) -> list[socket.socket]:
                 else "Check --host and --port."
             )
         ) from None
+    if not listeners:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: none of its addresses is this machine's. "
+            "Check --host and --port."
+        )
     return listeners  # not inheritable: a scheduled eval run (a child) must not hold them
 
 
