@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -380,33 +381,72 @@ def test_serve_listens_at_once_on_a_socket_no_child_inherits() -> None:
         first.close()
 
 
+def _can_bind_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _can_bind_ipv6_loopback(), reason="no IPv6 loopback on this machine")
 def test_serve_listens_on_every_address_its_host_names(monkeypatch: pytest.MonkeyPatch) -> None:
     # Where /etc/hosts gives `localhost` both loopbacks, a client that tries ::1 first
     # must find the server there too (uvicorn's own bind did), on the same port.
     resolve = socket.getaddrinfo
 
-    def both_loopbacks(host: str, port: int, *args: object, **kwargs: object) -> list:
+    def both_loopbacks(host: str, port: int, *args: Any, **kwargs: Any) -> Any:
         if host != "localhost":
-            return resolve(host, port, *args, **kwargs)  # type: ignore[arg-type]
-        return resolve("127.0.0.1", port, *args, **kwargs) + resolve("::1", port, *args, **kwargs)  # type: ignore[arg-type]
+            return resolve(host, port, *args, **kwargs)
+        return resolve("127.0.0.1", port, *args, **kwargs) + resolve("::1", port, *args, **kwargs)
 
     monkeypatch.setattr(serve_command.socket, "getaddrinfo", both_loopbacks)
-    listeners = serve_command._listen("localhost", 0)
+    ipv4, ipv6 = serve_command._listen("localhost", 0)
+    port = ipv4.getsockname()[1]
     try:
-        assert [s.family for s in listeners] == [socket.AF_INET, socket.AF_INET6]
-        port = listeners[0].getsockname()[1]
-        assert listeners[1].getsockname()[1] == port
+        assert (ipv4.family, ipv6.family) == (socket.AF_INET, socket.AF_INET6)
+        assert ipv6.getsockname()[1] == port
         for address in ("127.0.0.1", "::1"):
             socket.create_connection((address, port), timeout=2).close()
-        # Taken on one of its addresses: refused, and nothing left bound on the other.
-        with pytest.raises(click.ClickException, match="Another process serves it"):
+        # Taken on ::1 only (another server there): refused, naming that address, and the
+        # IPv4 socket it had bound is closed again (127.0.0.1 binds once more below).
+        ipv4.close()
+        with pytest.raises(click.ClickException, match=rf"\(\[::1\]:{port}\).*in use"):
             serve_command._listen("localhost", port)
+        [again] = serve_command._listen("127.0.0.1", port)
+        again.close()
     finally:
-        for listener in listeners:
-            listener.close()
-    again = serve_command._listen("localhost", port)  # the failed try left nothing open
-    for listener in again:
-        listener.close()
+        ipv4.close()
+        ipv6.close()
+
+
+def test_serve_on_port_0_tries_another_port_when_one_address_has_it_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The port the system gave the first address can be taken on the second: nothing the
+    # user could change, so not their error; another port is tried.
+    tries = []
+    bind_all = serve_command._bind_all
+
+    def taken_once(addresses: Any, port: int) -> list[socket.socket]:
+        tries.append(port)
+        if len(tries) == 1:
+            raise OSError(errno.EADDRINUSE, "Address already in use", "[::1]:40000")
+        return bind_all(addresses[:1], port)
+
+    resolve = socket.getaddrinfo
+    two = [*resolve("127.0.0.1", 0, type=socket.SOCK_STREAM)]
+    two += resolve("127.0.0.2", 0, type=socket.SOCK_STREAM)
+    monkeypatch.setattr(serve_command, "_bind_all", taken_once)
+    monkeypatch.setattr(serve_command.socket, "getaddrinfo", lambda *a, **k: two)
+    [listener] = serve_command._listen("localhost", 0)
+    listener.close()
+    assert tries == [0, 0]
+    with pytest.raises(click.ClickException, match=r"localhost:8080 \(\[::1\]:40000\)"):
+        tries.clear()
+        serve_command._listen("localhost", 8080)  # a port the user chose: their error
+    assert tries == [8080]
 
 
 def test_serve_skips_an_address_of_its_host_that_is_not_this_machines(

@@ -105,6 +105,9 @@ def test_route_errors_name_what_is_missing(gateway: Gateway) -> None:
         with pytest.raises(openai.NotFoundError, match="does not exist") as caught:
             client.chat.completions.create(model=name, messages=[{"role": "user", "content": "x"}])
         assert len(caught.value.message) < 600, len(caught.value.message)
+    with pytest.raises(openai.NotFoundError, match="'zzz") as caught:
+        client.models.retrieve("z" * 5_000)
+    assert len(caught.value.message) < 300, len(caught.value.message)
     narrow = openai.OpenAI(
         base_url=gateway.url + "/v1",
         api_key=gateway.create_key(name="n", models=["fast"]),

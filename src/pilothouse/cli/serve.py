@@ -11,8 +11,10 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 import uvicorn
@@ -135,57 +137,87 @@ def _serve(settings: Settings, listeners: list[socket.socket], no_demo_traffic: 
 def _listen(host: str, port: int) -> list[socket.socket]:
     """The server's sockets, bound and listening, one per address the host names (as
     asyncio's server binds them: `localhost` may be 127.0.0.1 and ::1), all on one port
-    (port 0: the one the system gives the first); or a clear exit, none left open."""
+    (port 0: one the system gives, free on every address); or a clear exit, none left
+    open. Of several addresses, one this machine lacks (::1 where IPv6 is off) is skipped."""
     try:
-        addresses = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        # "" is every interface, as it was for bind() (and None is, to getaddrinfo).
+        found = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
     except OSError as exc:
         raise click.ClickException(
             f"cannot listen on {host}:{port}: {exc.strerror or exc}. Check --host "
             "(or PILOTHOUSE_HOST): an address of this machine, or a name that resolves to one."
         ) from None
-    addresses = list(dict.fromkeys(addresses))
+    addresses = [(family, address) for family, _, _, _, address in dict.fromkeys(found)]
+    # Port 0 on several addresses: the port the first one got may be taken on another
+    # (nothing the user could change): then again, with another port.
+    for _ in range(10 if port == 0 and len(addresses) > 1 else 1):
+        try:
+            return _bind_all(addresses, port)
+        except OSError as exc:
+            failed = exc
+            if exc.errno != errno.EADDRINUSE:
+                break
+    at = f" ({failed.filename})" if failed.filename else ""
+    raise click.ClickException(
+        f"cannot listen on {host}:{port}{at}: {failed.strerror or failed}. "
+        + (
+            "Another process serves it (a `pilothouse serve` still running?): stop it, or "
+            "pick another port: --port, or PILOTHOUSE_PORT (PILOTHOUSE_PORT=8081 make run)."
+            if failed.errno == errno.EADDRINUSE
+            else "Check --host and --port."
+        )
+    ) from None
+
+
+def _bind_all(addresses: Sequence[tuple[int, Any]], port: int) -> list[socket.socket]:
+    """A listening socket on each address, all on one port; OSError (its `filename` the
+    address that failed) with none left open."""
     listeners: list[socket.socket] = []
     try:
-        for family, kind, proto, _, address in addresses:
-            listener = socket.socket(family, kind, proto)
+        for family, address in addresses:
+            if port == 0 and listeners:
+                address = (address[0], listeners[0].getsockname()[1], *address[2:])
+            try:
+                listener = socket.socket(family, socket.SOCK_STREAM)
+            except OSError:
+                if len(addresses) == 1:
+                    raise
+                continue  # a family this machine lacks (IPv6 off): the others serve
             listeners.append(listener)
             listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6 and len(addresses) > 1:
                 # Its own address only: `::` beside 0.0.0.0 would take its port too.
                 listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            if port == 0 and len(listeners) > 1:
-                address = (address[0], listeners[0].getsockname()[1], *address[2:])
             try:
                 listener.bind(address)
             except OSError as exc:
-                if exc.errno != errno.EADDRNOTAVAIL or len(addresses) == 1:
+                if len(addresses) == 1:
                     raise
-                # One of several (::1 where IPv6 is off): the others serve, as asyncio does.
-                listeners.pop().close()
+                if exc.errno != errno.EADDRNOTAVAIL:
+                    exc.filename = _shown(family, address)  # which of them, for the error
+                    raise
+                listeners.pop().close()  # an address this machine lacks: the others serve
                 continue
             # Listening at once: two sockets with SO_REUSEADDR may share a port until one
             # listens, and a listen that fails later (inside uvicorn, on uvloop) is silent.
             listener.listen(BACKLOG)
-    except OSError as exc:
+    except BaseException:
         for listener in listeners:
             listener.close()
-        taken = exc.errno == errno.EADDRINUSE
-        raise click.ClickException(
-            f"cannot listen on {host}:{port}: {exc.strerror or exc}. "
-            + (
-                "Another process serves it (a `pilothouse serve` still running?): stop it, "
-                "or pick another port: --port, or PILOTHOUSE_PORT (PILOTHOUSE_PORT=8081 "
-                "make run)."
-                if taken
-                else "Check --host and --port."
-            )
-        ) from None
+        raise
     if not listeners:
-        raise click.ClickException(
-            f"cannot listen on {host}:{port}: none of its addresses is this machine's. "
-            "Check --host and --port."
-        )
+        raise OSError(errno.EADDRNOTAVAIL, "none of its addresses is this machine's")
     return listeners  # not inheritable: a scheduled eval run (a child) must not hold them
+
+
+def _shown(family: int, address: Any) -> str:
+    return (
+        f"[{address[0]}]:{address[1]}"
+        if family == socket.AF_INET6
+        else f"{address[0]}:{address[1]}"
+    )
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

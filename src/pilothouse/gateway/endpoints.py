@@ -65,7 +65,7 @@ async def models(
     target = snapshot.models.get(alias)
     if target is None or not key.allows(alias):
         raise errors.NotFound(
-            f"the model {alias!r:.80} does not exist or this key may not use it",
+            f"the model {alias[:80]!r} does not exist or this key may not use it",
             param="model",
             code="model_not_found",
         )

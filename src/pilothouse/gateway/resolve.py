@@ -67,7 +67,7 @@ def alias_target(snapshot: Snapshot, key: ApiKey, model: str) -> ModelAlias:
     if alias is None or not key.allows(model):
         allowed = sorted(a for a in snapshot.models if key.allows(a))
         raise errors.NotFound(
-            f"the model {model!r:.80} does not exist or this key may not use it; "
+            f"the model {model[:80]!r} does not exist or this key may not use it; "
             f"models available to this key: {', '.join(allowed) or '(none)'}",
             param="model",
             code="model_not_found",
@@ -98,7 +98,7 @@ def _route(
     if route is None or not key.allows(ROUTE_PREFIX + name):
         allowed = sorted(r for r in snapshot.routes if key.allows(ROUTE_PREFIX + r))
         raise errors.NotFound(
-            f"the route {name!r:.80} does not exist or this key may not use it; routes available "
+            f"the route {name[:80]!r} does not exist or this key may not use it; routes available "
             f"to this key: {', '.join(allowed) or '(none)'}",
             param="model",
             code="model_not_found",
