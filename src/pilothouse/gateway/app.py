@@ -5,7 +5,7 @@ A request is served entirely from the in-memory snapshot, in named stages that r
 to bottom in `_serve`: authenticate → read → resolve → call → account. Each later feature
 (quotas, fleet choice, session budgets) is one call between them into its own package.
 One `RequestRecord` goes to the batch writer at the end; nothing here waits on the
-database. The call stage answers plainly here and streams in `streamed.py`; the paths and
+database. The call stage answers in `plain.py` or streams in `streamed.py`; the paths and
 the read-only endpoints are `endpoints.py`'s.
 
 The Responses and Messages front doors (`doors/`) go through the same stages: their
@@ -21,16 +21,12 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from pilothouse import errors
 from pilothouse.clock import Clock
 from pilothouse.conversations.stored import StoredResponses
-from pilothouse.fleet.deployments import Deployment
-from pilothouse.fleet.failover import Failover, bounded
+from pilothouse.fleet.failover import Failover
 from pilothouse.gateway import endpoints, quota_stage, validation
-from pilothouse.gateway.accounting import account, account_partial, record_signals
-from pilothouse.gateway.client_watch import WATCH_AFTER_SECONDS, ClientWatch
+from pilothouse.gateway.accounting import account_partial, record_signals
 from pilothouse.gateway.doors.door import DOORS, Door
 from pilothouse.gateway.doors.ids_and_chunks import answer_id
 from pilothouse.gateway.doors.stored import Keeper, Turn
@@ -48,6 +44,7 @@ from pilothouse.gateway.http_io import (
     read_body,
     send_json,
 )
+from pilothouse.gateway.plain import PlainAnswer
 from pilothouse.gateway.relay import RelayResult
 from pilothouse.gateway.resolve import Resolution, resolve
 from pilothouse.gateway.stream_frames import StreamFrames
@@ -92,6 +89,7 @@ class GatewayApp:
         self.body_read_timeout_seconds = body_read_timeout_seconds
         self.draining = False  # set when the server stops accepting: a cancel is then a cut
         self.streamed = StreamedAnswer(keepalive_seconds, self._cut, self._fail)
+        self.plain = PlainAnswer(self.now, quotas, self._cut)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope["path"]
@@ -297,61 +295,25 @@ class GatewayApp:
                 await self.streamed.serve(
                     failover, body, record, t0, receive, send, headers, frames
                 )
-                return
-            watch = ClientWatch(receive, WATCH_AFTER_SECONDS)
-            try:
-                deployment, result = await self._answer(failover, endpoint, body, record)
-            except asyncio.CancelledError:
-                if self._cut(record, failover, body, None, None, gone=watch.gone):
-                    raise ClientGone from None
-                raise
-            finally:
-                watch.detach()
+            else:
+                await self.plain.serve(
+                    failover,
+                    endpoint,
+                    body,
+                    record,
+                    receive,
+                    send,
+                    headers,
+                    door,
+                    request,
+                    admission,
+                    turn,
+                )
         finally:
             record.attempts = failover.log()
             record.attempt_count = failover.count
             record_signals(record, failover.signals)
             attempts += failover.tried
-        account(record, deployment, result.usage)
-        answer = result.body
-        if endpoint != "embeddings":
-            record.finish_reason = result.finish_reason
-            if door is not None:
-                answer = door.answer_json(
-                    result, request, request["model"], int(self.now()), record.id
-                )
-                if turn is not None:
-                    kept = orjson.loads(answer)
-                    if not await turn.keep(kept):  # before the client can ask for it
-                        answer = orjson.dumps(kept)  # it says `store: false` now
-        # Before the answer: the caller's next request sees it.
-        await quota_stage.settle(self.quotas, admission, record)
-        cost = (b"x-pilothouse-cost-usd", f"{record.cost_usd:.8f}".encode())
-        await send_json(send, 200, answer, [*headers, cost])
-
-    async def _answer(
-        self, failover: Failover, endpoint: str, body: dict[str, Any], record: RequestRecord
-    ) -> tuple[Deployment, Any]:
-        """Choice and retry: one loop around the one send, until a deployment answers or
-        `failover.next()` raises the request's error."""
-        while True:
-            attempt = failover.next()
-            deployment = attempt.deployment
-            record.provider = deployment.provider_name
-            record.provider_model = deployment.provider_model
-            provider, model = deployment.provider, deployment.provider_model
-            try:
-                if endpoint == "embeddings":
-                    result: Any = await bounded(attempt, provider.embeddings(body, model))
-                    answered = failover.answered(attempt, None, None)
-                else:
-                    result = await bounded(attempt, provider.chat(body, model))
-                    answered = failover.answered(attempt, result.sample, result.finish_reason)
-            except UpstreamError as exc:
-                failover.failed(attempt, exc)  # raises what another deployment would repeat
-                continue
-            if answered:
-                return deployment, result
 
     def _cut(
         self,
