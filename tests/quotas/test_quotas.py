@@ -345,3 +345,48 @@ async def test_a_persons_key_is_that_person_whatever_its_requests_name(
         users.setdefault(row["key_id"], []).append(row["user"])
     users = {key: sorted(named) for key, named in users.items()}
     assert users == {created.json()["id"]: ["alice"] * 2, app_key.json()["id"]: ["alice", "bob"]}
+
+
+async def test_an_end_user_id_too_long_to_keep_whole_is_refused_on_every_door(
+    gw: tuple[InProcess, ManualClock],
+) -> None:
+    # The log keeps 200 characters of a user; a quota on each user counted the whole id:
+    # two ids cut to one name in the log were two quotas, and a 1 MB id a 1 MB counter key.
+    server, _ = gw
+    await set_quota(
+        server,
+        "each-user",
+        subject_kind="user",
+        subject="*",
+        dimension="requests",
+        window="day",
+        hard_limit=5,
+    )
+    app = (await server.client.post("/api/keys", json={"name": "app"}, headers=server.admin)).json()
+    auth = {"Authorization": f"Bearer {app['secret']}"}
+    chat = {"model": "fast", "messages": [{"role": "user", "content": "x"}]}
+    long, whole = "u" * 201, "w" * 200
+    for path, body in (
+        ("/v1/chat/completions", {**chat, "user": long}),
+        ("/v1/responses", {"model": "fast", "input": "x", "user": long}),
+        ("/v1/embeddings", {"model": "embed", "input": "x", "user": long}),
+        ("/v1/chat/completions", {**chat, "user": ["not", "a", "string"]}),
+    ):
+        response = await server.client.post(path, json=body, headers=auth)
+        assert response.status_code == 400, (path, response.text)
+        assert response.json()["error"]["param"] == "user"
+    messages = {
+        "model": "fast",
+        "max_tokens": 5,
+        "messages": [{"role": "user", "content": "x"}],
+        "metadata": {"user_id": long},
+    }
+    response = await server.client.post("/v1/messages", json=messages, headers=auth)
+    assert response.status_code == 400 and "metadata.user_id" in response.text
+    # At the limit: served, logged whole, counted under that exact id.
+    response = await server.client.post(
+        "/v1/chat/completions", json={**chat, "user": whole}, headers=auth
+    )
+    assert response.status_code == 200, response.text
+    served = [row for row in await server.rows(6) if row["status_code"] == 200]
+    assert [row["user"] for row in served] == [whole]

@@ -240,9 +240,9 @@ class GatewayApp:
         # An application key's caller names its end user; a person's key is that person,
         # whatever its requests say (their user quotas cannot be sidestepped, and a
         # canary buckets them as the one user they are).
-        user = key.user
-        if user is None and isinstance(payload.get("user"), str):
-            user = payload["user"]
+        user = validation.user_of(payload)
+        if key.user is not None:
+            user = key.user
         resolution = resolve(
             snapshot,
             key,

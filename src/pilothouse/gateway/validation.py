@@ -12,6 +12,7 @@ from pilothouse.errors import InvalidRequest
 from pilothouse.fleet.deployments import ModelAlias
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+USER_MAX_CHARS = 200  # the request log's user column, and a quota subject's
 
 
 def _type_error(field: str, expected: str, value: Any) -> InvalidRequest:
@@ -30,6 +31,25 @@ def model_of(payload: dict[str, Any]) -> str:
     if not isinstance(model, str) or not model:
         raise _type_error("model", "a non-empty string", model)
     return model
+
+
+def user_of(payload: dict[str, Any]) -> str | None:
+    """The end user a request names (`user`; the Messages door's `metadata.user_id`), or
+    None. An id the request log and user quotas could not keep whole is refused, not cut:
+    two users cut to one would share a row's name but not a quota."""
+    user = payload.get("user")
+    if user is None:
+        return None
+    if not isinstance(user, str):
+        raise _type_error("user", "a string (an end user's id)", user)
+    if len(user) > USER_MAX_CHARS:
+        raise InvalidRequest(
+            f"`user` must be an id of at most {USER_MAX_CHARS} characters, got {len(user)} "
+            "(on /v1/messages: `metadata.user_id`)",
+            hint="send a shorter id for the end user, e.g. a hash of a longer one",
+            param="user",
+        )
+    return user
 
 
 def check_chat(payload: dict[str, Any]) -> None:
@@ -55,7 +75,6 @@ def check_chat(payload: dict[str, Any]) -> None:
     _optional(payload, "stream", bool, "true or false")
     _optional(payload, "stream_options", dict, "an object")
     _optional(payload, "tools", list, "a list of tool objects")
-    _optional(payload, "user", str, "a string")
     for name in ("n", "max_tokens", "max_completion_tokens"):
         value = payload.get(name)
         if value is not None and (
