@@ -319,3 +319,46 @@ def test_an_alert_acknowledged_on_its_page_keeps_the_reason_in_its_history(
         "the summary provider rate-limited us; raised our tier"
         in page.locator("table").last.inner_text()
     )
+
+
+MARKUP = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+
+
+def test_what_a_client_sends_is_shown_as_text_never_run(dashboard: Demo, chromium: Any) -> None:
+    # Anyone with an API key writes into the request log what the admin later reads: an
+    # end user, a model name, a request id, an error echoing them. On the dashboard they
+    # are text; none of it runs in the admin's signed-in browser.
+    created = dashboard.admin.post("/api/keys", json={"name": "markup-probe", "user": None})
+    assert created.status_code == 201, created.text
+    key = created.json()
+    auth = {"Authorization": f"Bearer {key['secret']}", "X-Client-Request-Id": MARKUP}
+    chat = {"messages": [{"role": "user", "content": MARKUP}], "user": MARKUP}
+    with httpx.Client(base_url=dashboard.url, headers=auth, timeout=30) as client:
+        assert (
+            client.post("/v1/chat/completions", json={**chat, "model": "fast"}).status_code == 200
+        )
+        assert (
+            client.post("/v1/chat/completions", json={**chat, "model": MARKUP}).status_code == 404
+        )
+    deadline = time.monotonic() + 10
+    rows: list[dict[str, Any]] = []
+    while len(rows) < 2 and time.monotonic() < deadline:
+        rows = dashboard.admin.get("/api/requests", params={"key": key["id"]}).json()["data"]
+        time.sleep(0.1)
+    assert len(rows) == 2 and {r["user"] for r in rows} == {MARKUP}
+    page = _signed_in(chromium, dashboard)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    for path in (
+        f"/requests?key={key['id']}",
+        *(f"/requests/{row['id']}" for row in rows),
+        "/keys/markup-probe",
+        "/",
+    ):
+        response = page.goto(dashboard.url + path)
+        assert response is not None and response.status == 200, path
+        assert page.evaluate("window.__pwned") is None, path
+        assert page.locator("main img[src=x], main script").count() == 0, path
+    page.goto(dashboard.url + f"/requests/{rows[0]['id']}")
+    assert MARKUP in page.locator("main").inner_text()  # shown, as text
+    assert errors == []

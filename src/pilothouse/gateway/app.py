@@ -243,6 +243,7 @@ class GatewayApp:
         user = validation.user_of(payload)
         if key.user is not None:
             user = key.user
+        record.user = user  # a request refused from here on is still that user's
         resolution = resolve(
             snapshot,
             key,
@@ -253,7 +254,6 @@ class GatewayApp:
             arm=request.arm,
         )
         record.model_alias = resolution.alias.alias
-        record.user = user
         if resolution.route is not None:
             choice = resolution.route
             release = choice.release

@@ -68,6 +68,8 @@ def line_chart(
         return Markup('<p class="muted">no data in this range{}</p>').format(slo)
     if threshold is not None:
         values.append(threshold)
+    unit = Markup.escape(unit)
+    labels = [Markup.escape(label) for label in labels]
     low, high = 0.0, max(values) * 1.1 or 1.0
     left, bottom = 48, 20
     plot_w, plot_h = width - left - 8, height - bottom - 8
