@@ -10,9 +10,11 @@ from typing import Any
 
 from pilothouse.errors import InvalidRequest
 from pilothouse.fleet.deployments import ModelAlias
+from pilothouse.telemetry.storable import column_chars, stable_id
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
-USER_MAX_CHARS = 200  # the request log's user column, and a quota subject's
+# The request log's user column (200): what a row and a user quota's counter both keep.
+USER_MAX_CHARS = column_chars("user")
 
 
 def _type_error(field: str, expected: str, value: Any) -> InvalidRequest:
@@ -34,22 +36,16 @@ def model_of(payload: dict[str, Any]) -> str:
 
 
 def user_of(payload: dict[str, Any]) -> str | None:
-    """The end user a request names (`user`; the Messages door's `metadata.user_id`), or
-    None. An id the request log and user quotas could not keep whole is refused, not cut:
-    two users cut to one would share a row's name but not a quota."""
+    """The end user a request names (`user`; the Messages door's `metadata.user_id`) as the
+    request log and user quotas both keep it, or None: the id itself, or, past what the
+    log's column holds (or not storable as it is), its first characters, `~` and a hash of
+    the whole (`storable.stable_id`). Never cut to a name another id shares."""
     user = payload.get("user")
     if user is None:
         return None
     if not isinstance(user, str):
         raise _type_error("user", "a string (an end user's id)", user)
-    if len(user) > USER_MAX_CHARS:
-        raise InvalidRequest(
-            f"`user` must be an id of at most {USER_MAX_CHARS} characters, got {len(user)} "
-            "(on /v1/messages: `metadata.user_id`)",
-            hint="send a shorter id for the end user, e.g. a hash of a longer one",
-            param="user",
-        )
-    return user
+    return stable_id(user, USER_MAX_CHARS)
 
 
 def check_chat(payload: dict[str, Any]) -> None:

@@ -13,8 +13,8 @@ row used to stop the log for good. Every value is bounded by its column in
 - JSON: serialisable (unknown objects become their text, NaN null, deep nesting cut)
   and at most `JSON_MAX_CHARS` long, else NULL.
 
-Each change is named in a note appended to `error_message`, e.g. `[request log: user
-cut to 200 chars (was 250)]`, so a truncation is visible in the row itself.
+Each change is named in a note appended to `error_message`, e.g. `[request log:
+model_alias cut to 200 chars (was 250)]`, so a truncation is visible in the row itself.
 """
 
 from __future__ import annotations
@@ -174,6 +174,20 @@ def stable_key(value: Any, max_chars: int) -> str:
     if room < 1:
         return digest[:max_chars]
     return _clean_text(original)[0][:room] + "~" + digest[:KEY_HASH_CHARS]
+
+
+def column_chars(name: str) -> int:
+    """How many characters the request log's text column `name` keeps."""
+    return next(spec.max_chars or TEXT_MAX_CHARS for spec in COLUMN_SPECS if spec.name == name)
+
+
+def stable_id(value: str, max_chars: int) -> str:
+    """An id as a column of `max_chars` keeps it: itself when it fits and is storable as it
+    is, else its `stable_key`; so what is stored and what was counted under it agree, and
+    two distinct ids never become one."""
+    if len(value) <= max_chars and not _clean_text(value)[1]:
+        return value
+    return stable_key(value, max_chars)
 
 
 def _encodable(text: str) -> bool:

@@ -87,7 +87,13 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("stop_sequences"):
         chat["stop"] = body["stop_sequences"]
     metadata = body.get("metadata")
-    if isinstance(metadata, dict) and isinstance(metadata.get("user_id"), str):
+    if isinstance(metadata, dict) and metadata.get("user_id") is not None:
+        if not isinstance(metadata["user_id"], str):
+            raise InvalidRequest(
+                "`metadata.user_id` must be a string (an end user's id), got "
+                f"{type(metadata['user_id']).__name__}",
+                param="metadata.user_id",
+            )
         chat["user"] = metadata["user_id"]
     if body.get("tools"):
         chat["tools"] = _tools(body["tools"])
