@@ -369,17 +369,18 @@ async def test_an_end_user_id_past_the_log_s_column_is_one_user_in_the_log_and_q
     shared = "u" * 190  # two ids alike in what a 200-character column could show
     first, second, huge = shared + "A" * 60, shared + "B" * 60, "h" * 1_000_000
 
-    async def status(path: str, body: dict[str, Any]) -> int:
-        return (await server.client.post(path, json=body, headers=auth)).status_code
+    async def status(n: int, path: str, body: dict[str, Any]) -> int:
+        headers = {**auth, "X-Client-Request-Id": str(n)}
+        return (await server.client.post(path, json=body, headers=headers)).status_code
 
-    assert await status("/v1/chat/completions", {**chat, "user": first}) == 200
-    assert await status("/v1/responses", {"model": "fast", "input": "x", "user": first}) == 429
-    assert await status("/v1/chat/completions", {**chat, "user": second}) == 200  # its own
+    assert await status(0, "/v1/chat/completions", {**chat, "user": first}) == 200
+    assert await status(1, "/v1/responses", {"model": "fast", "input": "x", "user": first}) == 429
+    assert await status(2, "/v1/chat/completions", {**chat, "user": second}) == 200  # its own
     messages = {"model": "fast", "max_tokens": 5, "messages": chat["messages"]}
     with_id = {**messages, "metadata": {"user_id": second}}
-    assert await status("/v1/messages", with_id) == 429  # the same user through Messages
-    assert await status("/v1/chat/completions", {**chat, "user": huge}) == 200
-    rows = sorted(await server.rows(5), key=lambda row: row["id"])  # UUIDv7: in order
+    assert await status(3, "/v1/messages", with_id) == 429  # the same user through Messages
+    assert await status(4, "/v1/chat/completions", {**chat, "user": huge}) == 200
+    rows = sorted(await server.rows(5), key=lambda row: int(row["client_request_id"]))
     users = [row["user"] for row in rows]
     assert users[0] == users[1] != users[2] == users[3]
     assert all(len(user) <= 200 and "~" in user for user in users)
