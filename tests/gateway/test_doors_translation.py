@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from pilothouse.errors import InvalidRequest
-from pilothouse.gateway.doors import messages, responses, responses_stream
+from pilothouse.gateway.doors import messages, messages_stream, responses, responses_stream
 from pilothouse.providers.openai_codec import OpenAIStreamDecoder
 from pilothouse.providers.types import EventKind, StreamEvent, token_count
 
@@ -315,7 +315,7 @@ def test_messages_refusals_name_the_field(body: dict[str, Any], param: str) -> N
 
 
 def test_messages_stream_blocks_and_stop_reason() -> None:
-    writer = messages.MessagesStream(message_id="msg_1", model="fast")
+    writer = messages_stream.MessagesStream(message_id="msg_1", model="fast")
     out = writer.start()
     out += writer.feed(frame({"choices": [{"delta": {"content": 'Let me "check" ü.'}}]}))
     assert events(out)[-1] == {
@@ -437,7 +437,7 @@ def test_short_paths_write_what_the_general_path_writes(door: str, per_read: int
                 {"model": "fast", "input": "hi"}, response_id="resp_1", model="fast", created_at=7
             )
         else:
-            writer = messages.MessagesStream(message_id="msg_1", model="fast")
+            writer = messages_stream.MessagesStream(message_id="msg_1", model="fast")
         out = writer.start()
         for start in range(0, len(stream), per_read):
             out += writer.feed_batch(stream[start : start + per_read])
@@ -489,6 +489,6 @@ def test_odd_usage_from_a_provider_reads_as_zero_in_every_door(odd: Any) -> None
     message = messages.to_message(completion, message_id="msg_1", model="fast")
     assert message["usage"]["input_tokens"] == 0 and message["usage"]["output_tokens"] == 2
     usage_chunk = frame({"choices": [], "usage": completion["usage"]})
-    writer = messages.MessagesStream(message_id="msg_1", model="fast")
+    writer = messages_stream.MessagesStream(message_id="msg_1", model="fast")
     closing = events(writer.start() + writer.feed(usage_chunk) + writer.finish())
     assert closing[-2]["usage"]["input_tokens"] == 0

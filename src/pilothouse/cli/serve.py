@@ -94,8 +94,8 @@ def _serve(settings: Settings, listeners: list[socket.socket], no_demo_traffic: 
                 "PILOTHOUSE_DATABASE_URL and that the server is running."
             ) from None
         startup = admin_token.prepare(store, settings.data_dir, settings.admin_token)
-        host = f"[{settings.host}]" if ":" in settings.host else settings.host
-        url = f"http://{host}:{settings.port}"
+        host = settings.host or "0.0.0.0"  # "": every interface, as 0.0.0.0 (and ::)
+        url = f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
         if startup.new_token:
             click.echo(
                 "\n  Admin token for this deployment (shown once; only its hash is kept, in "

@@ -17,7 +17,7 @@ _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "functio
 USER_MAX_CHARS = column_chars("user")
 
 
-def _type_error(field: str, expected: str, value: Any) -> InvalidRequest:
+def type_error(field: str, expected: str, value: Any) -> InvalidRequest:
     return InvalidRequest(
         f"`{field}` must be {expected}, got {type(value).__name__} {value!r:.60}", param=field
     )
@@ -31,7 +31,7 @@ def model_of(payload: dict[str, Any]) -> str:
             param="model",
         )
     if not isinstance(model, str) or not model:
-        raise _type_error("model", "a non-empty string", model)
+        raise type_error("model", "a non-empty string", model)
     return model
 
 
@@ -44,7 +44,7 @@ def user_of(payload: dict[str, Any]) -> str | None:
     if user is None:
         return None
     if not isinstance(user, str):
-        raise _type_error("user", "a string (an end user's id)", user)
+        raise type_error("user", "a string (an end user's id)", user)
     return stable_id(user, USER_MAX_CHARS)
 
 
@@ -54,11 +54,11 @@ def check_chat(payload: dict[str, Any]) -> None:
     if messages is None:
         raise InvalidRequest("`messages` is required: a non-empty list", param="messages")
     if not isinstance(messages, list) or not messages:
-        raise _type_error("messages", "a non-empty list", messages)
+        raise type_error("messages", "a non-empty list", messages)
     for index, message in enumerate(messages):
         field = f"messages[{index}]"
         if not isinstance(message, dict):
-            raise _type_error(field, "an object with `role` and `content`", message)
+            raise type_error(field, "an object with `role` and `content`", message)
         role = message.get("role")
         if not isinstance(role, str) or role not in _ROLES:
             raise InvalidRequest(
@@ -67,7 +67,7 @@ def check_chat(payload: dict[str, Any]) -> None:
             )
         content = message.get("content")
         if content is not None and not isinstance(content, str | list):
-            raise _type_error(f"{field}.content", "a string or a list of content parts", content)
+            raise type_error(f"{field}.content", "a string or a list of content parts", content)
     _optional(payload, "stream", bool, "true or false")
     _optional(payload, "stream_options", dict, "an object")
     _optional(payload, "tools", list, "a list of tool objects")
@@ -76,11 +76,11 @@ def check_chat(payload: dict[str, Any]) -> None:
         if value is not None and (
             not isinstance(value, int) or isinstance(value, bool) or value < 1
         ):
-            raise _type_error(name, "a positive integer", value)
+            raise type_error(name, "a positive integer", value)
     for name in ("temperature", "top_p"):
         value = payload.get(name)
         if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
-            raise _type_error(name, "a number", value)
+            raise type_error(name, "a number", value)
 
 
 def check_embeddings(payload: dict[str, Any]) -> None:
@@ -90,13 +90,13 @@ def check_embeddings(payload: dict[str, Any]) -> None:
     if isinstance(value, str):
         return
     if not isinstance(value, list) or not value:
-        raise _type_error("input", "a string or a non-empty list", value)
+        raise type_error("input", "a string or a non-empty list", value)
 
 
 def _optional(payload: dict[str, Any], name: str, kind: type, expected: str) -> None:
     value = payload.get(name)
     if value is not None and not isinstance(value, kind):
-        raise _type_error(name, expected, value)
+        raise type_error(name, expected, value)
 
 
 def check_can_embed(alias: ModelAlias) -> None:

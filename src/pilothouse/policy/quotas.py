@@ -1,6 +1,7 @@
 """Quota policies: what may be used by a key, a user (the key's user; on an application key
-without one, the request's `user`) or a team, per window (minute, hour, day, month; calendar or rolling), in one dimension
-(requests, tokens or cost in USD), with a soft and a hard limit.
+without one, the request's `user`) or a team, per window (minute, hour, day, month;
+calendar or rolling), in one dimension (requests, tokens or cost in USD), with a soft and
+a hard limit.
 
 Past the soft limit a request is served with a warning and the policy's degradation (a
 cheaper model alias, a cap on `max_tokens`); past the hard limit it is refused. Policies

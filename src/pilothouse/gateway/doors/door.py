@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import orjson
 
 from pilothouse import errors
-from pilothouse.gateway.doors import messages, responses, responses_stream
+from pilothouse.gateway.doors import messages, messages_stream, responses, responses_stream
 from pilothouse.gateway.doors.ids_and_chunks import answer_id
 from pilothouse.gateway.http_io import error_body as openai_error_body
 from pilothouse.providers.types import (
@@ -177,7 +177,7 @@ def _responses_answer(
 def _messages_writer(
     request: dict[str, Any], model: str, created_at: int, request_id: str
 ) -> EventWriter:
-    return messages.MessagesStream(message_id=answer_id("msg", request_id), model=model)
+    return messages_stream.MessagesStream(message_id=answer_id("msg", request_id), model=model)
 
 
 def _messages_answer(

@@ -9,10 +9,9 @@ auto/any/tool/none → auto/required/named/none, `disable_parallel_tool_use` →
 `parallel_tool_calls: false`; `metadata.user_id` → `user`. Dropped: `top_k`, `thinking`,
 `cache_control`. Refused (400): document and other block types.
 
-Answer (`to_message`) and stream (`MessagesStream`): content text → a text block, tool
-calls → `tool_use` blocks with parsed input; finish reasons → stop reasons; the stream is
-Anthropic's event sequence (message_start, content blocks, message_delta, message_stop).
-Errors use Anthropic's shape (`error_body`).
+Answer (`to_message`; the stream: `messages_stream.MessagesStream`): content text → a
+text block, tool calls → `tool_use` blocks with parsed input; finish reasons → stop
+reasons. Errors use Anthropic's shape (`error_body`).
 """
 
 from __future__ import annotations
@@ -23,9 +22,9 @@ import orjson
 
 from pilothouse import errors
 from pilothouse.errors import InvalidRequest
-from pilothouse.gateway.doors.chunk_writer import ChunkWriter
 from pilothouse.gateway.doors.ids_and_chunks import item_id
-from pilothouse.providers.types import EventKind, StreamEvent, token_count
+from pilothouse.gateway.validation import type_error
+from pilothouse.providers.types import token_count
 
 STOP_REASONS = {
     "stop": "end_turn",
@@ -65,10 +64,7 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     if max_tokens is None:
         raise InvalidRequest("`max_tokens` is required: an integer", param="max_tokens")
     if not isinstance(max_tokens, int) or isinstance(max_tokens, bool):
-        raise InvalidRequest(
-            f"`max_tokens` must be an integer, got {type(max_tokens).__name__} {max_tokens!r:.60}",
-            param="max_tokens",
-        )
+        raise type_error("max_tokens", "an integer", max_tokens)
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if system:
@@ -89,11 +85,7 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and metadata.get("user_id") is not None:
         if not isinstance(metadata["user_id"], str):
-            raise InvalidRequest(
-                "`metadata.user_id` must be a string (an end user's id), got "
-                f"{type(metadata['user_id']).__name__}",
-                param="metadata.user_id",
-            )
+            raise type_error("metadata.user_id", "a string (an end user's id)", metadata["user_id"])
         chat["user"] = metadata["user_id"]
     if body.get("tools"):
         chat["tools"] = _tools(body["tools"])
@@ -288,120 +280,3 @@ def usage(chat_usage: Any) -> dict[str, Any]:
         "cache_read_input_tokens": cached,
         "cache_creation_input_tokens": 0,
     }
-
-
-_TEXT_DELTA_START = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
-_TEXT_DELTA_MIDDLE = b',"delta":{"type":"text_delta","text":'
-
-
-class MessagesStream(ChunkWriter):
-    """Turns OpenAI chat chunk frames into Anthropic's stream events."""
-
-    def __init__(self, *, message_id: str, model: str):
-        self.model = model
-        self.message_id = message_id
-        self.block = -1  # index of the open content block
-        self.tools: dict[int, int] = {}  # chat tool index → content block index
-        self.usage: dict[str, Any] = usage(None)
-
-    def _event(
-        self, kind: str, data: dict[str, Any], event_kind: EventKind = EventKind.OTHER
-    ) -> StreamEvent:
-        return StreamEvent(
-            b"event: "
-            + kind.encode()
-            + b"\ndata: "
-            + orjson.dumps({"type": kind, **data})
-            + b"\n\n",
-            event_kind,
-        )
-
-    def start(self) -> list[StreamEvent]:
-        message: dict[str, Any] = {
-            "id": self.message_id,
-            "type": "message",
-            "role": "assistant",
-            "model": self.model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
-        }
-        return [self._event("message_start", {"message": message}), self._event("ping", {})]
-
-    def _text(self, text: str) -> list[StreamEvent]:
-        out = [] if self.text_open else self._open({"type": "text", "text": ""})
-        self.text_open = True
-        out.append(StreamEvent(self._text_frame(text), EventKind.CONTENT))
-        return out
-
-    def _usage(self, chat_usage: Any) -> None:
-        self.usage = usage(chat_usage)
-
-    def _text_frame(self, text: str) -> bytes:
-        """The most frequent event, assembled around its two values (as `_event` would
-        write it, key for key)."""
-        return b"%s%d%s%s}}\n\n" % (
-            _TEXT_DELTA_START,
-            self.block,
-            _TEXT_DELTA_MIDDLE,
-            orjson.dumps(text),
-        )
-
-    def _open(self, block: dict[str, Any]) -> list[StreamEvent]:
-        out = self._close()
-        self.block += 1
-        out.append(
-            self._event("content_block_start", {"index": self.block, "content_block": block})
-        )
-        return out
-
-    def _close(self) -> list[StreamEvent]:
-        if self.block < 0:
-            return []
-        self.text_open = False
-        return [self._event("content_block_stop", {"index": self.block})]
-
-    def _tool(self, call: dict[str, Any]) -> list[StreamEvent]:
-        index = call.get("index", 0)
-        function = call.get("function") or {}
-        out = []
-        if index not in self.tools:
-            block: dict[str, Any] = {
-                "type": "tool_use",
-                "id": call.get("id") or item_id("toolu"),
-                "name": function.get("name") or "",
-                "input": {},
-            }
-            out += self._open(block)
-            self.tools[index] = self.block
-        arguments = function.get("arguments")
-        if arguments:
-            out.append(
-                self._event(
-                    "content_block_delta",
-                    {
-                        "index": self.tools[index],
-                        "delta": {"type": "input_json_delta", "partial_json": arguments},
-                    },
-                    EventKind.CONTENT,
-                )
-            )
-        return out
-
-    def error(self, exc: errors.PilothouseError) -> bytes:
-        """Anthropic's `error` event; the `anthropic` SDK raises it as an APIError."""
-        return b"event: error\ndata: " + error_body(exc) + b"\n\n"
-
-    def finish(self) -> list[StreamEvent]:
-        out = self._close()
-        self.block = -1
-        stop = STOP_REASONS.get(self.finish_reason or "stop", "end_turn")
-        out.append(
-            self._event(
-                "message_delta",
-                {"delta": {"stop_reason": stop, "stop_sequence": None}, "usage": self.usage},
-            )
-        )
-        out.append(self._event("message_stop", {}))
-        return out
