@@ -226,11 +226,21 @@ async def test_responses_refuses_what_it_cannot_serve_before_any_upstream_call(
             await sdk.responses.create(model="fast", input="Hi", tools=[{"type": "web_search"}])
         with pytest.raises(openai.BadRequestError, match="background"):
             await sdk.responses.create(model="fast", input="Hi", background=True)
-        rows = await gw.rows(2)
+        # A call's output that answers no call (a provider would refuse it in chat terms).
+        with pytest.raises(openai.BadRequestError, match="'call_nope' answers no") as caught:
+            await sdk.responses.create(
+                model="claude",
+                input=[
+                    {"role": "user", "content": "Weather in Paris?"},
+                    {"type": "function_call_output", "call_id": "call_nope", "output": "21 C"},
+                ],
+            )
+        assert caught.value.param == "input[1].call_id"
+        rows = await gw.rows(3)
         assert {r["outcome"] for r in rows} == {"client_error"}
         assert {r["error_class"] for r in rows} == {"invalid_request_error"}
         assert all(r["attempt_count"] == 0 for r in rows)
-        assert not gw.transports["sim"].requests
+        assert not gw.transports["sim"].requests and not gw.transports["claude-api"].requests
 
 
 # ---------------------------------------------------------------------- /v1/messages
@@ -340,6 +350,20 @@ async def test_messages_errors_use_anthropics_shape(tmp_path: Path) -> None:
                     }
                 ],
             )
+        with pytest.raises(anthropic.BadRequestError, match="'toolu_nope' answers no"):
+            await sdk.messages.create(
+                model="claude",
+                max_tokens=10,
+                messages=[
+                    *hello,
+                    {
+                        "role": "user",
+                        "content": [
+                            {"type": "tool_result", "tool_use_id": "toolu_nope", "content": "x"}
+                        ],
+                    },
+                ],
+            )
         wrong = anthropic_sdk(gw, key="not-a-key")
         with pytest.raises(anthropic.AuthenticationError):
             await wrong.messages.create(model="fast", max_tokens=10, messages=hello)
@@ -357,7 +381,9 @@ async def test_messages_errors_use_anthropics_shape(tmp_path: Path) -> None:
         )
         assert on_chat.status_code == 401
 
-        rows = await gw.rows(5)
+        rows = await gw.rows(6)
+        orphan = [r for r in rows if r["model_alias"] == "claude"]
+        assert [(r["status_code"], r["attempt_count"]) for r in orphan] == [(400, 0)]
         unknown = [r for r in rows if r["model_alias"] == "no-such-model"]
         assert len(unknown) == 1 and unknown[0]["outcome"] == "client_error"
         assert unknown[0]["endpoint"] == "messages" and unknown[0]["status_code"] == 404

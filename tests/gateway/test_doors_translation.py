@@ -103,6 +103,29 @@ def test_responses_format_and_tools() -> None:
         ({"input": [{"role": "user", "content": [{"type": "input_file"}]}]}, None),
         ({"input": []}, "input"),
         ({"text": {"format": {"type": "grammar"}}}, "text.format.type"),
+        # A call's output names a call made before it (as the providers require).
+        (
+            {"input": [{"type": "function_call_output", "call_id": "c9", "output": "1"}]},
+            "input[0].call_id",
+        ),
+        (
+            {
+                "input": [
+                    {"type": "function_call_output", "call_id": "c1", "output": "early"},
+                    {"type": "function_call", "call_id": "c1", "name": "w", "arguments": "{}"},
+                ]
+            },
+            "input[0].call_id",
+        ),
+        (
+            {
+                "input": [
+                    {"type": "function_call", "call_id": "c1", "name": "w", "arguments": "{}"},
+                    {"type": "function_call_output", "call_id": "c2", "output": "1"},
+                ]
+            },
+            "input[1].call_id",
+        ),
     ],
 )
 def test_responses_refusals_name_the_field(extra: dict[str, Any], param: str | None) -> None:
@@ -305,6 +328,42 @@ def test_messages_turns_become_chat_turns() -> None:
                 "messages": [{"role": "user", "content": "hi"}],
             },
             "tool_choice",
+        ),
+        (  # a tool result names a tool_use made before it (as the providers require)
+            {
+                "max_tokens": 5,
+                "messages": [
+                    {"role": "user", "content": "weather?"},
+                    {
+                        "role": "assistant",
+                        "content": [{"type": "tool_use", "id": "t1", "name": "w", "input": {}}],
+                    },
+                    {
+                        "role": "user",
+                        "content": [{"type": "tool_result", "tool_use_id": "t2", "content": "x"}],
+                    },
+                ],
+            },
+            "messages.2.content.0.tool_use_id",
+        ),
+        (
+            {
+                "max_tokens": 5,
+                "messages": [
+                    {"role": "user", "content": [{"type": "tool_result", "content": "x"}]},
+                ],
+            },
+            "messages.0.content.0.tool_use_id",
+        ),
+        (
+            {
+                "max_tokens": 5,
+                "messages": [
+                    {"role": "user", "content": "weather?"},
+                    {"role": "assistant", "content": [{"type": "tool_use", "name": "w"}]},
+                ],
+            },
+            "messages.1.content.0",
         ),
     ],
 )

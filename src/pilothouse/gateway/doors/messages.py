@@ -72,8 +72,9 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise InvalidRequest("`messages` is required: a non-empty list", param="messages")
+    calls: set[str] = set()  # the ids of the tool_use blocks so far
     for index, message in enumerate(raw):
-        messages += _turn(message, f"messages.{index}")
+        messages += _turn(message, f"messages.{index}", calls)
     chat: dict[str, Any] = {"messages": messages, "max_tokens": body["max_tokens"]}
     if "model" in body:
         chat["model"] = body["model"]
@@ -113,7 +114,9 @@ def _system_text(system: Any) -> str:
     raise InvalidRequest("`system` must be text or a list of text blocks", param="system")
 
 
-def _turn(message: Any, where: str) -> list[dict[str, Any]]:
+def _turn(message: Any, where: str, calls_so_far: set[str]) -> list[dict[str, Any]]:
+    """One message's chat messages; adds its tool_use ids to `calls_so_far`, which a
+    tool_result must name."""
     if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
         raise InvalidRequest(f"`{where}.role` must be user or assistant", param=f"{where}.role")
     role = message["role"]
@@ -137,21 +140,34 @@ def _turn(message: Any, where: str) -> list[dict[str, Any]]:
                 {"type": "image_url", "image_url": {"url": _image_url(block.get("source"), at)}}
             )
         elif kind == "tool_use" and role == "assistant":
+            call_id, name = str(block.get("id") or ""), str(block.get("name") or "")
+            if not call_id or not name:
+                raise InvalidRequest(f"`{at}` needs an id and a name", param=at)
+            calls_so_far.add(call_id)
             calls.append(
                 {
-                    "id": str(block.get("id") or ""),
+                    "id": call_id,
                     "type": "function",
                     "function": {
-                        "name": str(block.get("name") or ""),
+                        "name": name,
                         "arguments": orjson.dumps(block.get("input") or {}).decode(),
                     },
                 }
             )
         elif kind == "tool_result" and role == "user":
+            call_id = str(block.get("tool_use_id") or "")
+            if call_id not in calls_so_far:
+                # Refused as the providers would (each in its own words, after the call).
+                raise InvalidRequest(
+                    f"`{at}.tool_use_id` {call_id[:80]!r} answers no tool_use block earlier "
+                    "in the messages",
+                    hint="send the assistant message with the tool_use block before its result",
+                    param=f"{at}.tool_use_id",
+                )
             results.append(
                 {
                     "role": "tool",
-                    "tool_call_id": str(block.get("tool_use_id") or ""),
+                    "tool_call_id": call_id,
                     "content": _result_text(block.get("content")),
                 }
             )

@@ -108,6 +108,7 @@ def _input_messages(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         raise InvalidRequest("`input` must be a string or a list of items", param="input")
     messages: list[dict[str, Any]] = []
+    calls: set[str] = set()  # the call ids of the function calls so far
     for index, item in enumerate(value):
         where = f"input[{index}]"
         if not isinstance(item, dict):
@@ -131,6 +132,7 @@ def _input_messages(value: Any) -> list[dict[str, Any]]:
             }
             if not call_id or not name:
                 raise InvalidRequest(f"`{where}` needs a call_id and a name", param=where)
+            calls.add(call_id)
             last = messages[-1] if messages else None
             if last is not None and last["role"] == "assistant":
                 # Parallel calls, or text then calls: one assistant turn, as chat has it.
@@ -140,6 +142,15 @@ def _input_messages(value: Any) -> list[dict[str, Any]]:
         elif kind == "function_call_output":
             if not item.get("call_id"):
                 raise InvalidRequest(f"`{where}` needs the call_id it answers", param=where)
+            if str(item["call_id"]) not in calls:
+                # Refused as the providers would (each in its own words, after the call).
+                raise InvalidRequest(
+                    f"`{where}.call_id` {str(item['call_id'])[:80]!r} answers no function_call "
+                    "earlier in the input",
+                    hint="send the function_call item before its output, or continue the "
+                    "stored response that made the call with `previous_response_id`",
+                    param=f"{where}.call_id",
+                )
             messages.append(
                 {
                     "role": "tool",
