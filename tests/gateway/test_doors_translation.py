@@ -103,6 +103,13 @@ def test_responses_format_and_tools() -> None:
         ({"input": [{"role": "user", "content": [{"type": "input_file"}]}]}, None),
         ({"input": []}, "input"),
         ({"text": {"format": {"type": "grammar"}}}, "text.format.type"),
+        ({"text": {"format": {"type": "json_schema", "name": "T"}}}, "text.format.schema"),
+        ({"tools": [{"type": "function", "parameters": {}}]}, "tools[0].name"),
+        # Fields the door renames are checked under the client's name, not chat's.
+        ({"max_output_tokens": "lots"}, "max_output_tokens"),
+        ({"max_output_tokens": 0}, "max_output_tokens"),
+        ({"reasoning": "high"}, "reasoning"),
+        ({"reasoning": {"effort": 5}}, "reasoning.effort"),
         # A call's output names a call made before it (as the providers require).
         (
             {"input": [{"type": "function_call_output", "call_id": "c9", "output": "1"}]},

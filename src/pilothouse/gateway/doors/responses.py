@@ -28,6 +28,7 @@ import orjson
 
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.doors.ids_and_chunks import item_id, output_item_id
+from pilothouse.gateway.validation import type_error
 from pilothouse.providers.types import token_count
 
 _ROLES = {"user", "system", "developer", "assistant"}
@@ -77,11 +78,20 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     for field in ("temperature", "top_p", "user", "stream"):
         if body.get(field) is not None:
             chat[field] = body[field]
-    if body.get("max_output_tokens") is not None:
-        chat["max_completion_tokens"] = body["max_output_tokens"]
+    limit = body.get("max_output_tokens")
+    if limit is not None:  # checked here, under the name the client sent
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise type_error("max_output_tokens", "a positive integer", limit)
+        chat["max_completion_tokens"] = limit
     reasoning = body.get("reasoning")
-    if isinstance(reasoning, dict) and reasoning.get("effort"):
-        chat["reasoning_effort"] = reasoning["effort"]
+    if reasoning is not None:
+        if not isinstance(reasoning, dict):
+            raise type_error("reasoning", 'an object such as {"effort": "low"}', reasoning)
+        effort = reasoning.get("effort")
+        if effort is not None and not isinstance(effort, str):
+            raise type_error("reasoning.effort", "a string (low, medium, high)", effort)
+        if effort:
+            chat["reasoning_effort"] = effort
     if body.get("tools"):
         chat["tools"] = _tools(body["tools"])
         if body.get("parallel_tool_calls") is not None:
@@ -232,8 +242,14 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
                 f"`tools[{index}]`: only function tools pass through this gateway, got {kind!r:.60}",
                 param=f"tools[{index}]",
             )
+        name = tool.get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidRequest(
+                f"`tools[{index}].name` is required: the function's name",
+                param=f"tools[{index}].name",
+            )
         function = {
-            "name": tool.get("name"),
+            "name": name,
             "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
         }
         if tool.get("description"):
@@ -262,7 +278,15 @@ def _format(fmt: dict[str, Any]) -> dict[str, Any] | None:
     if kind == "json_object":
         return {"type": "json_object"}
     if kind == "json_schema":
-        spec = {"name": fmt.get("name") or "response", "schema": fmt.get("schema") or {}}
+        schema = fmt.get("schema")
+        if not isinstance(schema, dict):
+            raise InvalidRequest(
+                "`text.format.schema` is required with json_schema: the JSON Schema the "
+                "answer must follow",
+                hint='or ask for any JSON object with {"type": "json_object"}',
+                param="text.format.schema",
+            )
+        spec = {"name": fmt.get("name") or "response", "schema": schema}
         if fmt.get("description"):
             spec["description"] = fmt["description"]
         if fmt.get("strict") is not None:
