@@ -110,6 +110,7 @@ def test_responses_format_and_tools() -> None:
         ({"max_output_tokens": 0}, "max_output_tokens"),
         ({"reasoning": "high"}, "reasoning"),
         ({"reasoning": {"effort": 5}}, "reasoning.effort"),
+        ({"tools": [{"type": "function", "name": "w", "parameters": "x"}]}, "tools[0].parameters"),
         # A call's output names a call made before it (as the providers require).
         (
             {"input": [{"type": "function_call_output", "call_id": "c9", "output": "1"}]},
@@ -372,11 +373,24 @@ def test_messages_turns_become_chat_turns() -> None:
             },
             "messages.1.content.0",
         ),
+        ({"max_tokens": 5, "messages": "hi"}, "messages"),
+        ({"max_tokens": 5, "metadata": "u1"}, "metadata"),
+        ({"max_tokens": 5, "tool_choice": "auto"}, "tool_choice"),
+        ({"max_tokens": 5, "tools": [{"name": "w", "input_schema": "x"}]}, "tools.0.input_schema"),
+        (
+            {
+                "max_tokens": 5,
+                "messages": [
+                    {"role": "user", "content": [{"type": "image", "source": {"type": "base64"}}]}
+                ],
+            },
+            "messages.0.content.0.source",
+        ),
     ],
 )
 def test_messages_refusals_name_the_field(body: dict[str, Any], param: str) -> None:
     with pytest.raises(InvalidRequest) as caught:
-        messages.to_chat({"model": "fast", **body})
+        messages.to_chat({"model": "fast", "messages": [{"role": "user", "content": "hi"}], **body})
     assert caught.value.param == param
 
 

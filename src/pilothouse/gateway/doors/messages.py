@@ -70,8 +70,10 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     if system:
         messages.append({"role": "system", "content": _system_text(system)})
     raw = body.get("messages")
-    if not isinstance(raw, list) or not raw:
+    if raw is None:
         raise InvalidRequest("`messages` is required: a non-empty list", param="messages")
+    if not isinstance(raw, list) or not raw:
+        raise type_error("messages", "a non-empty list", raw)
     calls: set[str] = set()  # the ids of the tool_use blocks so far
     for index, message in enumerate(raw):
         messages += _turn(message, f"messages.{index}", calls)
@@ -84,6 +86,8 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("stop_sequences"):
         chat["stop"] = body["stop_sequences"]
     metadata = body.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise type_error("metadata", 'an object such as {"user_id": "..."}', metadata)
     if isinstance(metadata, dict) and metadata.get("user_id") is not None:
         if not isinstance(metadata["user_id"], str):
             raise type_error("metadata.user_id", "a string (an end user's id)", metadata["user_id"])
@@ -91,6 +95,8 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("tools"):
         chat["tools"] = _tools(body["tools"])
     choice = body.get("tool_choice")
+    if choice is not None and not isinstance(choice, dict):
+        raise type_error("tool_choice", 'an object such as {"type": "auto"}', choice)
     if isinstance(choice, dict):
         chat["tool_choice"] = _tool_choice(choice)
         if choice.get("disable_parallel_tool_use"):
@@ -197,7 +203,13 @@ def _joined(parts: list[dict[str, Any]]) -> Any:
 
 def _image_url(source: Any, where: str) -> str:
     if isinstance(source, dict) and source.get("type") == "base64":
-        return f"data:{source.get('media_type')};base64,{source.get('data')}"
+        media_type, data = source.get("media_type"), source.get("data")
+        if not isinstance(media_type, str) or not isinstance(data, str) or not data:
+            raise InvalidRequest(
+                f"`{where}.source` needs its media_type and data (base64) as strings",
+                param=f"{where}.source",
+            )
+        return f"data:{media_type};base64,{data}"
     if (
         isinstance(source, dict)
         and source.get("type") == "url"
@@ -226,9 +238,12 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
     for index, tool in enumerate(tools):
         if not isinstance(tool, dict) or not tool.get("name"):
             raise InvalidRequest(f"`tools.{index}` needs a name", param=f"tools.{index}")
+        schema = tool.get("input_schema")
+        if schema is not None and not isinstance(schema, dict):
+            raise type_error(f"tools.{index}.input_schema", "a JSON Schema object", schema)
         function = {
             "name": tool["name"],
-            "parameters": tool.get("input_schema") or {"type": "object", "properties": {}},
+            "parameters": schema or {"type": "object", "properties": {}},
         }
         if tool.get("description"):
             function["description"] = tool["description"]

@@ -248,9 +248,12 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
                 f"`tools[{index}].name` is required: the function's name",
                 param=f"tools[{index}].name",
             )
+        parameters = tool.get("parameters")
+        if parameters is not None and not isinstance(parameters, dict):
+            raise type_error(f"tools[{index}].parameters", "a JSON Schema object", parameters)
         function = {
             "name": name,
-            "parameters": tool.get("parameters") or {"type": "object", "properties": {}},
+            "parameters": parameters or {"type": "object", "properties": {}},
         }
         if tool.get("description"):
             function["description"] = tool["description"]
