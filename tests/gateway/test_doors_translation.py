@@ -104,6 +104,8 @@ def test_responses_format_and_tools() -> None:
         ({"input": []}, "input"),
         ({"text": {"format": {"type": "grammar"}}}, "text.format.type"),
         ({"text": {"format": {"type": "json_schema", "name": "T"}}}, "text.format.schema"),
+        ({"text": {"format": "json"}}, "text.format"),
+        ({"text": "json"}, "text"),
         ({"tools": [{"type": "function", "parameters": {}}]}, "tools[0].name"),
         # Fields the door renames are checked under the client's name, not chat's.
         ({"max_output_tokens": "lots"}, "max_output_tokens"),

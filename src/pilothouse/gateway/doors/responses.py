@@ -99,8 +99,13 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("tool_choice") is not None:
         chat["tool_choice"] = _tool_choice(body["tool_choice"])
     text = body.get("text")
-    if isinstance(text, dict) and isinstance(text.get("format"), dict):
-        response_format = _format(text["format"])
+    if text is not None:
+        if not isinstance(text, dict):
+            raise type_error("text", 'an object such as {"format": {"type": "text"}}', text)
+        fmt = text.get("format")
+        if fmt is not None and not isinstance(fmt, dict):
+            raise type_error("text.format", 'an object such as {"type": "json_object"}', fmt)
+        response_format = _format(fmt) if fmt is not None else None
         if response_format is not None:
             chat["response_format"] = response_format
     if body.get("stream"):
