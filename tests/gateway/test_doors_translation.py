@@ -373,9 +373,9 @@ def test_messages_turns_become_chat_turns() -> None:
                     {"role": "assistant", "content": [{"type": "tool_use", "name": "w"}]},
                 ],
             },
-            "messages.1.content.0",
+            "messages.1.content.0.id",
         ),
-        ({"max_tokens": 5, "messages": "hi"}, "messages"),
+        ({"max_tokens": 5, "tools": [{"input_schema": {}}]}, "tools.0.name"),
         ({"max_tokens": 5, "metadata": "u1"}, "metadata"),
         ({"max_tokens": 5, "tool_choice": "auto"}, "tool_choice"),
         ({"max_tokens": 5, "tools": [{"name": "w", "input_schema": "x"}]}, "tools.0.input_schema"),
@@ -386,7 +386,7 @@ def test_messages_turns_become_chat_turns() -> None:
                     {"role": "user", "content": [{"type": "image", "source": {"type": "base64"}}]}
                 ],
             },
-            "messages.0.content.0.source",
+            "messages.0.content.0.source.media_type",
         ),
     ],
 )
@@ -394,6 +394,60 @@ def test_messages_refusals_name_the_field(body: dict[str, Any], param: str) -> N
     with pytest.raises(InvalidRequest) as caught:
         messages.to_chat({"model": "fast", "messages": [{"role": "user", "content": "hi"}], **body})
     assert caught.value.param == param
+
+
+@pytest.mark.parametrize(
+    ("messages_value", "said"),
+    [(None, "`messages` is required"), ("hi", "must be a non-empty list, got str 'hi'")],
+)
+def test_messages_missing_or_of_the_wrong_type_says_which(messages_value: Any, said: str) -> None:
+    body = {"model": "fast", "max_tokens": 5, "messages": messages_value}
+    with pytest.raises(InvalidRequest, match=said) as caught:
+        messages.to_chat({k: v for k, v in body.items() if v is not None})
+    assert caught.value.param == "messages"
+
+
+def test_what_a_client_leaves_null_is_as_if_left_out() -> None:
+    """Clients send null for settings they leave alone: every door takes it."""
+    nulls = dict.fromkeys(["text", "reasoning", "tool_choice", "metadata", "max_output_tokens"])
+    tool = {"type": "function", "name": "w", "parameters": None}
+    chat = responses.to_chat({"model": "fast", "input": "hi", **nulls, "tools": [tool]})
+    assert chat["tools"][0]["function"]["parameters"] == {"type": "object", "properties": {}}
+    assert not {"response_format", "reasoning_effort", "tool_choice"} & set(chat)
+    nested = responses.to_chat(
+        {"model": "fast", "input": "hi", "text": {"format": None}, "reasoning": {"effort": None}}
+    )
+    assert not {"response_format", "reasoning_effort"} & set(nested)
+    tool = {"name": "w", "input_schema": None}
+    chat = messages.to_chat(
+        {
+            "model": "fast",
+            "max_tokens": 5,
+            "messages": [{"role": "user", "content": "hi"}],
+            "metadata": None,
+            "tool_choice": None,
+            "tools": [tool],
+        }
+    )
+    assert "user" not in chat and "tool_choice" not in chat
+    assert chat["tools"][0]["function"]["parameters"] == {"type": "object", "properties": {}}
+
+
+def test_a_fault_after_a_stored_conversation_is_named_where_the_client_sent_it() -> None:
+    stored = [
+        {"role": "user", "content": "Weather in Lisbon?"},
+        {"type": "function_call", "call_id": "c1", "name": "w", "arguments": "{}"},
+    ]
+    own = [{"type": "function_call_output", "call_id": "c1", "output": "21 C"}]
+    body = {"model": "fast", "input": [*stored, *own]}
+    chat = responses.to_chat(responses.ContinuedRequest(body, len(stored)))
+    assert chat["messages"][-1] == {"role": "tool", "tool_call_id": "c1", "content": "21 C"}
+    wrong = [{"type": "function_call_output", "call_id": "c2", "output": "21 C"}]
+    body = {"model": "fast", "input": [*stored, *wrong]}
+    with pytest.raises(InvalidRequest) as caught:
+        responses.to_chat(responses.ContinuedRequest(body, len(stored)))
+    assert caught.value.param == "input[0].call_id"
+    assert "`input[0].call_id` 'c2'" in caught.value.message
 
 
 def test_messages_stream_blocks_and_stop_reason() -> None:

@@ -124,6 +124,42 @@ async def test_previous_response_id_carries_the_conversation(
         assert kept.output_text == third.output_text and kept.previous_response_id == second.id
 
 
+@pytest.mark.parametrize("target", ["fast", "claude"])
+async def test_a_tool_s_output_continues_the_stored_response_that_called_it(
+    tmp_path: Path, database_url: str, target: str
+) -> None:
+    """The agent loop as the SDK runs it: the call's output alone, with the id of the
+    response that made the call. An output naming another call is refused where the
+    client sent it (`input[0]`), before any upstream call."""
+    tools: Any = [
+        {
+            "type": "function",
+            "name": "get_weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+        }
+    ]
+    async with serving(tmp_path, database_url) as gw:
+        sdk = sdk_for(gw, await storing_key(gw))
+        first = await sdk.responses.create(
+            model=target, input="Weather in Lisbon?", tools=tools, tool_choice="required"
+        )
+        [call] = [item for item in first.output if item.type == "function_call"]
+        output: Any = {"type": "function_call_output", "call_id": call.call_id, "output": "21 C"}
+        answer = await sdk.responses.create(
+            model=target, tools=tools, input=[output], previous_response_id=first.id
+        )
+        assert answer.output_text and "21 C" in upstream_text(gw, target)
+        calls = len(gw.transports["claude-api" if target == "claude" else "sim"].requests)
+        stray: Any = {**output, "call_id": "call_elsewhere"}
+        with pytest.raises(openai.BadRequestError) as refused:
+            await sdk.responses.create(
+                model=target, tools=tools, input=[stray], previous_response_id=first.id
+            )
+        assert refused.value.param == "input[0].call_id"
+        assert "'call_elsewhere' answers no function_call" in refused.value.message
+        assert len(gw.transports["claude-api" if target == "claude" else "sim"].requests) == calls
+
+
 async def test_get_delete_and_input_items_of_a_stored_response(
     tmp_path: Path, database_url: str
 ) -> None:

@@ -23,6 +23,13 @@ def type_error(field: str, expected: str, value: Any) -> InvalidRequest:
     )
 
 
+def positive_int(field: str, value: Any) -> int:
+    """`value` if it is an integer of at least 1; else a 400 naming `field`."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise type_error(field, "a positive integer", value)
+    return value
+
+
 def model_of(payload: dict[str, Any]) -> str:
     model = payload.get("model")
     if model is None:
@@ -73,10 +80,8 @@ def check_chat(payload: dict[str, Any]) -> None:
     _optional(payload, "tools", list, "a list of tool objects")
     for name in ("n", "max_tokens", "max_completion_tokens"):
         value = payload.get(name)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 1
-        ):
-            raise type_error(name, "a positive integer", value)
+        if value is not None:
+            positive_int(name, value)
     for name in ("temperature", "top_p"):
         value = payload.get(name)
         if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):

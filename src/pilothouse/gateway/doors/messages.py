@@ -1,13 +1,16 @@
-"""The Anthropic Messages front door (`POST /v1/messages`), for aliases served by
-OpenAI-type providers: requests translated to chat completions and answers back to
-Anthropic's shapes. Pure: no I/O. (An Anthropic-backed alias is passed through instead.)
+"""The Anthropic Messages front door (`POST /v1/messages`): requests translated to chat
+completions and answers back to Anthropic's shapes, for every alias (an Anthropic-backed
+one is translated twice: Messages → chat → Anthropic, and back). Pure: no I/O.
 
 Request (`to_chat`): `system` (text or text blocks) → a system message; text, image
 (base64 or URL), `tool_use` and `tool_result` blocks; `max_tokens`, `temperature`,
 `top_p`, `stop_sequences` → `stop`; `tools` → function tools; `tool_choice`
 auto/any/tool/none → auto/required/named/none, `disable_parallel_tool_use` →
 `parallel_tool_calls: false`; `metadata.user_id` → `user`. Dropped: `top_k`, `thinking`,
-`cache_control`. Refused (400): document and other block types.
+`cache_control`. Refused (400, naming the field, as Anthropic would): document and other
+block types; a `tool_use` without its id or name; a `tool_result` answering no `tool_use`
+earlier in the messages; a `tool_choice`, `metadata` or `input_schema` that is not an
+object; a base64 image without its media type and data.
 
 Answer (`to_message`; the stream: `messages_stream.MessagesStream`): content text → a
 text block, tool calls → `tool_use` blocks with parsed input; finish reasons → stop
@@ -147,8 +150,11 @@ def _turn(message: Any, where: str, calls_so_far: set[str]) -> list[dict[str, An
             )
         elif kind == "tool_use" and role == "assistant":
             call_id, name = str(block.get("id") or ""), str(block.get("name") or "")
-            if not call_id or not name:
-                raise InvalidRequest(f"`{at}` needs an id and a name", param=at)
+            for field, value in (("id", call_id), ("name", name)):
+                if not value:
+                    raise InvalidRequest(
+                        f"`{at}.{field}` is required on a tool_use block", param=f"{at}.{field}"
+                    )
             calls_so_far.add(call_id)
             calls.append(
                 {
@@ -162,6 +168,11 @@ def _turn(message: Any, where: str, calls_so_far: set[str]) -> list[dict[str, An
             )
         elif kind == "tool_result" and role == "user":
             call_id = str(block.get("tool_use_id") or "")
+            if not call_id:
+                raise InvalidRequest(
+                    f"`{at}.tool_use_id` is required: the tool_use this result answers",
+                    param=f"{at}.tool_use_id",
+                )
             if call_id not in calls_so_far:
                 # Refused as the providers would (each in its own words, after the call).
                 raise InvalidRequest(
@@ -204,11 +215,12 @@ def _joined(parts: list[dict[str, Any]]) -> Any:
 def _image_url(source: Any, where: str) -> str:
     if isinstance(source, dict) and source.get("type") == "base64":
         media_type, data = source.get("media_type"), source.get("data")
-        if not isinstance(media_type, str) or not isinstance(data, str) or not data:
-            raise InvalidRequest(
-                f"`{where}.source` needs its media_type and data (base64) as strings",
-                param=f"{where}.source",
-            )
+        for field, value in (("media_type", media_type), ("data", data)):
+            if not isinstance(value, str) or not value:
+                raise InvalidRequest(
+                    f"`{where}.source.{field}` is required with a base64 source: a string",
+                    param=f"{where}.source.{field}",
+                )
         return f"data:{media_type};base64,{data}"
     if (
         isinstance(source, dict)
@@ -236,8 +248,12 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
         raise InvalidRequest("`tools` must be a list", param="tools")
     out = []
     for index, tool in enumerate(tools):
-        if not isinstance(tool, dict) or not tool.get("name"):
-            raise InvalidRequest(f"`tools.{index}` needs a name", param=f"tools.{index}")
+        if not isinstance(tool, dict):
+            raise type_error(f"tools.{index}", "an object with a name", tool)
+        if not tool.get("name"):
+            raise InvalidRequest(
+                f"`tools.{index}.name` is required: the tool's name", param=f"tools.{index}.name"
+            )
         schema = tool.get("input_schema")
         if schema is not None and not isinstance(schema, dict):
             raise type_error(f"tools.{index}.input_schema", "a JSON Schema object", schema)

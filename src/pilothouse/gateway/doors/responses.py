@@ -8,10 +8,14 @@ json_object, json_schema) → `response_format`, `max_output_tokens` →
 `max_completion_tokens`, `temperature`, `top_p`, `parallel_tool_calls` (with tools),
 `reasoning.effort` → `reasoning_effort`, `user`, `stream`. Refused (400, naming the
 field): built-in tools (web search, file search, computer use, ...), item types this door
-does not know, and what this gateway does not keep: `conversation`, `background: true`,
-OpenAI-stored `prompt`s. Echoed, not sent: `metadata`. `previous_response_id`,
-`item_reference` items and `store` are the gateway's (`stored.py`): by the time a request
-is translated here, they have been replaced by what they name.
+does not know, a `function_call_output` answering no call earlier in the input, a function
+tool without its name, a json_schema format without its schema, a field of the wrong type
+(checked under the door's own names: `max_output_tokens`, not chat's), and what this
+gateway does not keep: `conversation`, `background: true`, OpenAI-stored `prompt`s.
+Echoed, not sent: `metadata`. `previous_response_id`, `item_reference` items and `store`
+are the gateway's (`stored.py`): by the time a request is translated here, they have been
+replaced by what they name (a `ContinuedRequest`, so faults are still named where the
+client sent them).
 
 Answer (`answer_json`; the stream: `responses_stream.ResponsesStream`): the chat message becomes a
 `message` output item with one `output_text` part, each tool call a `function_call` item
@@ -28,7 +32,7 @@ import orjson
 
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.doors.ids_and_chunks import item_id, output_item_id
-from pilothouse.gateway.validation import type_error
+from pilothouse.gateway.validation import positive_int, type_error
 from pilothouse.providers.types import token_count
 
 _ROLES = {"user", "system", "developer", "assistant"}
@@ -71,25 +75,23 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(instructions, str):
             raise InvalidRequest("`instructions` must be a string", param="instructions")
         messages.append({"role": "system", "content": instructions})
-    messages += _input_messages(body.get("input"))
+    stored = body.stored_items if isinstance(body, ContinuedRequest) else 0
+    messages += _input_messages(body.get("input"), stored)
     chat: dict[str, Any] = {"messages": messages}
     if "model" in body:
         chat["model"] = body["model"]
     for field in ("temperature", "top_p", "user", "stream"):
         if body.get(field) is not None:
             chat[field] = body[field]
-    limit = body.get("max_output_tokens")
-    if limit is not None:  # checked here, under the name the client sent
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise type_error("max_output_tokens", "a positive integer", limit)
-        chat["max_completion_tokens"] = limit
+    if body.get("max_output_tokens") is not None:  # checked under the client's name
+        chat["max_completion_tokens"] = positive_int("max_output_tokens", body["max_output_tokens"])
     reasoning = body.get("reasoning")
     if reasoning is not None:
         if not isinstance(reasoning, dict):
             raise type_error("reasoning", 'an object such as {"effort": "low"}', reasoning)
         effort = reasoning.get("effort")
         if effort is not None and not isinstance(effort, str):
-            raise type_error("reasoning.effort", "a string (low, medium, high)", effort)
+            raise type_error("reasoning.effort", "a string such as low, medium or high", effort)
         if effort:
             chat["reasoning_effort"] = effort
     if body.get("tools"):
@@ -115,7 +117,17 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     return chat
 
 
-def _input_messages(value: Any) -> list[dict[str, Any]]:
+class ContinuedRequest(dict[str, Any]):
+    """A request continuing stored state (`stored.Keeper.prepare`): its `input` is the
+    stored conversation's `stored_items` items, then the client's own, so that a fault is
+    named where the client sent it (`input[0]` is the client's first item)."""
+
+    def __init__(self, body: dict[str, Any], stored_items: int):
+        super().__init__(body)
+        self.stored_items = stored_items
+
+
+def _input_messages(value: Any, stored_items: int = 0) -> list[dict[str, Any]]:
     if value is None:
         raise InvalidRequest("`input` is required: text, or a list of input items", param="input")
     if isinstance(value, str):
@@ -125,7 +137,10 @@ def _input_messages(value: Any) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     calls: set[str] = set()  # the call ids of the function calls so far
     for index, item in enumerate(value):
-        where = f"input[{index}]"
+        if index < stored_items:
+            where = f"item {index} of the stored conversation (previous_response_id)"
+        else:
+            where = f"input[{index - stored_items}]"
         if not isinstance(item, dict):
             raise InvalidRequest(f"`{where}` must be an object", param=where)
         kind = item.get("type", "message")
@@ -156,7 +171,10 @@ def _input_messages(value: Any) -> list[dict[str, Any]]:
                 messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
             if not item.get("call_id"):
-                raise InvalidRequest(f"`{where}` needs the call_id it answers", param=where)
+                raise InvalidRequest(
+                    f"`{where}.call_id` is required: the call this output answers",
+                    param=f"{where}.call_id",
+                )
             if str(item["call_id"]) not in calls:
                 # Refused as the providers would (each in its own words, after the call).
                 raise InvalidRequest(

@@ -28,6 +28,7 @@ from typing import Any
 from pilothouse import errors
 from pilothouse.conversations.stored import StoredResponse, StoredResponses
 from pilothouse.gateway.doors.ids_and_chunks import answer_of_item, input_item_id
+from pilothouse.gateway.doors.responses import ContinuedRequest
 from pilothouse.gateway.resolve import Resolution
 from pilothouse.policy.keys import ApiKey
 from pilothouse.snapshot import Snapshot
@@ -133,7 +134,7 @@ class Keeper:
         items = _input_items(value)
         if references:
             items = [_dereference(item, index, found) for index, item in enumerate(items)]
-        return {**payload, "input": [*conversation, *items]}
+        return ContinuedRequest({**payload, "input": [*conversation, *items]}, len(conversation))
 
     def turn(
         self,
