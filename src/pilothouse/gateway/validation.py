@@ -6,12 +6,13 @@ provider untouched, so new OpenAI parameters work without a gateway release.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from pilothouse.errors import InvalidRequest
 from pilothouse.fleet.deployments import ModelAlias
 from pilothouse.telemetry.storable import column_chars, stable_id
 
+T = TypeVar("T")
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 # The request log's user column (200): what a row and a user quota's counter both keep.
 USER_MAX_CHARS = column_chars("user")
@@ -99,9 +100,14 @@ def check_embeddings(payload: dict[str, Any]) -> None:
 
 
 def _optional(payload: dict[str, Any], name: str, kind: type, expected: str) -> None:
-    value = payload.get(name)
+    optional(name, payload.get(name), kind, expected)
+
+
+def optional(field: str, value: Any, kind: type[T], expected: str) -> T | None:
+    """`value` when it is left out (None) or a `kind`; else a 400 naming `field`."""
     if value is not None and not isinstance(value, kind):
-        raise type_error(name, expected, value)
+        raise type_error(field, expected, value)
+    return value
 
 
 def check_can_embed(alias: ModelAlias) -> None:

@@ -26,7 +26,7 @@ import orjson
 from pilothouse import errors
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.doors.ids_and_chunks import item_id
-from pilothouse.gateway.validation import type_error
+from pilothouse.gateway.validation import optional, type_error
 from pilothouse.providers.types import token_count
 
 STOP_REASONS = {
@@ -61,6 +61,10 @@ def error_body(exc: errors.PilothouseError) -> bytes:
     return orjson.dumps({"type": "error", "error": error})
 
 
+_USER_OBJECT = 'an object such as {"user_id": "..."}'
+_CHOICE_OBJECT = 'an object such as {"type": "auto"}'
+
+
 def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     """The chat completions body for a Messages request; InvalidRequest names the field."""
     max_tokens = body.get("max_tokens")
@@ -88,19 +92,14 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
             chat[field] = body[field]
     if body.get("stop_sequences"):
         chat["stop"] = body["stop_sequences"]
-    metadata = body.get("metadata")
-    if metadata is not None and not isinstance(metadata, dict):
-        raise type_error("metadata", 'an object such as {"user_id": "..."}', metadata)
-    if isinstance(metadata, dict) and metadata.get("user_id") is not None:
-        if not isinstance(metadata["user_id"], str):
-            raise type_error("metadata.user_id", "a string (an end user's id)", metadata["user_id"])
-        chat["user"] = metadata["user_id"]
+    metadata = optional("metadata", body.get("metadata"), dict, _USER_OBJECT) or {}
+    user = optional("metadata.user_id", metadata.get("user_id"), str, "a string (an end user's id)")
+    if user is not None:
+        chat["user"] = user
     if body.get("tools"):
         chat["tools"] = _tools(body["tools"])
-    choice = body.get("tool_choice")
-    if choice is not None and not isinstance(choice, dict):
-        raise type_error("tool_choice", 'an object such as {"type": "auto"}', choice)
-    if isinstance(choice, dict):
+    choice = optional("tool_choice", body.get("tool_choice"), dict, _CHOICE_OBJECT)
+    if choice is not None:
         chat["tool_choice"] = _tool_choice(choice)
         if choice.get("disable_parallel_tool_use"):
             chat["parallel_tool_calls"] = False
@@ -254,9 +253,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
             raise InvalidRequest(
                 f"`tools.{index}.name` is required: the tool's name", param=f"tools.{index}.name"
             )
-        schema = tool.get("input_schema")
-        if schema is not None and not isinstance(schema, dict):
-            raise type_error(f"tools.{index}.input_schema", "a JSON Schema object", schema)
+        where = f"tools.{index}.input_schema"
+        schema = optional(where, tool.get("input_schema"), dict, "a JSON Schema object")
         function = {
             "name": tool["name"],
             "parameters": schema or {"type": "object", "properties": {}},

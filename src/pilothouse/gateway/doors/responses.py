@@ -32,7 +32,7 @@ import orjson
 
 from pilothouse.errors import InvalidRequest
 from pilothouse.gateway.doors.ids_and_chunks import item_id, output_item_id
-from pilothouse.gateway.validation import positive_int, type_error
+from pilothouse.gateway.validation import optional, positive_int
 from pilothouse.providers.types import token_count
 
 _ROLES = {"user", "system", "developer", "assistant"}
@@ -64,6 +64,10 @@ def _refuse_unserved_state(body: dict[str, Any]) -> None:
         )
 
 
+_EFFORT_OBJECT = 'an object such as {"effort": "low"}'
+_EFFORT = "a string such as low, medium or high"
+
+
 def to_chat(body: dict[str, Any]) -> dict[str, Any]:
     """The chat completions body for a Responses request; InvalidRequest names the field.
     `previous_response_id` and `item_reference` items must have been replaced by what
@@ -85,31 +89,21 @@ def to_chat(body: dict[str, Any]) -> dict[str, Any]:
             chat[field] = body[field]
     if body.get("max_output_tokens") is not None:  # checked under the client's name
         chat["max_completion_tokens"] = positive_int("max_output_tokens", body["max_output_tokens"])
-    reasoning = body.get("reasoning")
-    if reasoning is not None:
-        if not isinstance(reasoning, dict):
-            raise type_error("reasoning", 'an object such as {"effort": "low"}', reasoning)
-        effort = reasoning.get("effort")
-        if effort is not None and not isinstance(effort, str):
-            raise type_error("reasoning.effort", "a string such as low, medium or high", effort)
-        if effort:
-            chat["reasoning_effort"] = effort
+    reasoning = optional("reasoning", body.get("reasoning"), dict, _EFFORT_OBJECT) or {}
+    effort = optional("reasoning.effort", reasoning.get("effort"), str, _EFFORT)
+    if effort:
+        chat["reasoning_effort"] = effort
     if body.get("tools"):
         chat["tools"] = _tools(body["tools"])
         if body.get("parallel_tool_calls") is not None:
             chat["parallel_tool_calls"] = body["parallel_tool_calls"]
     if body.get("tool_choice") is not None:
         chat["tool_choice"] = _tool_choice(body["tool_choice"])
-    text = body.get("text")
-    if text is not None:
-        if not isinstance(text, dict):
-            raise type_error("text", 'an object such as {"format": {"type": "text"}}', text)
-        fmt = text.get("format")
-        if fmt is not None and not isinstance(fmt, dict):
-            raise type_error("text.format", 'an object such as {"type": "json_object"}', fmt)
-        response_format = _format(fmt) if fmt is not None else None
-        if response_format is not None:
-            chat["response_format"] = response_format
+    text = optional("text", body.get("text"), dict, 'an object such as {"format": {...}}') or {}
+    fmt = optional("text.format", text.get("format"), dict, 'an object such as {"type": "text"}')
+    response_format = _format(fmt) if fmt is not None else None
+    if response_format is not None:
+        chat["response_format"] = response_format
     if body.get("stream"):
         chat["stream_options"] = {"include_usage": True}
     if "pilothouse" in body:
@@ -271,9 +265,8 @@ def _tools(tools: Any) -> list[dict[str, Any]]:
                 f"`tools[{index}].name` is required: the function's name",
                 param=f"tools[{index}].name",
             )
-        parameters = tool.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            raise type_error(f"tools[{index}].parameters", "a JSON Schema object", parameters)
+        where = f"tools[{index}].parameters"
+        parameters = optional(where, tool.get("parameters"), dict, "a JSON Schema object")
         function = {
             "name": name,
             "parameters": parameters or {"type": "object", "properties": {}},
