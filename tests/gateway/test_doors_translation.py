@@ -10,7 +10,13 @@ import orjson
 import pytest
 
 from pilothouse.errors import InvalidRequest
-from pilothouse.gateway.doors import messages, messages_stream, responses, responses_stream
+from pilothouse.gateway.doors import (
+    messages,
+    messages_stream,
+    responses,
+    responses_answer,
+    responses_stream,
+)
 from pilothouse.providers.openai_codec import OpenAIStreamDecoder
 from pilothouse.providers.types import EventKind, StreamEvent, token_count
 
@@ -192,7 +198,9 @@ def test_responses_answer_and_stream_agree() -> None:
         "usage": {"prompt_tokens": 4, "completion_tokens": 5, "prompt_tokens_details": {}},
     }
     whole = orjson.loads(
-        responses.answer_json(completion, request, response_id="resp_1", model="fast", created_at=7)
+        responses_answer.answer_json(
+            completion, request, response_id="resp_1", model="fast", created_at=7
+        )
     )
     assert whole["status"] == "incomplete" and whole["created_at"] == 7
     assert whole["incomplete_details"] == {"reason": "max_output_tokens"}
@@ -255,7 +263,9 @@ def test_responses_answer_and_stream_agree() -> None:
     blocks = [block for e in out for block in e.data.split(b"\n\n") if block]
     blocks += failed.split(b"\n\n")[:-1]
     for data in [block.split(b"\ndata: ", 1)[1] for block in blocks] + [
-        responses.answer_json(completion, request, response_id="resp_1", model="fast", created_at=7)
+        responses_answer.answer_json(
+            completion, request, response_id="resp_1", model="fast", created_at=7
+        )
     ]:
         assert orjson.dumps(orjson.loads(data)) == data
 
@@ -613,7 +623,7 @@ def test_odd_usage_from_a_provider_reads_as_zero_in_every_door(odd: Any) -> None
         "usage": {"prompt_tokens": odd, "completion_tokens": 2, "prompt_tokens_details": {}},
     }
     answer = orjson.loads(
-        responses.answer_json(
+        responses_answer.answer_json(
             completion,
             {"model": "fast", "input": "hi"},
             response_id="resp_1",

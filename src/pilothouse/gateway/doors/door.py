@@ -17,7 +17,13 @@ from typing import Any, Protocol
 import orjson
 
 from pilothouse import errors
-from pilothouse.gateway.doors import messages, messages_stream, responses, responses_stream
+from pilothouse.gateway.doors import (
+    messages,
+    messages_stream,
+    responses,
+    responses_answer,
+    responses_stream,
+)
 from pilothouse.gateway.doors.ids_and_chunks import answer_id
 from pilothouse.gateway.http_io import error_body as openai_error_body
 from pilothouse.providers.types import (
@@ -165,7 +171,7 @@ def _responses_answer(
     created_at: int,
     request_id: str,
 ) -> bytes:
-    return responses.answer_json(
+    return responses_answer.answer_json(
         completion,
         request,
         response_id=answer_id("resp", request_id),

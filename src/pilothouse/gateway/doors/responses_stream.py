@@ -14,7 +14,7 @@ from pilothouse.errors import PilothouseError
 from pilothouse.gateway.doors.chunk_writer import ChunkWriter
 from pilothouse.gateway.doors.ids_and_chunks import item_id as new_id
 from pilothouse.gateway.doors.ids_and_chunks import output_item_id
-from pilothouse.gateway.doors.responses import (
+from pilothouse.gateway.doors.responses_answer import (
     MESSAGE_ITEM,
     OUTPUT_TEXT_PART,
     echoed,
