@@ -13,6 +13,7 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._cut = False
         probe = socket.socket()
         probe.bind(("127.0.0.1", 0))
         self.port = int(probe.getsockname()[1])
@@ -27,7 +28,8 @@ class TcpProxy:
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
 
     def cut(self) -> None:
-        """Refuse new connections and drop every open one."""
+        """Refuse new connections and drop every open one: both ends of each see it closed,
+        as when a database goes away (PostgreSQL ends the session, and its locks)."""
         if self._listener is not None:
             # shutdown() wakes the thread blocked in accept(); close() alone would leave the
             # socket listening (and the port taken) until that accept returned.
@@ -36,13 +38,14 @@ class TcpProxy:
             self._listener.close()
             self._listener = None
         with self._lock:
-            for conn in self._connections:
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-                conn.close()
-            self._connections.clear()
+            self._cut = True
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            _drop(conn)
 
     def restore(self) -> None:
+        with self._lock:
+            self._cut = False
         self.start()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -58,6 +61,10 @@ class TcpProxy:
                 continue
             upstream.settimeout(None)
             with self._lock:
+                if self._cut:  # accepted just before a cut: it must not outlive it
+                    _drop(client)
+                    _drop(upstream)
+                    continue
                 self._connections += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
@@ -70,6 +77,14 @@ class TcpProxy:
         except OSError:
             pass
         finally:
-            for s in (source, sink):
-                with contextlib.suppress(OSError):
-                    s.close()
+            _drop(source)
+            _drop(sink)
+
+
+def _drop(conn: socket.socket) -> None:
+    """Close a socket so that its peer sees it: shutdown() first. close() alone, while the
+    pump of the other direction is blocked in recv() on it, sends nothing and leaves the
+    peer waiting: a PostgreSQL session idle in its transaction, holding its row locks."""
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_RDWR)
+    conn.close()
