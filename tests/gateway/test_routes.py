@@ -13,6 +13,8 @@ import openai
 import pytest
 
 from harness import Gateway, Simulator, gateway_config, start_gateway
+from pilothouse.releases.serving import RouteTarget, load_routes
+from pilothouse.store import open_store
 
 TRIAGE = {
     "messages": [
@@ -46,6 +48,18 @@ def setup_route(gw: Gateway, route: str = "support-triage") -> dict:
     )
     assert second.status_code == 201, second.text
     return {"v1": first.json(), "v2": second.json()}
+
+
+def served_route(gw: Gateway, name: str) -> RouteTarget:
+    """The route as the gateway's store holds it (its canary salt included)."""
+    store = open_store(gw.database_url)
+    try:
+        with store.connect() as conn:
+            route = load_routes(conn, [name]).entries[name]
+    finally:
+        store.close()
+    assert route is not None
+    return route
 
 
 def sdk(gw: Gateway) -> openai.OpenAI:
@@ -143,8 +157,15 @@ def test_canary_at_10_percent_sends_about_10_percent_of_users_and_keeps_each_on_
             return "canary" if response.json()["model"] == "sim-small" else "active"
 
         sides = {f"user-{i}": side(f"user-{i}") for i in range(1000)}
+        # Each user is served the side the route's bucketing gives them (its share of
+        # users is checked over 100 000 ids in tests/control/test_canary_slices.py); the
+        # share here is only a sanity bound, 5 sigma wide for a fresh random salt.
+        route = served_route(gateway, "canary-route")
+        assert {u for u, s in sides.items() if s == "canary"} == {
+            u for u in sides if route.choose(u) == "canary"
+        }
         share = sum(s == "canary" for s in sides.values()) / len(sides)
-        assert 0.07 <= share <= 0.13, share
+        assert 0.05 <= share <= 0.15, share
         for user in list(sides)[:60]:
             assert side(user) == sides[user] == side(user)
         # A session header pins the assignment as well as `user` does.
