@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from harness import fresh_schema
 from pilothouse import errors, logs
 from pilothouse.policy import keys as key_policy
 from pilothouse.policy.credentials import secret_hash
@@ -100,6 +102,43 @@ def test_sqlite_runs_in_wal_mode(tmp_path) -> None:
     with store.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     store.close()
+
+
+def test_postgres_sessions_keep_the_url_options_and_bound_a_lost_session(
+    postgres_base_url: str,
+) -> None:
+    with fresh_schema(postgres_base_url) as url:  # its search_path is an `options` entry
+        engine = database.create_store_engine(url)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW search_path").scalar().startswith("t_")
+            timeout = conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar()
+            assert timeout == "1min"
+            libpq = conn.connection.dbapi_connection.info.get_parameters()
+            assert (libpq["keepalives"], libpq["keepalives_idle"]) == ("1", "30")
+        engine.dispose()
+
+    # What the URL says wins; a session left idle in its transaction ends, and its locks
+    # go with it (a session this process lost to a network drop).
+    own = "options=-c%20idle_in_transaction_session_timeout%3D500&keepalives_idle=7"
+    engine = database.create_store_engine(f"{postgres_base_url}?{own}")
+    other = sa.create_engine(postgres_base_url.replace("postgresql://", "postgresql+psycopg://"))
+    try:
+        with engine.connect() as lost, other.connect() as conn:
+            assert lost.connection.dbapi_connection.info.get_parameters()["keepalives_idle"] == "7"
+            lost.exec_driver_sql("SELECT pg_advisory_xact_lock(4242)")
+            taken = "SELECT pg_try_advisory_xact_lock(4242)"
+            assert conn.exec_driver_sql(taken).scalar() is False
+            conn.rollback()
+            deadline = time.monotonic() + 10
+            while not conn.exec_driver_sql(taken).scalar():
+                conn.rollback()
+                assert time.monotonic() < deadline, "the idle session kept its lock"
+                time.sleep(0.1)
+            with pytest.raises(sa.exc.DBAPIError, match="idle-in-transaction timeout"):
+                lost.exec_driver_sql("SELECT 1")
+    finally:
+        engine.dispose()
+        other.dispose()
 
 
 def test_key_lifecycle_is_audited_and_bumps_the_version(store: Store) -> None:

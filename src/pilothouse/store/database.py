@@ -8,6 +8,7 @@ know (written by a newer Pilothouse) is refused rather than touched.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,12 +68,40 @@ def create_store_engine(url: str) -> Engine:
             pool_pre_ping=True,
             pool_size=5,
             max_overflow=5,
-            connect_args={"connect_timeout": 5},
+            connect_args=postgres_session(parsed.query),
         )
     raise StoreError(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
         "use sqlite:///PATH or postgresql://USER@HOST/DB"
     )
+
+
+# Every PostgreSQL session this process opens; a parameter the URL sets itself wins.
+POSTGRES_SESSION = {
+    "connect_timeout": 5,
+    # A server gone silent (a network drop, a failover) fails the query waiting on it
+    # within about a minute (30 s idle, then 3 probes 10 s apart), not hours later.
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+# A session this process lost mid-transaction, without the server seeing it go, ends
+# itself after this long: its row locks go with it. Otherwise the request-log loader's
+# retry of the same rows waits on those locks until the server's own keepalive (hours).
+# Every transaction here is a few statements with no pause between them.
+IDLE_IN_TRANSACTION_TIMEOUT = "idle_in_transaction_session_timeout=60000"
+
+
+def postgres_session(query: Mapping[str, str | tuple[str, ...]]) -> dict[str, Any]:
+    """The connection parameters above, beside those of a URL's `query`."""
+    args: dict[str, Any] = {k: v for k, v in POSTGRES_SESSION.items() if k not in query}
+    given = query.get("options", "")
+    options = " ".join(given) if isinstance(given, tuple) else given
+    if "idle_in_transaction_session_timeout" not in options:
+        # connect_args replace the URL's own `options` (a search_path, say): keep them.
+        args["options"] = f"{options} -c {IDLE_IN_TRANSACTION_TIMEOUT}".strip()
+    return args
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

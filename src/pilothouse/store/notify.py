@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
+from pilothouse.store.database import postgres_session
+
 CHANNEL = "pilothouse_changes"
 
 
@@ -29,7 +31,12 @@ async def listen(url: str) -> AsyncIterator[str]:
     """Yield each announced change's payload until the connection fails."""
     import psycopg  # only a PostgreSQL deployment listens (start-up of the rest: -90 ms)
 
-    async with await psycopg.AsyncConnection.connect(libpq_dsn(url), autocommit=True) as conn:
+    # Keepalives as every session has: a server gone silent ends this loop (the bus then
+    # reconnects) instead of leaving the process deaf to changes.
+    session = postgres_session(make_url(url).query)
+    async with await psycopg.AsyncConnection.connect(
+        libpq_dsn(url), autocommit=True, **session
+    ) as conn:
         await conn.execute(f"LISTEN {CHANNEL}")
         async for note in conn.notifies():
             yield note.payload or ""
