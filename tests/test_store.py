@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +15,7 @@ from harness import fresh_schema
 from pilothouse import errors, logs
 from pilothouse.policy import keys as key_policy
 from pilothouse.policy.credentials import secret_hash
-from pilothouse.store import Store, StoreError, audit, changes, database, open_store
+from pilothouse.store import Store, StoreError, audit, changes, database, notify, open_store
 from pilothouse.store import request_log as request_rows
 from pilothouse.store.tables import request_log
 
@@ -104,8 +106,21 @@ def test_sqlite_runs_in_wal_mode(tmp_path) -> None:
     store.close()
 
 
+def _with_query(url: str, query: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def _idle_timeout(url: str) -> str:
+    engine = database.create_store_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar())
+    finally:
+        engine.dispose()
+
+
 def test_postgres_sessions_keep_the_url_options_and_bound_a_lost_session(
-    postgres_base_url: str,
+    postgres_base_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with fresh_schema(postgres_base_url) as url:  # its search_path is an `options` entry
         engine = database.create_store_engine(url)
@@ -115,18 +130,26 @@ def test_postgres_sessions_keep_the_url_options_and_bound_a_lost_session(
             assert timeout == "1min"
             libpq = conn.connection.dbapi_connection.info.get_parameters()
             assert (libpq["keepalives"], libpq["keepalives_idle"]) == ("1", "30")
+            assert libpq["tcp_user_timeout"] == "60000"
         engine.dispose()
 
-    # What the URL says wins; a session left idle in its transaction ends, and its locks
-    # go with it (a session this process lost to a network drop).
+    # A timeout the session already has is its own: from PGOPTIONS or the URL.
+    monkeypatch.setenv("PGOPTIONS", "-c idle_in_transaction_session_timeout=700")
+    assert _idle_timeout(postgres_base_url) == "700ms"
+    monkeypatch.delenv("PGOPTIONS")
     own = "options=-c%20idle_in_transaction_session_timeout%3D500&keepalives_idle=7"
-    engine = database.create_store_engine(f"{postgres_base_url}?{own}")
+    assert _idle_timeout(_with_query(postgres_base_url, own)) == "500ms"
+
+    # A session left idle in its transaction ends, and its locks go with it (a session
+    # this process lost to a network drop).
+    engine = database.create_store_engine(_with_query(postgres_base_url, own))
     other = sa.create_engine(postgres_base_url.replace("postgresql://", "postgresql+psycopg://"))
+    lock = secrets.randbelow(1 << 30)
     try:
         with engine.connect() as lost, other.connect() as conn:
             assert lost.connection.dbapi_connection.info.get_parameters()["keepalives_idle"] == "7"
-            lost.exec_driver_sql("SELECT pg_advisory_xact_lock(4242)")
-            taken = "SELECT pg_try_advisory_xact_lock(4242)"
+            lost.exec_driver_sql(f"SELECT pg_advisory_xact_lock({lock})")
+            taken = f"SELECT pg_try_advisory_xact_lock({lock})"
             assert conn.exec_driver_sql(taken).scalar() is False
             conn.rollback()
             deadline = time.monotonic() + 10
@@ -139,6 +162,37 @@ def test_postgres_sessions_keep_the_url_options_and_bound_a_lost_session(
     finally:
         engine.dispose()
         other.dispose()
+
+
+def test_the_change_listener_connects_as_the_pool_does(postgres_base_url: str) -> None:
+    """Its parameters are the URL's, decoded (a value with a space used to reach libpq
+    with a `+` and the connection was refused), with the keepalives."""
+    url = _with_query(
+        postgres_base_url,
+        "application_name=change%20listener&options=-c%20idle_in_transaction_session_timeout%3D500",
+    )
+
+    async def first_note() -> str:
+        changes_ = notify.listen(url)
+        waiting = asyncio.ensure_future(anext(changes_))
+        engine = sa.create_engine(
+            postgres_base_url.replace("postgresql://", "postgresql+psycopg://")
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while not waiting.done():  # NOTIFY until the listener has connected and hears it
+                assert time.monotonic() < deadline, "the listener heard nothing"
+                with engine.begin() as conn:
+                    notify.notify(conn, "hello")
+                await asyncio.wait([waiting], timeout=0.2)
+            return waiting.result()
+        finally:
+            engine.dispose()
+            await changes_.aclose()
+
+    assert asyncio.run(first_note()) == "hello"
+    params = notify.libpq_params(url)
+    assert params["application_name"] == "change listener" and params["keepalives_idle"] == 30
 
 
 def test_key_lifecycle_is_audited_and_bumps_the_version(store: Store) -> None:

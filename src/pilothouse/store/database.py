@@ -63,45 +63,64 @@ def create_store_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(
+        engine = create_engine(
             url,
             pool_pre_ping=True,
             pool_size=5,
             max_overflow=5,
-            connect_args=postgres_session(parsed.query),
+            connect_args=postgres_keepalives(parsed.query),
         )
+        event.listen(engine, "connect", _postgres_session)
+        return engine
     raise StoreError(
         f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}: "
         "use sqlite:///PATH or postgresql://USER@HOST/DB"
     )
 
 
-# Every PostgreSQL session this process opens; a parameter the URL sets itself wins.
-POSTGRES_SESSION = {
-    "connect_timeout": 5,
-    # A server gone silent (a network drop, a failover) fails the query waiting on it
-    # within about a minute (30 s idle, then 3 probes 10 s apart), not hours later.
-    "keepalives": 1,
-    "keepalives_idle": 30,
-    "keepalives_interval": 10,
-    "keepalives_count": 3,
-}
+def postgres_keepalives(query: Mapping[str, Any]) -> dict[str, Any]:
+    """Connection parameters for every PostgreSQL session this process opens, but those
+    the URL's `query` sets itself: a connect timeout, and TCP keepalives so that a server
+    gone silent (a network drop, a failover) fails the query waiting on it within about a
+    minute rather than hours later (30 s idle then 3 probes 10 s apart; with data unsent,
+    libpq 12+'s `tcp_user_timeout`)."""
+    import psycopg  # a PostgreSQL URL only (start-up of the rest)
+
+    wanted: dict[str, Any] = {
+        "connect_timeout": 5,
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+    }
+    if psycopg.pq.version() >= 120000:
+        wanted["tcp_user_timeout"] = 60_000
+    return {k: v for k, v in wanted.items() if k not in query}
+
+
 # A session this process lost mid-transaction, without the server seeing it go, ends
-# itself after this long: its row locks go with it. Otherwise the request-log loader's
-# retry of the same rows waits on those locks until the server's own keepalive (hours).
-# Every transaction here is a few statements with no pause between them.
-IDLE_IN_TRANSACTION_TIMEOUT = "idle_in_transaction_session_timeout=60000"
+# itself after this long, and its row locks with it: otherwise the request-log loader's
+# retry of the same rows waits on them until the server's own keepalive (hours). Every
+# transaction here is a few statements with no pause between them.
+IDLE_IN_TRANSACTION_MS = 60_000
 
 
-def postgres_session(query: Mapping[str, str | tuple[str, ...]]) -> dict[str, Any]:
-    """The connection parameters above, beside those of a URL's `query`."""
-    args: dict[str, Any] = {k: v for k, v in POSTGRES_SESSION.items() if k not in query}
-    given = query.get("options", "")
-    options = " ".join(given) if isinstance(given, tuple) else given
-    if "idle_in_transaction_session_timeout" not in options:
-        # connect_args replace the URL's own `options` (a search_path, say): keep them.
-        args["options"] = f"{options} -c {IDLE_IN_TRANSACTION_TIMEOUT}".strip()
-    return args
+def _postgres_session(dbapi_connection: Any, _record: Any) -> None:
+    """Set the idle-in-transaction timeout on a new session, unless it has one already
+    (from the server, the role, the database, PGOPTIONS or the URL's `options`: theirs
+    wins). Set in the session, not as a startup `options`, which poolers such as
+    PgBouncer refuse and which would replace PGOPTIONS."""
+    autocommit = dbapi_connection.autocommit
+    dbapi_connection.autocommit = True
+    try:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('idle_in_transaction_session_timeout', %s, false) "
+                "WHERE current_setting('idle_in_transaction_session_timeout') = '0'",
+                (str(IDLE_IN_TRANSACTION_MS),),
+            )
+    finally:
+        dbapi_connection.autocommit = autocommit
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
