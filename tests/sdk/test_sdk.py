@@ -148,7 +148,6 @@ def test_label_move_is_pushed_within_a_second(
     )
     assert client.get_prompt(name).version == v1
     wait_for(lambda: revalidated_on_connect(client), what="the event stream")
-    fetched, unchanged = client.stats["refreshes"], client.stats["not_modified"]
 
     registry.move(name, "production", v2)
     start = time.monotonic()
@@ -163,11 +162,13 @@ def test_label_move_is_pushed_within_a_second(
     assert client.stats["events"] >= 1
     assert client.stats["polls"] == 0, "the push did it, not the poll"
     # The event carried the prompt: installed without a request, as a fetch would have.
-    # Any revalidation since (v2's own creation event arriving late on a slow machine, or
-    # a reconnect) found nothing new (304): no fetch brought the moved label.
-    assert client.stats["event_installs"] == 1
-    revalidations = client.stats["refreshes"] - fetched
-    assert client.stats["not_modified"] - unchanged == revalidations, dict(client.stats)
+    # A fetch that got an answer other than 304 is one that another event asked for: the
+    # stream may replay v2's creation (it starts where the instance's feed is, which can
+    # lag the write), and its revalidation, sent with v1's ETag, can reach the server after
+    # the move. The move's own event never fetches.
+    stats = dict(client.stats)
+    assert stats["event_installs"] == 1, json.dumps(stats)
+    assert stats["refreshes"] - stats["not_modified"] <= stats["events"] - 1, json.dumps(stats)
     served = registry.admin.get(f"/api/prompts/{name}", params={"label": "production"}).json()
     assert (prompt.version, prompt.hash) == (served["version"], served["hash"])
 

@@ -220,6 +220,10 @@ def test_memory_stays_bounded_while_the_database_hangs_and_returns_after(
                 wait_until(lambda: writer.memory_rows() <= writer.loader.rows_in_flight)
             health = writer.health()
             total_bytes = health["backlog_bytes"]
+            # The hang is visible: the load's age grows while the store still counts as up.
+            hung = metric(writer, "pilothouse_request_log_load_seconds")
+            assert hung >= health["load_in_flight_seconds"] > 0
+            assert metric(writer, "pilothouse_request_log_store_up") == 1
         assert baseline == 0
         batch_rows = LOAD_BATCH_BYTES // 200  # no journal line is shorter than 200 bytes
         assert all(memory <= chunk + batch_rows for memory, _ in samples)
@@ -229,6 +233,7 @@ def test_memory_stays_bounded_while_the_database_hangs_and_returns_after(
         assert health["has_room"] and health["dropped"] == 0
         assert flush(writer)
         assert writer.memory_rows() == 0 and writer.health()["backlog_bytes"] == 0
+        assert metric(writer, "pilothouse_request_log_load_seconds") == 0
         assert len(stored(store)) == 1 + chunk * chunks
 
 

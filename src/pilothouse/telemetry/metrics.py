@@ -214,6 +214,12 @@ class Metrics:
             "Request-log rows held in memory: waiting for the journal or being loaded.",
             registry=r,
         )
+        self.log_load_seconds = Gauge(
+            "pilothouse_request_log_load_seconds",
+            "How long the request-log load in flight has taken, 0 when none: a database "
+            "that hangs (a held lock, a silent network) shows here, not in store_up.",
+            registry=r,
+        )
         self.rollup_errors = Counter(
             "pilothouse_rollup_errors",
             "Batches of request-log rows loaded without their rollups (see the server log).",

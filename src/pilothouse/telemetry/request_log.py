@@ -104,6 +104,7 @@ class RequestLogWriter:
         metrics.log_journal_bytes.set_function(lambda: self.journal.disk_bytes)
         metrics.log_backlog_bytes.set_function(lambda: self.journal.backlog_bytes)
         metrics.log_memory_rows.set_function(self.memory_rows)
+        metrics.log_load_seconds.set_function(self.load_seconds)
 
     def submit(self, record: RequestRecord) -> None:
         """Queue a record (never blocks, never touches the disk or the database).
@@ -138,6 +139,11 @@ class RequestLogWriter:
     def memory_rows(self) -> int:
         """Rows held in memory: queued for the journal, or in the batch being loaded."""
         return len(self._lines) + self.loader.rows_in_flight
+
+    def load_seconds(self) -> float:
+        """How long the load in flight has taken (0.0 when none)."""
+        busy = self.loader.busy_since
+        return 0.0 if busy is None else time.monotonic() - busy
 
     @property
     def dropped(self) -> int:
