@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("pilothouse.bus")
 
 REDIS_CHANNEL = "pilothouse:changes"
+PUBLISH_TIMEOUT_SECONDS = 1.0
+PUBLISH_PAUSE_SECONDS = 5.0
 Wake = Callable[[Change | None], Awaitable[object]]  # None: a message that is not a change
 
 
@@ -35,6 +38,7 @@ class ChangeBus:
         self._postgres_url = postgres_url
         self._redis: Redis | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._publish_paused_until = 0.0
 
     @property
     def transports(self) -> list[str]:
@@ -52,13 +56,29 @@ class ChangeBus:
             self._tasks.append(asyncio.create_task(self._postgres_loop(wake), name="bus-postgres"))
 
     async def publish(self, change: Change) -> None:
-        """Announce a change made by this process (PostgreSQL announced it at commit)."""
-        if not self._redis_url:
+        """Announce a change made by this process (PostgreSQL announced it at commit).
+
+        An admin write's answer waits for this, so it is bounded: a Redis that accepts
+        connections and never answers (frozen, or behind a silent network) costs one write
+        PUBLISH_TIMEOUT_SECONDS, and the writes in the next PUBLISH_PAUSE_SECONDS nothing
+        (the poll carries their changes, as it carries any lost message)."""
+        if not self._redis_url or time.monotonic() < self._publish_paused_until:
             return
         try:
-            await self._redis_client().publish(REDIS_CHANNEL, change.payload())
+            await asyncio.wait_for(
+                self._redis_client().publish(REDIS_CHANNEL, change.payload()),
+                PUBLISH_TIMEOUT_SECONDS,
+            )
         except Exception as exc:  # the poll still carries the change
-            log.warning("could not publish change %d on Redis: %s", change.version, exc)
+            self._publish_paused_until = time.monotonic() + PUBLISH_PAUSE_SECONDS
+            reason = f"no answer in {PUBLISH_TIMEOUT_SECONDS:g} s" if _timed_out(exc) else exc
+            log.warning(
+                "could not publish change %d on Redis (%s); the poll carries changes, and "
+                "publishing pauses for %g s",
+                change.version,
+                reason,
+                PUBLISH_PAUSE_SECONDS,
+            )
 
     async def ping(self) -> bool | None:
         """Whether Redis answers (None when no Redis is configured)."""
@@ -119,3 +139,9 @@ class ChangeBus:
                 await task
         if self._redis is not None:
             await self._redis.aclose()
+
+
+def _timed_out(exc: BaseException) -> bool:
+    from redis.exceptions import TimeoutError as RedisTimeout
+
+    return isinstance(exc, TimeoutError | RedisTimeout)
