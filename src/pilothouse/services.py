@@ -27,7 +27,10 @@ from pilothouse.store.tolerant import DamagedRow
 from pilothouse.telemetry.metrics import Metrics
 from pilothouse.telemetry.request_log import RequestLogWriter
 
-CHECK_TIMEOUT_SECONDS = 2.0
+# A probe's answer waits this long for the database: a readiness probe's own timeout is
+# often 1 s, and a probe that times out pulls the instance, which a database outage must
+# not do to every instance at once (it is `degraded`, still 200).
+CHECK_TIMEOUT_SECONDS = 0.8
 # A Redis PING answers in well under a millisecond: one that takes this long is down (a
 # frozen Redis would otherwise hold every readiness probe, whose own timeout is often 1 s).
 REDIS_CHECK_SECONDS = 0.5
@@ -52,6 +55,11 @@ class Services:
     quotas: QuotaGate
     # Identical prompt reads (GET /api/prompts/{name}) that arrive together share one.
     prompt_reads: CoalescedReads = field(default_factory=CoalescedReads)
+    # The database check in flight: probes share it, so a database that hangs holds one
+    # thread and one connection, not one per probe.
+    _schema_check: asyncio.Task[database.RevisionState] | None = field(
+        default=None, init=False, repr=False
+    )
 
     @property
     def snapshot(self) -> Snapshot:
@@ -64,12 +72,19 @@ class Services:
     async def schema_state(self) -> database.RevisionState:
         return await asyncio.to_thread(database.revision_state, self.store.engine)
 
+    def _checked(self) -> asyncio.Task[database.RevisionState]:
+        if self._schema_check is None or self._schema_check.done():
+            self._schema_check = asyncio.ensure_future(self.schema_state())
+            # Its failure is read by the probes still waiting, or by nobody: not an error.
+            self._schema_check.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return self._schema_check
+
     async def dependencies(self) -> dict[str, dict[str, Any]]:
         """Each dependency's state, every check bounded in time (a hung database is down)."""
         checks: dict[str, dict[str, Any]] = {}
         redis_check = asyncio.create_task(asyncio.wait_for(self.bus.ping(), REDIS_CHECK_SECONDS))
         try:
-            state = await asyncio.wait_for(self.schema_state(), CHECK_TIMEOUT_SECONDS)
+            state = await asyncio.wait_for(asyncio.shield(self._checked()), CHECK_TIMEOUT_SECONDS)
             checks["database"] = {
                 "up": True,
                 "dialect": self.store.dialect,
