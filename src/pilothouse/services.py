@@ -80,30 +80,34 @@ class Services:
         return self._schema_check
 
     async def dependencies(self) -> dict[str, dict[str, Any]]:
-        """Each dependency's state, every check bounded in time (a hung database is down)."""
-        checks: dict[str, dict[str, Any]] = {}
-        redis_check = asyncio.create_task(asyncio.wait_for(self.bus.ping(), REDIS_CHECK_SECONDS))
-        try:
-            state = await asyncio.wait_for(asyncio.shield(self._checked()), CHECK_TIMEOUT_SECONDS)
-            checks["database"] = {
-                "up": True,
-                "dialect": self.store.dialect,
-                "schema": state.current,
-                "schema_at_head": state.at_head,
-            }
-        except Exception as exc:
-            reason = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)[:300]
-            checks["database"] = {"up": False, "dialect": self.store.dialect, "error": reason}
-        try:
-            redis = await redis_check  # beside the database's: the two waits do not add up
-        except TimeoutError:  # a Redis that accepts and never answers (frozen) is down
-            checks["redis"] = {"up": False, "error": "no answer in time"}
-        else:
-            if redis is not None:
-                checks["redis"] = {"up": redis}
+        """Each dependency's state, every check bounded in time (a hung database is down),
+        the checks side by side: their waits do not add up."""
+        database_state, redis = await asyncio.gather(self._database(), self._redis())
+        checks = {"database": database_state, **({"redis": redis} if redis else {})}
         checks["request_log"] = self.request_log.health()
         checks["configuration"] = {"version": self.snapshot.version}
         return checks
+
+    async def _database(self) -> dict[str, Any]:
+        try:
+            state = await asyncio.wait_for(asyncio.shield(self._checked()), CHECK_TIMEOUT_SECONDS)
+        except Exception as exc:
+            reason = "no answer in time" if isinstance(exc, TimeoutError) else str(exc)[:300]
+            return {"up": False, "dialect": self.store.dialect, "error": reason}
+        return {
+            "up": True,
+            "dialect": self.store.dialect,
+            "schema": state.current,
+            "schema_at_head": state.at_head,
+        }
+
+    async def _redis(self) -> dict[str, Any] | None:
+        """None when no Redis is configured."""
+        try:
+            up = await asyncio.wait_for(self.bus.ping(), REDIS_CHECK_SECONDS)
+        except TimeoutError:  # a Redis that accepts and never answers (frozen) is down
+            return {"up": False, "error": "no answer in time"}
+        return None if up is None else {"up": up}
 
     def explain(self, exc: Exception) -> errors.PilothouseError | None:
         """Our error for a failure the store raised (the database is away, or a row it

@@ -82,6 +82,11 @@ class JournalLoader:
     def idle(self) -> bool:
         return self.busy_since is None
 
+    def in_flight_seconds(self) -> float | None:
+        """How long the insert in flight has taken; None when there is none."""
+        busy = self.busy_since
+        return None if busy is None else time.monotonic() - busy
+
     def run(self, on_start: Callable[[], None] = lambda: None) -> None:
         on_start()
         while True:

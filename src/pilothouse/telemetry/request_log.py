@@ -104,7 +104,7 @@ class RequestLogWriter:
         metrics.log_journal_bytes.set_function(lambda: self.journal.disk_bytes)
         metrics.log_backlog_bytes.set_function(lambda: self.journal.backlog_bytes)
         metrics.log_memory_rows.set_function(self.memory_rows)
-        metrics.log_load_seconds.set_function(self.load_seconds)
+        metrics.log_load_seconds.set_function(lambda: self.loader.in_flight_seconds() or 0.0)
 
     def submit(self, record: RequestRecord) -> None:
         """Queue a record (never blocks, never touches the disk or the database).
@@ -139,11 +139,6 @@ class RequestLogWriter:
     def memory_rows(self) -> int:
         """Rows held in memory: queued for the journal, or in the batch being loaded."""
         return len(self._lines) + self.loader.rows_in_flight
-
-    def load_seconds(self) -> float:
-        """How long the load in flight has taken (0.0 when none)."""
-        busy = self.loader.busy_since
-        return 0.0 if busy is None else time.monotonic() - busy
 
     @property
     def dropped(self) -> int:
@@ -210,7 +205,7 @@ class RequestLogWriter:
         and is the database taking them (`store`: "up" or "down"; a hang shows as a
         growing `load_in_flight_seconds`)."""
         room = self.journal.max_bytes - self.journal.disk_bytes
-        busy = self.loader.busy_since
+        busy = self.loader.in_flight_seconds()
         appending = self._appender is not None and self._appender.is_alive()
         return {
             "journal": str(self.journal.directory),
@@ -222,7 +217,7 @@ class RequestLogWriter:
             "memory_rows": self.memory_rows(),
             "store": "up" if self.loader.store_up else "down",
             "store_error": self.loader.store_error,
-            "load_in_flight_seconds": None if busy is None else round(time.monotonic() - busy, 3),
+            "load_in_flight_seconds": None if busy is None else round(busy, 3),
             "last_loaded_at": None
             if self.loader.last_loaded_at is None
             else datetime.fromtimestamp(self.loader.last_loaded_at, UTC).isoformat(),
