@@ -218,6 +218,9 @@ def test_memory_stays_bounded_while_the_database_hangs_and_returns_after(
                 samples.append((writer.memory_rows(), writer.loader.rows_in_flight))
                 # The journal takes the rows within its interval, database or not.
                 wait_until(lambda: writer.memory_rows() <= writer.loader.rows_in_flight)
+            # The loader may be between two batches: wait until it is in the insert that
+            # hangs (its sleep between batches is not a hang).
+            wait_until(lambda: writer.loader.in_flight_seconds() is not None)
             health = writer.health()
             total_bytes = health["backlog_bytes"]
             # The hang is visible: the load's age grows while the store still counts as up.
