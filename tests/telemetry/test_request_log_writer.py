@@ -225,7 +225,7 @@ def test_memory_stays_bounded_while_the_database_hangs_and_returns_after(
             total_bytes = health["backlog_bytes"]
             # The hang is visible: the load's age grows while the store still counts as up.
             hung = metric(writer, "pilothouse_request_log_load_seconds")
-            assert hung >= health["load_in_flight_seconds"] > 0
+            assert round(hung, 3) >= health["load_in_flight_seconds"] > 0  # read later
             assert metric(writer, "pilothouse_request_log_store_up") == 1
         assert baseline == 0
         batch_rows = LOAD_BATCH_BYTES // 200  # no journal line is shorter than 200 bytes
